@@ -1,0 +1,120 @@
+"""Tensor factories with PyTorch's names and defaults (float32 unless told otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from staticgraph.ops import dtypes
+
+from .tensor import Tensor, _as_array
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed eager's random numbers (numpy's PCG64: the same seed does not give torch's values)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def _shape(size: Sequence[Any]) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(d) for d in size)
+
+
+def _new(array: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+    if dtype is not None:
+        array = array.astype(dtypes.as_dtype(dtype), copy=False)
+    return Tensor._make(array).requires_grad_(requires_grad)
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays)."""
+    if isinstance(data, Tensor):
+        data = data._data
+    return _new(np.array(_as_array(data)), dtype, requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or dtypes.as_dtype(dtype) == data.dtype):
+        return data
+    return tensor(data, dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory, as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    return Tensor._make(_as_array(array))
+
+
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(np.zeros(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(np.ones(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(np.empty(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+
+
+def full(size: Sequence[int], fill_value: Any, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    array = np.full(_shape((size,)), fill_value, dtypes.scalar_dtype(fill_value))
+    return _new(array, dtype, requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(_generator.standard_normal(_shape(size), np.float32), dtype, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(_generator.random(_shape(size), np.float32), dtype, requires_grad)
+
+
+def randint(low: int, high: int, size: Sequence[int], dtype: Any = None) -> Tensor:
+    return _new(_generator.integers(low, high, _shape((size,)), dtype=np.int64), dtype, False)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    is_float = any(isinstance(v, float) for v in (start, end, step))
+    array = np.arange(start, end, step, dtype=np.float32 if is_float else np.int64)
+    return _new(array, dtype, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    return _new(np.linspace(start, end, steps, dtype=np.float32), dtype, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(np.eye(n, m, dtype=np.float32), dtype, requires_grad)
+
+
+def _like(factory):
+    def like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return factory(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    like.__name__ = factory.__name__ + "_like"
+    like.__doc__ = f"``{factory.__name__}`` with the shape and dtype of ``input``."
+    return like
+
+
+zeros_like = _like(zeros)
+ones_like = _like(ones)
+empty_like = _like(empty)
+randn_like = _like(randn)
+rand_like = _like(rand)
+
+
+def full_like(input: Tensor, fill_value: Any, dtype: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    return full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)

@@ -1,0 +1,116 @@
+"""The nodes eager mode records: one ``BackwardNode`` per differentiable op (its class is
+named as PyTorch names it, ``AddBackward0``...) and an ``AccumulateGrad`` per leaf."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from staticgraph.ops import autodiff
+from staticgraph.ops.dtypes import torch_name
+from staticgraph.ops.primitive import Primitive, Saves
+
+FREED = ("Trying to backward through the graph a second time (or directly access saved "
+         "tensors after they have already been freed). Saved intermediate values of the graph "
+         "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if "
+         "you need to backward through the graph a second time or if you need to access saved "
+         "tensors after calling backward.")
+
+
+class Node:
+    """``torch.autograd.graph.Node``: what ``grad_fn`` holds."""
+
+    __slots__ = ("_next", "__weakref__")
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self) -> tuple[tuple[Node | None, int], ...]:
+        return tuple((node, 0) for node in self._next)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    """The end of every path to a leaf: adds the incoming gradient to ``variable.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable: Any) -> None:
+        self._next = ()
+        self.variable = variable
+
+
+class BackwardNode(Node):
+    """How to pull a gradient back through one recorded op: its primitive, params and what
+    the primitive's VJP rules need (saved tensors with their versions, or only shapes)."""
+
+    __slots__ = ("_prim", "_params", "_inputs", "_versions", "_meta", "_out", "_freed",
+                 "_retained")
+
+    def _save(self, prim: Primitive, params: dict, inputs: tuple, out: Any) -> None:
+        self._prim, self._params, self._freed, self._retained = prim, params, False, None
+        if Saves.INPUTS in prim.saves:
+            self._inputs = inputs
+            self._versions = tuple(t._version[0] for t in inputs)
+        else:
+            self._inputs = None
+            self._meta = tuple((t._data.shape, t._data.dtype) for t in inputs)
+        # The output is kept as its array (not the Tensor, which would be a reference cycle)
+        # plus the version box it shares with the Tensor.
+        self._out = (out._data, out._version, out._version[0]) \
+            if Saves.OUTPUT in prim.saves else None
+
+    def _release(self) -> None:
+        self._freed = True
+        self._inputs = self._out = None
+
+    def _pullback(self, g: Any, needs: list[bool]) -> list[Any]:
+        if self._freed and self._prim.saves:
+            raise RuntimeError(FREED)
+        make = type(g)._make
+        if self._inputs is None:
+            inputs = tuple(make(_meta_array(shape, dtype)) for shape, dtype in self._meta)
+        else:
+            for t, version in zip(self._inputs, self._versions):
+                if t._version[0] != version:
+                    raise RuntimeError(_modified_message(t._data, t._grad_fn, t._version[0],
+                                                         version))
+            inputs = self._inputs
+        out = None
+        if self._out is not None:
+            data, box, version = self._out
+            if box[0] != version:
+                raise RuntimeError(_modified_message(data, self, box[0], version))
+            out = make(data, self)
+        return autodiff.vjp(self._prim, g, out, inputs, self._params, needs)
+
+
+_node_classes: dict[str, type[BackwardNode]] = {}
+
+
+def node_class(name: str) -> type[BackwardNode]:
+    """A BackwardNode subclass per torch name, so ``type(y.grad_fn).__name__`` reads right."""
+    cls = _node_classes.get(name)
+    if cls is None:
+        cls = _node_classes[name] = type(name, (BackwardNode,), {"__slots__": ()})
+    return cls
+
+
+def _meta_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zero-strided array of the right shape and dtype: what a rule that only reads the
+    shape of an input gets, so eager need not keep that input alive (as torch saves sizes)."""
+    return np.ndarray(shape, dtype, buffer=np.zeros(1, dtype), strides=(0,) * len(shape))
+
+
+def _modified_message(data: np.ndarray, grad_fn: Node | None, now: int, expected: int) -> str:
+    which = ""
+    if grad_fn is not None:
+        which = f", which is output 0 of {re.sub(r'Backward[0-9]*$', '', grad_fn.name())},"
+    return ("one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [eager.{torch_name(data.dtype)}Tensor {list(data.shape)}]"
+            f"{which} is at version {now}; expected version {expected} instead.")

@@ -1,0 +1,338 @@
+"""The eager Tensor: runs each primitive's numpy kernel now and records a BackwardNode."""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+
+from staticgraph.ops import Primitive, Surface, dtypes
+from staticgraph.ops.indexing import parse_index
+from staticgraph.ops.primitives import P
+
+from . import autograd
+from ._format import format_tensor
+from .grad_mode import is_grad_enabled, no_grad
+from .nodes import AccumulateGrad, BackwardNode, Node, node_class
+
+_NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+    "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+    "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+    "instead. See github.com/pytorch/pytorch/pull/30531 for more information.")
+
+
+class Tensor(Surface):
+    """A numpy array with PyTorch's autograd: ``requires_grad``, ``grad_fn``, ``.grad``."""
+
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_grad", "_retains_grad", "_version",
+                 "_base", "_accumulator", "__weakref__")
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self._init(np.array(_as_array(data)), None)
+        if requires_grad:
+            self.requires_grad_()
+
+    def _init(self, data: np.ndarray, grad_fn: Node | None) -> None:
+        self._data, self._grad_fn = data, grad_fn
+        self._requires_grad = self._retains_grad = False
+        self._grad = self._base = self._accumulator = None
+        self._version = [0]  # a box, shared by a tensor and its views
+
+    @classmethod
+    def _make(cls, data: np.ndarray, grad_fn: Node | None = None) -> Tensor:
+        t = object.__new__(cls)
+        t._init(data, grad_fn)
+        return t
+
+    # -- what the operator surface needs ---------------------------------------------------
+    def _apply(self, prim: Primitive, *inputs: Tensor, grad_name: str | None = None, **params):
+        arrays = [t._data for t in inputs]
+        try:
+            data = prim.kernel(*arrays, **params)
+        except (ValueError, TypeError, IndexError) as exc:
+            # Let the shape/dtype rule say what was wrong, in torch's words where it has them.
+            prim.shape_rule(*inputs, **params)
+            prim.dtype_rule(*inputs, **params)
+            raise RuntimeError(f"{prim.name}: {exc}") from None
+        dtype = prim.dtype_rule(*inputs, **params)
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
+        if data.dtype != dtype:
+            data = data.astype(dtype)
+        out = Tensor._make(data)
+        if data.base is not None or data is arrays[0]:
+            base = inputs[0]  # a view: it shares memory and the version counter
+            out._base, out._version = base._base or base, base._version
+        if prim.vjps is not None and is_grad_enabled() and \
+                any(t._grad_fn is not None or t._requires_grad for t in inputs):
+            node = node_class(grad_name or prim.grad_name)()
+            node._next = tuple(t._grad_fn or (t._grad_accumulator() if t._requires_grad
+                                              else None) for t in inputs)
+            node._save(prim, params, inputs, out)
+            out._grad_fn = node
+        return out
+
+    def _lift(self, value: Any, dtype: np.dtype | None = None) -> Tensor:
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, Surface):
+            raise TypeError(f"cannot use a {type(value).__name__} in an eager expression")
+        return Tensor._make(np.asarray(value, dtype=dtype) if dtype is not None
+                            else _as_array(value))
+
+    # -- metadata ----------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    def __len__(self) -> int:
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
+
+    def __iter__(self):
+        if not self._data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self._data)))
+
+    # -- autograd state ------------------------------------------------------------------------
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._grad_fn
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad or self._grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if self._grad_fn is not None:
+            if requires_grad:
+                return self
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use "
+                "a computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach().")
+        if requires_grad and not dtypes.is_floating(self.dtype):
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def grad(self) -> Tensor | None:
+        if self._grad_fn is not None and not self._retains_grad and self._grad is None:
+            warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None and value.shape != self.shape:
+            raise RuntimeError(f"assigned grad has data of a different size: {value.shape} "
+                               f"vs {self.shape}")
+        self._grad = value
+
+    def retain_grad(self) -> None:
+        if self._grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        self._retains_grad = True
+        self._grad_fn._retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def _grad_accumulator(self) -> AccumulateGrad:
+        node = self._accumulator() if self._accumulator is not None else None
+        if node is None:
+            node = AccumulateGrad(self)
+            self._accumulator = weakref.ref(node)
+        return node
+
+    def _accumulate_grad(self, g: Tensor, create_graph: bool) -> None:
+        if self._grad is None:
+            self._grad = g if create_graph else g.detach()
+        elif create_graph:
+            self._grad = self._grad + g
+        else:
+            self._grad._data = self._grad._data + g._data  # keep the object the user holds
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    def detach(self) -> Tensor:
+        t = Tensor._make(self._data)
+        t._version, t._base = self._version, self._base or self
+        return t
+
+    def detach_(self) -> Tensor:
+        self._grad_fn, self._requires_grad = None, False
+        return self
+
+    def clone(self) -> Tensor:
+        return self._apply(P.cast, self, dtype=self.dtype, grad_name="CloneBackward0")
+
+    # -- conversion ----------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def item(self) -> bool | int | float:
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self._data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if dtypes.is_floating(self.dtype) or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(()))
+
+    def __repr__(self) -> str:
+        suffixes = []
+        if self._grad_fn is not None:
+            suffixes.append(f"grad_fn=<{self._grad_fn.name()}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        return format_tensor(self._data, suffixes)
+
+    __str__ = __repr__
+
+    # -- in-place operations -------------------------------------------------------------------
+    def _inplace(self, compute, *others: Any) -> Tensor:
+        """Write ``compute(self)`` into this tensor's memory and bump its version. When
+        recording, the tensor's history is rebased on the new op, as torch does."""
+        recording = is_grad_enabled() and (
+            self.requires_grad or any(getattr(o, "requires_grad", False) for o in others))
+        if recording:
+            if self._grad_fn is None and self._requires_grad:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            if self._base is not None:
+                raise RuntimeError(
+                    "eager does not support recording in-place operations on a view (PyTorch "
+                    "rebases the base tensor's history); use the out-of-place operation")
+            before = Tensor._make(self._data.copy(), self._grad_fn)
+            before._requires_grad = self._requires_grad
+            result = compute(before)
+        else:
+            with no_grad():
+                result = compute(self)
+        new = np.asarray(result._data)
+        if not np.can_cast(new.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"result type {dtypes.torch_name(new.dtype)} can't be cast to "
+                               f"the desired output type {dtypes.torch_name(self.dtype)}")
+        if not self._data.flags.writeable:
+            raise RuntimeError("unsupported operation: more than one element of the written-to "
+                               "tensor refers to a single memory location. Please clone() the "
+                               "tensor before performing the operation.")
+        np.copyto(self._data, new, casting="same_kind")
+        self._version[0] += 1
+        if recording:
+            self._grad_fn = result._grad_fn
+            if self._retains_grad and isinstance(self._grad_fn, BackwardNode):
+                self._grad_fn._retained = weakref.ref(self)
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(lambda t: t + (other * alpha if alpha != 1 else other), other)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(lambda t: t - (other * alpha if alpha != 1 else other), other)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t * other, other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t / other, other)
+
+    def fill_(self, value: Any) -> Tensor:
+        return self._inplace(lambda t: t._apply(
+            P.where, t._lift(np.zeros(t.shape, bool)), t, t._operand(value, t.dtype),
+            grad_name="FillBackward0"), value)
+
+    def zero_(self) -> Tensor:
+        return self._inplace(lambda t: t._apply(
+            P.where, t._lift(np.zeros(t.shape, bool)), t, t._lift(0, t.dtype),
+            grad_name="ZeroBackward0"))
+
+    def copy_(self, src: Any) -> Tensor:
+        return self._inplace(lambda t: t._operand(src).to(t.dtype).expand_as(t), src)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        return self._inplace(lambda t: t.clamp(min, max))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        spec, arrays = parse_index(index, lambda item: isinstance(item, Tensor))
+
+        def put(t: Tensor) -> Tensor:
+            v = t._operand(value, t.dtype) if not isinstance(value, Tensor) else value
+            return t._apply(P.index_put, t, v.to(t.dtype), *[t._operand(a) for a in arrays],
+                            spec=spec, grad_name="CopySlices")
+        self._inplace(put, value)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """torch.tensor's dtype inference: numpy data keeps its dtype; Python floats become
+    float32, ints int64, bools bool."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+    else:
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(dtypes.DEFAULT_FLOAT)
+    if array.dtype not in dtypes.SUPPORTED:
+        raise TypeError(f"can't convert {type(value).__name__} of dtype {array.dtype} to a "
+                        "tensor; supported dtypes are "
+                        + ", ".join(d.name for d in dtypes.SUPPORTED))
+    return array

@@ -1,0 +1,147 @@
+"""Elementwise primitives: arithmetic, transcendental functions, comparisons, where, cast."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import special
+
+from . import dtypes
+from .primitive import Kind, Primitive, Saves
+from .shapes import Shape, broadcast_shapes
+
+E = Kind.ELEMENTWISE
+
+
+def same_shape(x, **_) -> Shape:
+    return x.shape
+
+
+def broadcast_shape(*xs, **_) -> Shape:
+    return broadcast_shapes(*(x.shape for x in xs))
+
+
+def promoted(*xs, **_) -> np.dtype:
+    return dtypes.result_type(*xs)
+
+
+def promoted_float(*xs, **_) -> np.dtype:
+    """Division and transcendental functions of integers give the default float (torch)."""
+    dtype = dtypes.result_type(*xs)
+    return dtype if dtypes.is_floating(dtype) else dtypes.DEFAULT_FLOAT
+
+
+def boolean(*_, **__) -> np.dtype:
+    return dtypes.bool_
+
+
+def quiet(ufunc: Callable) -> Callable:
+    """log(0), x/0, sqrt(-1) give inf/nan silently, as in torch, instead of numpy warnings."""
+    def kernel(*arrays):
+        with np.errstate(all="ignore"):
+            return ufunc(*arrays)
+    kernel.__name__ = ufunc.__name__
+    return kernel
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-|x|) never overflows, so both branches are exact and warning-free.
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
+
+
+def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float) -> Primitive:
+    return Primitive(name, E, kernel, same_shape, dtype_rule, (vjp,), saves,
+                     name.capitalize() + "Backward0")
+
+
+def _binary(name: str, kernel, vjps, saves=Saves.INPUTS, dtype_rule=promoted,
+            grad_name: str = "") -> Primitive:
+    return Primitive(name, E, kernel, broadcast_shape, dtype_rule, vjps, saves,
+                     grad_name or name.capitalize() + "Backward0")
+
+
+def _pow_base_vjp(g, out, x, y):
+    # d/dx x**y = y * x**(y-1); torch defines it as 0 where y == 0 (even at x == 0).
+    return (g * y * x ** (y - 1)).where(~(y == 0), 0)
+
+
+def _pow_exponent_vjp(g, out, x, y):
+    # d/dy x**y = x**y * log(x); torch defines it as 0 where x == 0 and y >= 0.
+    return (g * out * x.log()).where(~((x == 0) & (y >= 0)), 0)
+
+
+def _extremum_vjp(first_wins: Callable) -> tuple:
+    """maximum/minimum: the winner takes the gradient, a tie splits it in half (torch)."""
+    def winner(g, out, x, y):
+        return (g * 0.5).where(x == y, g.where(first_wins(x, y), 0))
+
+    def loser(g, out, x, y):
+        return (g * 0.5).where(x == y, g.where(first_wins(y, x), 0))
+    return winner, loser
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+
+add = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), Saves.NOTHING)
+sub = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g),
+              Saves.NOTHING)
+mul = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x))
+div = _binary("div", quiet(np.true_divide),
+              (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y)),
+              dtype_rule=promoted_float)
+pow = _binary("pow", quiet(np.power), (_pow_base_vjp, _pow_exponent_vjp),
+              Saves.INPUTS | Saves.OUTPUT)
+maximum = _binary("maximum", np.maximum, _extremum_vjp(lambda x, y: x > y))
+minimum = _binary("minimum", np.minimum, _extremum_vjp(lambda x, y: x < y))
+
+neg = _unary("neg", np.negative, lambda g, out, x: -g, Saves.NOTHING, promoted)
+exp = _unary("exp", quiet(np.exp), lambda g, out, x: g * out, Saves.OUTPUT)
+log = _unary("log", quiet(np.log), lambda g, out, x: g / x)
+sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUTPUT)
+tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
+sigmoid = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(out > 0, 0),
+              Saves.OUTPUT, promoted)
+abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
+sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
+erf = _unary("erf", special.erf,
+             lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
+
+where = Primitive("where", E, lambda c, x, y: np.where(c, x, y), broadcast_shape,
+                  lambda c, x, y: dtypes.result_type(x, y),
+                  (None, lambda g, out, c, x, y: g.where(c, 0),
+                   lambda g, out, c, x, y: g.where(~c, 0)), Saves.INPUTS, "WhereBackward0")
+
+
+def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return x.astype(dtype)
+
+
+cast = Primitive("cast", E, _cast_kernel, same_shape, lambda x, dtype: dtype,
+                 (lambda g, out, x, dtype: g.to(x.dtype),), Saves.NOTHING, "ToCopyBackward0")
+# The identity that hides its input from differentiation (eager's detach, tf.stop_gradient).
+stop_gradient = Primitive("stop_gradient", E, lambda x: x, same_shape, promoted, None,
+                          grad_name="")
+
+
+def _comparison(name: str, ufunc) -> Primitive:
+    return Primitive(name, E, ufunc, broadcast_shape, boolean)
+
+
+eq = _comparison("eq", np.equal)
+ne = _comparison("ne", np.not_equal)
+lt = _comparison("lt", np.less)
+le = _comparison("le", np.less_equal)
+gt = _comparison("gt", np.greater)
+ge = _comparison("ge", np.greater_equal)
+logical_and = _comparison("logical_and", np.logical_and)
+logical_or = _comparison("logical_or", np.logical_or)
+logical_not = Primitive("logical_not", E, np.logical_not, same_shape, boolean)
+
+PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
+              relu, abs, sign, erf, where, cast, stop_gradient, eq, ne, lt, le, gt, ge,
+              logical_and, logical_or, logical_not)

@@ -1,0 +1,167 @@
+"""Indexing: numpy's basic and advanced (integer-array, boolean-mask) indexing as one
+``getitem`` primitive, and its gradient ``scatter_add`` (repeated indices accumulate).
+
+An index is stored as a static, hashable *spec*: a tuple with one entry per index item,
+``("int", i)``, ``("slice", start, stop, step)``, ``("new",)``, ``("ellipsis",)`` or
+``("array", k)`` for the k-th index array, which is an input of the primitive (so a graph
+can gather with a placeholder's labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .primitive import Kind, Primitive, Saves
+from .shapes import Shape, broadcast_shapes
+
+Spec = tuple[tuple, ...]
+
+
+def parse_index(index: Any, is_array: Callable[[Any], bool]) -> tuple[Spec, list]:
+    """Split a user's index into a spec and the list of array-like items it refers to."""
+    items = index if isinstance(index, tuple) else (index,)
+    spec, arrays = [], []
+    for item in items:
+        if item is None:
+            spec.append(("new",))
+        elif item is Ellipsis:
+            spec.append(("ellipsis",))
+        elif isinstance(item, slice):
+            spec.append(("slice", _int_or_none(item.start), _int_or_none(item.stop),
+                         _int_or_none(item.step)))
+        elif isinstance(item, (bool, np.bool_)):
+            spec.append(("array", len(arrays)))
+            arrays.append(np.array(item))
+        elif isinstance(item, (int, np.integer)):
+            spec.append(("int", int(item)))
+        elif is_array(item) or isinstance(item, (list, np.ndarray)):
+            spec.append(("array", len(arrays)))
+            arrays.append(item)
+        else:
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or "
+                             f"byte Variables are valid indices (got {type(item).__name__})")
+    if sum(e[0] == "ellipsis" for e in spec) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    return tuple(spec), arrays
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _numpy_index(spec: Spec, arrays: tuple[np.ndarray, ...]) -> tuple:
+    out = []
+    for entry in spec:
+        tag = entry[0]
+        out.append(entry[1] if tag == "int" else slice(*entry[1:]) if tag == "slice"
+                   else None if tag == "new" else Ellipsis if tag == "ellipsis"
+                   else arrays[entry[1]])
+    return tuple(out)
+
+
+def _consumed(entry: tuple, arrays: tuple) -> int:
+    """How many input dimensions an index entry uses up."""
+    tag = entry[0]
+    if tag in ("int", "slice"):
+        return 1
+    if tag == "array":
+        index = arrays[entry[1]]
+        return index.ndim if index.dtype == np.bool_ else 1
+    return 0
+
+
+def _getitem_shape(x, *arrays, spec: Spec) -> Shape:
+    used = sum(_consumed(e, arrays) for e in spec)
+    if used > x.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
+    fill = (("slice", None, None, None),) * (x.ndim - used)
+    at = next((i for i, e in enumerate(spec) if e[0] == "ellipsis"), len(spec))
+    entries = spec[:at] + fill + spec[at + 1:]
+    has_array = any(e[0] == "array" for e in entries)
+    shape: list = []
+    advanced: list[Shape] = []
+    advanced_at: list[int] = []  # positions in `shape` where advanced entries stood
+    dim = 0
+    for entry in entries:
+        tag = entry[0]
+        if tag == "new":
+            shape.append(1)
+            continue
+        size = x.shape[dim]
+        if tag == "slice":
+            shape.append(None if size is None else len(range(*slice(*entry[1:]).indices(size))))
+        elif tag == "int" and not has_array:
+            _check_bounds(entry[1], size, dim)
+        else:  # an index array, or an int that numpy treats as one beside arrays
+            index = arrays[entry[1]] if tag == "array" else None
+            if index is not None and index.dtype == np.bool_:
+                advanced.append((None,))  # how many are true is known only at run time
+            else:
+                advanced.append(() if index is None else tuple(index.shape))
+            advanced_at.append(len(shape))
+        dim += _consumed(entry, arrays)
+    if advanced:
+        # numpy: adjacent advanced indices put their broadcast shape where they stood,
+        # separated ones put it first.
+        at = advanced_at[0] if advanced_at == [advanced_at[0]] * len(advanced_at) else 0
+        shape[at:at] = broadcast_shapes(*advanced)
+    return tuple(shape)
+
+
+def _check_bounds(i: int, size: int | None, dim: int) -> None:
+    if size is not None and not -size <= i < size:
+        raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {size}")
+
+
+def _getitem_kernel(x, *arrays, spec: Spec):
+    return x[_numpy_index(spec, arrays)]
+
+
+def _scatter_add_kernel(g, like, *arrays, spec: Spec):
+    out = np.zeros(like.shape, dtype=g.dtype)
+    index = _numpy_index(spec, arrays)
+    if arrays:
+        np.add.at(out, index, g)  # repeated indices must accumulate
+    else:
+        out[index] = g
+    return out
+
+
+def _dtype_of_first(x, *_, **__):
+    return x.dtype
+
+
+getitem = Primitive("getitem", Kind.OPAQUE, _getitem_kernel, _getitem_shape, _dtype_of_first,
+                    lambda g, out, x, *arrays, spec, index: (
+                        g._scatter_add(x, arrays, spec) if index == 0 else None),
+                    Saves.INPUTS, "IndexBackward0")
+scatter_add = Primitive("scatter_add", Kind.OPAQUE, _scatter_add_kernel,
+                        lambda g, like, *arrays, spec: like.shape, _dtype_of_first,
+                        lambda g, out, x, like, *arrays, spec, index: (
+                            g._getitem(arrays, spec) if index == 0 else None),
+                        Saves.INPUTS, "IndexPutBackward0")
+
+
+
+def _index_put_kernel(x, value, *arrays, spec: Spec):
+    out = x.copy()
+    out[_numpy_index(spec, arrays)] = value
+    return out
+
+
+def _index_put_vjp(g, out, x, value, *arrays, spec: Spec, index: int):
+    picked = g._getitem(arrays, spec)
+    if index == 0:  # the overwritten elements get no gradient
+        return g - picked._scatter_add(g, arrays, spec)
+    return picked if index == 1 else None
+
+
+# out = x with out[index] = value: what ``x[index] = value`` records (torch's CopySlices).
+index_put = Primitive("index_put", Kind.OPAQUE, _index_put_kernel,
+                      lambda x, value, *arrays, spec: x.shape, _dtype_of_first, _index_put_vjp,
+                      Saves.INPUTS, "CopySlices")
+
+PRIMITIVES = (getitem, scatter_add, index_put)

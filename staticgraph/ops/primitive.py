@@ -1,0 +1,71 @@
+"""What a primitive is: the single place that defines an operation for both modes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .shapes import Shape
+
+
+class Kind(enum.Enum):
+    """How an op may be fused (TVM's TOpPattern, reduced to what the fusion pass needs)."""
+
+    ELEMENTWISE = "elementwise"  # out[i] depends on in[i] only
+    BROADCAST = "broadcast"      # out[i] depends on in[f(i)], f a broadcast of the index
+    REDUCE = "reduce"            # out[i] combines a set of inputs along some axes
+    MOVEMENT = "movement"        # a re-indexing: reshape, transpose, slice
+    OPAQUE = "opaque"            # anything else (matmul, gather): a fusion boundary
+
+
+class Saves(enum.Flag):
+    """What eager mode keeps alive for the backward pass (as torch saves per derivative)."""
+
+    NOTHING = 0
+    INPUTS = enum.auto()
+    OUTPUT = enum.auto()
+
+
+VJP = Callable[..., Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """One operation.
+
+    ``kernel(*arrays, **params)`` is the reference meaning on numpy arrays.
+    ``shape_rule`` / ``dtype_rule`` take the input values (anything with ``.shape``,
+    ``.dtype``, ``.ndim``; a shape may hold ``None``) and the params.
+    ``vjps[i](g, out, *inputs, **params)`` is the cotangent of input i, written only with
+    the shared operator surface so it runs on eager Tensors and on graph Nodes alike;
+    ``None`` where input i is not differentiable. A variadic primitive (concat) gives one
+    callable taking ``index=`` instead. Results need not be unbroadcast: autodiff does it.
+    """
+
+    name: str
+    kind: Kind
+    kernel: Callable[..., np.ndarray]
+    shape_rule: Callable[..., Shape]
+    dtype_rule: Callable[..., np.dtype]
+    vjps: tuple[VJP | None, ...] | VJP | None = None
+    saves: Saves = Saves.NOTHING
+    grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjps is not None
+
+    def vjp_rule(self, index: int) -> VJP | None:
+        if self.vjps is None:
+            return None
+        if isinstance(self.vjps, tuple):
+            return self.vjps[index]
+        variadic = self.vjps
+        return lambda *args, **params: variadic(*args, index=index, **params)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"

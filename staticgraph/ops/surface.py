@@ -1,0 +1,300 @@
+"""The operator surface shared by eager Tensors and graph Nodes (tinygrad's mixin idea).
+
+A class that inherits ``Surface`` implements ``_apply(prim, *inputs, grad_name=, **params)``,
+``_lift(value, dtype)`` (a constant of its own kind), ``detach()``, and ``shape``/``dtype``/
+``ndim``; every operator and method below, and every composite in ``functional``, is then
+written once for both. Method names and signatures are PyTorch's.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from . import dtypes, functional
+from .indexing import parse_index
+from .primitives import P, Primitive
+from .shapes import normalize_axes, normalize_axis
+
+_NUMBER = (bool, int, float, np.number, np.bool_)
+MinMax = namedtuple("MinMax", ["values", "indices"])  # torch.return_types.max
+
+
+class Surface:
+    __slots__ = ()
+    __array_priority__ = 1000  # make numpy defer `ndarray + tensor` to us
+    _surface_priority = 0      # in mixed expressions the higher kind lifts the lower one
+
+    # -- to be provided by the concrete class --------------------------------------------
+    def _apply(self, prim: Primitive, *inputs: Any, grad_name: str | None = None, **params):
+        raise NotImplementedError
+
+    def _lift(self, value: Any, dtype: np.dtype | None = None):
+        raise NotImplementedError
+
+    # -- operands ------------------------------------------------------------------------
+    def _operand(self, other: Any, dtype: np.dtype | None = None):
+        """``other`` as a value of this kind; Python numbers take ``dtype``."""
+        if isinstance(other, Surface) and type(other) is type(self):
+            return other
+        return self._lift(other, dtype)
+
+    def _binary(self, prim: Primitive, other: Any, reverse: bool = False,
+                grad_name: str | None = None):
+        if isinstance(other, Surface) and type(other) is not type(self) and \
+                other._surface_priority > self._surface_priority:
+            return NotImplemented
+        if isinstance(other, _NUMBER):
+            other = self._lift(other, dtypes.result_type(self, other))
+        else:
+            other = self._operand(other)
+        a, b = (other, self) if reverse else (self, other)
+        return self._apply(prim, a, b, grad_name=grad_name)
+
+    # -- arithmetic ------------------------------------------------------------------------
+    def __add__(self, other): return self._binary(P.add, other)
+    def __radd__(self, other): return self._binary(P.add, other, reverse=True)
+    def __sub__(self, other): return self._binary(P.sub, other)
+    def __rsub__(self, other): return self._binary(P.sub, other, True, "RsubBackward1")
+    def __mul__(self, other): return self._binary(P.mul, other)
+    def __rmul__(self, other): return self._binary(P.mul, other, reverse=True)
+    def __truediv__(self, other): return self._binary(P.div, other)
+    def __rtruediv__(self, other): return self._binary(P.div, other, reverse=True)
+    def __matmul__(self, other): return self.matmul(other)
+    def __rmatmul__(self, other): return self._operand(other).matmul(self)
+    def __neg__(self): return self._apply(P.neg, self)
+    def __pos__(self): return self
+    def __abs__(self): return self.abs()
+
+    def __pow__(self, exponent):
+        name = "PowBackward0" if isinstance(exponent, _NUMBER) else "PowBackward1"
+        return self._binary(P.pow, exponent, grad_name=name)
+
+    def __rpow__(self, base):
+        return self._binary(P.pow, base, reverse=True, grad_name="PowBackward2")
+
+    add = __add__
+    sub = __sub__
+    mul = __mul__
+    div = __truediv__
+    pow = __pow__
+
+    # -- comparisons and logic (results are bool and carry no gradient) ----------------------
+    def __eq__(self, other): return self._binary(P.eq, other)  # type: ignore[override]
+    def __ne__(self, other): return self._binary(P.ne, other)  # type: ignore[override]
+    def __lt__(self, other): return self._binary(P.lt, other)
+    def __le__(self, other): return self._binary(P.le, other)
+    def __gt__(self, other): return self._binary(P.gt, other)
+    def __ge__(self, other): return self._binary(P.ge, other)
+    def __and__(self, other): return self._binary(P.logical_and, other)
+    def __or__(self, other): return self._binary(P.logical_or, other)
+    def __invert__(self): return self._apply(P.logical_not, self)
+    __hash__ = object.__hash__  # identity, as torch: `==` is elementwise
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    # -- elementwise functions ----------------------------------------------------------------
+    def exp(self): return self._apply(P.exp, self)
+    def log(self): return self._apply(P.log, self)
+    def sqrt(self): return self._apply(P.sqrt, self)
+    def tanh(self): return self._apply(P.tanh, self)
+    def sigmoid(self): return self._apply(P.sigmoid, self)
+    def relu(self): return self._apply(P.relu, self)
+    def abs(self): return self._apply(P.abs, self)
+    def sign(self): return self._apply(P.sign, self)
+    def erf(self): return self._apply(P.erf, self)
+    def neg(self): return self._apply(P.neg, self)
+    def maximum(self, other): return self._binary(P.maximum, other)
+    def minimum(self, other): return self._binary(P.minimum, other)
+
+    def clamp(self, min: Any = None, max: Any = None):
+        out = self
+        if min is not None:
+            out = out.maximum(min)
+        if max is not None:
+            out = out.minimum(max)
+        return out
+
+    def where(self, condition, other):
+        """torch's ``x.where(cond, y)``: x where cond holds, else y."""
+        other = self._lift(other, self.dtype) if isinstance(other, _NUMBER) else other
+        return self._apply(P.where, self._operand(condition), self, self._operand(other))
+
+    # -- reductions --------------------------------------------------------------------------
+    def _reduce(self, prim: Primitive, dim, keepdim: bool, full_name: str):
+        name = full_name if dim is None else None
+        return self._apply(prim, self, axes=normalize_axes(dim, self.ndim),
+                           keepdims=bool(keepdim), grad_name=name)
+
+    def sum(self, dim=None, keepdim: bool = False):
+        return self._reduce(P.sum, dim, keepdim, "SumBackward0")
+
+    def mean(self, dim=None, keepdim: bool = False):
+        return self._reduce(P.mean, dim, keepdim, "MeanBackward0")
+
+    def _extremum(self, prim: Primitive, arg: Primitive, binary: Primitive, dim, keepdim):
+        if dim is None:
+            return self._apply(prim, self, axes=normalize_axes(None, self.ndim),
+                               keepdims=False)
+        if isinstance(dim, Surface):
+            return self._binary(binary, dim)
+        axis = normalize_axis(dim, self.ndim)
+        values = self._apply(prim, self, axes=(axis,), keepdims=bool(keepdim),
+                             grad_name=prim.grad_name[:-1] + "0")
+        return MinMax(values, self._apply(arg, self, axis=axis, keepdims=bool(keepdim)))
+
+    def max(self, dim=None, keepdim: bool = False):
+        """Full max, ``(values, indices)`` along ``dim``, or elementwise with a tensor."""
+        return self._extremum(P.max, P.argmax, P.maximum, dim, keepdim)
+
+    def min(self, dim=None, keepdim: bool = False):
+        return self._extremum(P.min, P.argmin, P.minimum, dim, keepdim)
+
+    def amax(self, dim=None, keepdim: bool = False):
+        return self._reduce(P.max, dim, keepdim, "AmaxBackward0")
+
+    def amin(self, dim=None, keepdim: bool = False):
+        return self._reduce(P.min, dim, keepdim, "AminBackward0")
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        axis = None if dim is None else normalize_axis(dim, self.ndim)
+        return self._apply(P.argmax, self, axis=axis, keepdims=bool(keepdim))
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        axis = None if dim is None else normalize_axis(dim, self.ndim)
+        return self._apply(P.argmin, self, axis=axis, keepdims=bool(keepdim))
+
+    # -- linear algebra ----------------------------------------------------------------------
+    def matmul(self, other):
+        other = self._operand(other)
+        names = {(2, 2): "MmBackward0", (1, 1): "DotBackward0", (2, 1): "MvBackward0"}
+        return self._apply(P.matmul, self, other,
+                           grad_name=names.get((self.ndim, other.ndim), "MatmulBackward0"))
+
+    # -- shape -----------------------------------------------------------------------------
+    def dim(self) -> int:
+        return self.ndim
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[normalize_axis(dim, self.ndim)]
+
+    def reshape(self, *shape):
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
+            else shape
+        return self._apply(P.reshape, self, shape=tuple(int(d) for d in shape))
+
+    view = reshape
+
+    def reshape_as(self, other):
+        return self._apply(P.reshape_as, self, self._operand(other))
+
+    view_as = reshape_as
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = normalize_axis(start_dim, self.ndim), normalize_axis(end_dim, self.ndim)
+        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
+
+    def permute(self, *dims):
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        perm = tuple(normalize_axis(d, self.ndim) for d in dims)
+        if sorted(perm) != list(range(self.ndim)):
+            raise ValueError(f"permute(): dims {dims} are not a permutation of the "
+                             f"{self.ndim} dimensions of a tensor of shape {self.shape}")
+        return self._apply(P.transpose, self, perm=perm)
+
+    def transpose(self, dim0: int, dim1: int):
+        perm = list(range(self.ndim))
+        a, b = normalize_axis(dim0, self.ndim), normalize_axis(dim1, self.ndim)
+        perm[a], perm[b] = perm[b], perm[a]
+        return self._apply(P.transpose, self, perm=tuple(perm), grad_name="TransposeBackward0")
+
+    def t(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                               f"{self.ndim}D")
+        return self if self.ndim < 2 else self._apply(P.transpose, self, perm=(1, 0),
+                                                      grad_name="TBackward0")
+
+    @property
+    def T(self):
+        return self._apply(P.transpose, self, perm=tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def unsqueeze(self, dim):
+        """Insert size-1 axes (an int, or a tuple of positions in the result)."""
+        axes = normalize_axes(dim, self.ndim + (1 if isinstance(dim, int) else len(dim)))
+        return self._apply(P.expand_dims, self, axes=axes)
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            axes = tuple(i for i, d in enumerate(self.shape) if d == 1)
+            return self._apply(P.squeeze, self, axes=axes, grad_name="SqueezeBackward0")
+        axes = tuple(a for a in normalize_axes(dim, self.ndim) if self.shape[a] in (1, None))
+        return self._squeeze_axes(axes)
+
+    def _squeeze_axes(self, axes: tuple[int, ...]):
+        return self._apply(P.squeeze, self, axes=axes)
+
+    def expand(self, *sizes):
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
+            else sizes
+        return self._apply(P.broadcast_to, self, shape=tuple(int(d) for d in sizes))
+
+    broadcast_to = expand
+
+    def expand_as(self, other):
+        return self._apply(P.expand_as, self, self._operand(other))
+
+    # -- dtype -----------------------------------------------------------------------------
+    def to(self, dtype):
+        dtype = dtypes.as_dtype(dtype)
+        return self if dtype == self.dtype else self._apply(P.cast, self, dtype=dtype)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def float(self): return self.to(dtypes.float32)
+    def double(self): return self.to(dtypes.float64)
+    def half(self): return self.to(dtypes.float16)
+    def long(self): return self.to(dtypes.int64)
+    def int(self): return self.to(dtypes.int32)
+    def bool(self): return self.to(dtypes.bool_)
+
+    # -- indexing ----------------------------------------------------------------------------
+    def __getitem__(self, index):
+        spec, arrays = parse_index(index, lambda item: isinstance(item, Surface))
+        arrays = [self._operand(a) for a in arrays]
+        return self._getitem(arrays, spec)
+
+    def _getitem(self, arrays, spec):
+        last = next((e[0] for e in reversed(spec)
+                     if e[0] != "ellipsis" and e[1:] != (None, None, None)), "slice")
+        if any(e[0] == "array" for e in spec):
+            last = "array"
+        name = {"int": "SelectBackward0", "slice": "SliceBackward0",
+                "new": "UnsqueezeBackward0", "array": "IndexBackward0"}[last]
+        return self._apply(P.getitem, self, *arrays, spec=spec, grad_name=name)
+
+    # -- helpers the gradient rules use ------------------------------------------------------
+    def _sum_to(self, like):
+        return self._apply(P.sum_to, self, like)
+
+    def _size_of(self, axes: tuple[int, ...]):
+        return self._apply(P.size_of, self, axes=axes)
+
+    def _scatter_add(self, like, arrays, spec):
+        return self._apply(P.scatter_add, self, like, *arrays, spec=spec)
+
+    # -- composites (written once, in functional) ----------------------------------------------
+    def softmax(self, dim: int):
+        return functional.softmax(self, dim)
+
+    def log_softmax(self, dim: int):
+        return functional.log_softmax(self, dim)
