@@ -66,12 +66,13 @@ class Tensor(Surface):
         out = Tensor._make(data)
         if data.base is not None or data is arrays[0]:
             base = inputs[0]  # a view: it shares memory and the version counter
-            out._base, out._version = base._base or base, base._version
+            out._base = base if base._base is None else base._base
+            out._version = base._version
         if prim.vjps is not None and is_grad_enabled() and \
                 any(t._grad_fn is not None or t._requires_grad for t in inputs):
             node = node_class(grad_name or prim.grad_name)()
-            node._next = tuple(t._grad_fn or (t._grad_accumulator() if t._requires_grad
-                                              else None) for t in inputs)
+            node._next = tuple(_edge(t) if prim.vjp_rule(i) is not None else None
+                               for i, t in enumerate(inputs))
             node._save(prim, params, inputs, out)
             out._grad_fn = node
         return out
@@ -186,7 +187,8 @@ class Tensor(Surface):
 
     def detach(self) -> Tensor:
         t = Tensor._make(self._data)
-        t._version, t._base = self._version, self._base or self
+        t._version = self._version
+        t._base = self if self._base is None else self._base
         return t
 
     def detach_(self) -> Tensor:
@@ -320,6 +322,13 @@ class Tensor(Surface):
     __isub__ = sub_
     __imul__ = mul_
     __itruediv__ = div_
+
+
+def _edge(t: Tensor) -> Node | None:
+    """Where a gradient for ``t`` goes: its grad_fn, its leaf accumulator, or nowhere."""
+    if t._grad_fn is not None:
+        return t._grad_fn
+    return t._grad_accumulator() if t._requires_grad else None
 
 
 def _as_array(value: Any) -> np.ndarray:

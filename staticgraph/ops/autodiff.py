@@ -79,6 +79,9 @@ def vjp(prim: Primitive, g: Any, out: Any, inputs: Sequence[Any], params: dict,
             result.append(None)
             continue
         ct = rule(g, out, *inputs, **params)
+        if ct is None:  # not differentiable with respect to this input (e.g. a shape donor)
+            result.append(None)
+            continue
         x = inputs[i]
         if ct.shape != x.shape or None in x.shape:
             ct = ct._sum_to(x)

@@ -123,16 +123,15 @@ class Surface:
         return self._apply(P.where, self._operand(condition), self, self._operand(other))
 
     # -- reductions --------------------------------------------------------------------------
-    def _reduce(self, prim: Primitive, dim, keepdim: bool, full_name: str):
-        name = full_name if dim is None else None
+    def _reduce(self, prim: Primitive, dim, keepdim: bool, grad_name: str | None):
         return self._apply(prim, self, axes=normalize_axes(dim, self.ndim),
-                           keepdims=bool(keepdim), grad_name=name)
+                           keepdims=bool(keepdim), grad_name=grad_name)
 
     def sum(self, dim=None, keepdim: bool = False):
-        return self._reduce(P.sum, dim, keepdim, "SumBackward0")
+        return self._reduce(P.sum, dim, keepdim, "SumBackward0" if dim is None else None)
 
     def mean(self, dim=None, keepdim: bool = False):
-        return self._reduce(P.mean, dim, keepdim, "MeanBackward0")
+        return self._reduce(P.mean, dim, keepdim, "MeanBackward0" if dim is None else None)
 
     def _extremum(self, prim: Primitive, arg: Primitive, binary: Primitive, dim, keepdim):
         if dim is None:

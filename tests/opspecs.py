@@ -1,0 +1,219 @@
+"""One table of op specs (tinygrad's helper_test_op, JAX's LAX_GRAD_OPS) that drives forward,
+finite-difference and PyTorch checks of every primitive and composite, in each mode.
+
+Each spec's ``fn(F, *xs)`` is written with the shared operator surface (torch's method
+names), so the same function runs on eager Tensors, on torch tensors and on graph Nodes;
+``F`` supplies the few free functions (``F.gelu``, ``F.cat``...) of the mode at hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import special
+
+from staticgraph.ops import functional as shared
+
+
+@dataclass(frozen=True)
+class Input:
+    shape: tuple[int, ...]
+    kind: str = "normal"  # normal | positive | away (|x| >= 0.5) | int:<high> | mask
+
+    def sample(self, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+        if self.kind.startswith("int:"):
+            return rng.integers(0, int(self.kind[4:]), self.shape).astype(np.int64)
+        if self.kind == "mask":
+            return rng.random(self.shape) > 0.5
+        x = rng.standard_normal(self.shape)
+        if self.kind == "positive":
+            x = np.abs(x) + 0.5
+        elif self.kind == "away":
+            x = np.sign(x) * (np.abs(x) + 0.5)
+        elif self.kind == "simplex":
+            x = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+        return x.astype(dtype)
+
+    @property
+    def differentiable(self) -> bool:
+        return not (self.kind.startswith("int:") or self.kind == "mask")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    fn: Callable
+    inputs: tuple[Input, ...]
+    ref: Callable | None = None       # numpy reference of the forward value
+    grad_name: str | None = None      # torch's grad_fn name, where eager matches it
+    second_order: bool = True         # False where the function is piecewise linear
+    tags: frozenset = field(default_factory=frozenset)
+
+
+def _in(*shapes, kind="normal"):
+    return tuple(Input(s, kind) for s in shapes)
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def _log_softmax(x, axis):
+    s = x - x.max(axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis, keepdims=True))
+
+
+def _layer_norm(x, w, b, eps=1e-5):
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    return (x - m) / np.sqrt(v + eps) * w + b
+
+
+def _cross_entropy(logits, labels):
+    return -_log_softmax(logits, -1)[np.arange(len(labels)), labels].mean()
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+# Free functions of each mode, under one set of names.
+EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
+                          cross_entropy=shared.cross_entropy, mse_loss=shared.mse_loss,
+                          linear=shared.linear, cat=shared.cat, stack=shared.stack,
+                          where=shared.where, softmax=shared.softmax,
+                          log_softmax=shared.log_softmax)
+
+
+def torch_f():
+    import torch
+    import torch.nn.functional as tf
+    return SimpleNamespace(gelu=tf.gelu, layer_norm=tf.layer_norm, cross_entropy=tf.cross_entropy,
+                           mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
+                           stack=torch.stack, where=torch.where, softmax=torch.softmax,
+                           log_softmax=torch.log_softmax)
+
+
+S = OpSpec
+SPECS: list[OpSpec] = [
+    # elementwise binary, with broadcasting
+    S("add", lambda F, a, b: a + b, _in((3, 4), (4,)), np.add, "AddBackward0"),
+    S("add_scalar", lambda F, a: a + 2, _in((2, 3)), lambda a: a + 2, "AddBackward0"),
+    S("sub", lambda F, a, b: a - b, _in((2, 1, 4), (3, 1)), np.subtract, "SubBackward0"),
+    S("rsub", lambda F, a: 2 - a, _in((3,)), lambda a: 2 - a, "RsubBackward1"),
+    S("mul", lambda F, a, b: a * b, _in((3, 4), (3, 1)), np.multiply, "MulBackward0"),
+    S("mul_scalar", lambda F, a: 3 * a, _in((3,)), lambda a: 3 * a, "MulBackward0"),
+    S("div", lambda F, a, b: a / b, (Input((2, 3)), Input((3,), "away")), np.divide,
+      "DivBackward0"),
+    S("rdiv", lambda F, a: 2 / a, _in((4,), kind="away"), lambda a: 2 / a),
+    S("neg", lambda F, a: -a, _in((3,)), np.negative, "NegBackward0"),
+    S("pow", lambda F, a, b: a ** b, (Input((2, 3), "positive"), Input((3,))), np.power,
+      "PowBackward1"),
+    S("pow_scalar", lambda F, a: a ** 3, _in((4,)), lambda a: a ** 3, "PowBackward0"),
+    S("rpow", lambda F, a: 2 ** a, _in((4,)), lambda a: 2 ** a, "PowBackward2"),
+    S("maximum", lambda F, a, b: a.maximum(b), _in((3, 4), (4,)), np.maximum,
+      "MaximumBackward0", second_order=False),
+    S("minimum", lambda F, a, b: a.minimum(b), _in((3, 4), (3, 1)), np.minimum,
+      "MinimumBackward0", second_order=False),
+    S("where", lambda F, c, a, b: F.where(c, a, b), (Input((3, 4), "mask"),) + _in((3, 4), (4,)),
+      np.where, "WhereBackward0"),
+    # elementwise unary
+    S("exp", lambda F, a: a.exp(), _in((3, 4)), np.exp, "ExpBackward0"),
+    S("log", lambda F, a: a.log(), _in((3, 4), kind="positive"), np.log, "LogBackward0"),
+    S("sqrt", lambda F, a: a.sqrt(), _in((3, 4), kind="positive"), np.sqrt, "SqrtBackward0"),
+    S("tanh", lambda F, a: a.tanh(), _in((3, 4)), np.tanh, "TanhBackward0"),
+    S("sigmoid", lambda F, a: a.sigmoid(), _in((3, 4)), lambda a: 1 / (1 + np.exp(-a)),
+      "SigmoidBackward0"),
+    S("relu", lambda F, a: a.relu(), _in((3, 4), kind="away"), lambda a: np.maximum(a, 0),
+      "ReluBackward0", second_order=False),
+    S("abs", lambda F, a: a.abs(), _in((3, 4), kind="away"), np.abs, "AbsBackward0",
+      second_order=False),
+    S("erf", lambda F, a: a.erf(), _in((3, 4)), special.erf, "ErfBackward0"),
+    S("clamp", lambda F, a: a.clamp(-0.5, 0.5), _in((3, 4), kind="away"),
+      lambda a: np.clip(a, -0.5, 0.5), second_order=False),
+    # reductions
+    S("sum", lambda F, a: a.sum(), _in((3, 4)), np.sum, "SumBackward0"),
+    S("sum_dim", lambda F, a: a.sum(1), _in((2, 3, 4)), lambda a: a.sum(1), "SumBackward1"),
+    S("sum_dims_keepdim", lambda F, a: a.sum((0, 2), keepdim=True), _in((2, 3, 4)),
+      lambda a: a.sum((0, 2), keepdims=True), "SumBackward1"),
+    S("mean", lambda F, a: a.mean(), _in((3, 4)), np.mean, "MeanBackward0"),
+    S("mean_dim", lambda F, a: a.mean(-1), _in((3, 4)), lambda a: a.mean(-1), "MeanBackward1"),
+    S("max", lambda F, a: a.max(), _in((3, 4)), np.max, "MaxBackward1", second_order=False),
+    S("max_dim", lambda F, a: a.max(1).values, _in((3, 4)), lambda a: a.max(1), "MaxBackward0",
+      second_order=False),
+    S("min_dim_keepdim", lambda F, a: a.min(0, keepdim=True)[0], _in((3, 4)),
+      lambda a: a.min(0, keepdims=True), "MinBackward0", second_order=False),
+    S("amax", lambda F, a: a.amax((0, 1)), _in((3, 4, 2)), lambda a: a.max((0, 1)),
+      "AmaxBackward0", second_order=False),
+    # matmul in numpy's cases
+    S("mm", lambda F, a, b: a @ b, _in((2, 3), (3, 4)), np.matmul, "MmBackward0"),
+    S("dot", lambda F, a, b: a @ b, _in((3,), (3,)), np.matmul, "DotBackward0"),
+    S("mv", lambda F, a, b: a @ b, _in((2, 3), (3,)), np.matmul, "MvBackward0"),
+    S("vm", lambda F, a, b: a @ b, _in((3,), (3, 2)), np.matmul),
+    S("bmm", lambda F, a, b: a.matmul(b), _in((2, 2, 3), (2, 3, 2)), np.matmul),
+    S("matmul_broadcast", lambda F, a, b: a @ b, _in((2, 1, 2, 3), (3, 3, 1)), np.matmul),
+    S("batched_vector", lambda F, a, b: a @ b, _in((2, 2, 3), (3,)), np.matmul),
+    # movement
+    S("reshape", lambda F, a: a.reshape(4, -1), _in((2, 3, 2)), lambda a: a.reshape(4, -1),
+      "ViewBackward0"),
+    S("view", lambda F, a: a.view(6), _in((2, 3)), lambda a: a.reshape(6), "ViewBackward0"),
+    S("flatten", lambda F, a: a.flatten(1), _in((2, 3, 2)), lambda a: a.reshape(2, 6),
+      "ViewBackward0"),
+    S("transpose", lambda F, a: a.transpose(0, 2), _in((2, 3, 4)), lambda a: a.swapaxes(0, 2),
+      "TransposeBackward0"),
+    S("permute", lambda F, a: a.permute(2, 0, 1), _in((2, 3, 4)),
+      lambda a: a.transpose(2, 0, 1), "PermuteBackward0"),
+    S("T", lambda F, a: a.T, _in((2, 3)), lambda a: a.T, "PermuteBackward0"),
+    S("t", lambda F, a: a.t(), _in((2, 3)), lambda a: a.T, "TBackward0"),
+    S("unsqueeze", lambda F, a: a.unsqueeze(1), _in((2, 3)), lambda a: a[:, None],
+      "UnsqueezeBackward0"),
+    S("squeeze", lambda F, a: a.squeeze(1), _in((2, 1, 3)), lambda a: a[:, 0],
+      "SqueezeBackward1"),
+    S("expand", lambda F, a: a.expand(2, 3, 4), _in((3, 1)),
+      lambda a: np.broadcast_to(a, (2, 3, 4)), "ExpandBackward0"),
+    S("expand_as", lambda F, a, b: a.expand_as(b), _in((3, 1), (3, 4)),
+      lambda a, b: np.broadcast_to(a, b.shape), "ExpandBackward0"),
+    S("select", lambda F, a: a[1], _in((3, 4)), lambda a: a[1], "SelectBackward0"),
+    S("select_inner", lambda F, a: a[:, -1], _in((3, 4)), lambda a: a[:, -1],
+      "SelectBackward0"),
+    S("slice", lambda F, a: a[1:3], _in((4, 2)), lambda a: a[1:3], "SliceBackward0"),
+    S("slice_step", lambda F, a: a[..., ::2], _in((3, 5)), lambda a: a[..., ::2],
+      "SliceBackward0"),
+    S("newaxis", lambda F, a: a[None], _in((3,)), lambda a: a[None], "UnsqueezeBackward0"),
+    S("gather", lambda F, a, i: a[i], (Input((4, 3)), Input((6,), "int:4")),
+      lambda a, i: a[i], "IndexBackward0"),
+    S("gather_2d", lambda F, a, i, j: a[i, j], (Input((4, 3)), Input((5,), "int:4"),
+                                                 Input((5,), "int:3")),
+      lambda a, i, j: a[i, j], "IndexBackward0"),
+    S("mask", lambda F, a, m: a[m], (Input((3, 4)), Input((3, 4), "mask")),
+      lambda a, m: a[m], "IndexBackward0"),
+    S("cat", lambda F, a, b: F.cat([a, b], 1), _in((2, 3), (2, 2)),
+      lambda a, b: np.concatenate([a, b], 1), "CatBackward0"),
+    S("stack", lambda F, a, b: F.stack([a, b], 1), _in((2, 3), (2, 3)),
+      lambda a, b: np.stack([a, b], 1)),
+    # composites
+    S("softmax", lambda F, a: a.softmax(-1), _in((3, 5)), lambda a: _softmax(a, -1)),
+    S("softmax_dim0", lambda F, a: F.softmax(a, 0), _in((3, 5)), lambda a: _softmax(a, 0)),
+    S("log_softmax", lambda F, a: a.log_softmax(1), _in((3, 5)), lambda a: _log_softmax(a, 1)),
+    S("gelu", lambda F, a: F.gelu(a), _in((3, 4)),
+      lambda a: 0.5 * a * (1 + special.erf(a / math.sqrt(2)))),
+    S("gelu_tanh", lambda F, a: F.gelu(a, approximate="tanh"), _in((3, 4)), _gelu_tanh),
+    S("layer_norm", lambda F, x, w, b: F.layer_norm(x, (5,), w, b), _in((3, 5), (5,), (5,)),
+      _layer_norm),
+    S("cross_entropy", lambda F, x, y: F.cross_entropy(x, y),
+      (Input((4, 5)), Input((4,), "int:5")), _cross_entropy),
+    S("cross_entropy_probs", lambda F, x, p: F.cross_entropy(x, p),
+      (Input((4, 5)), Input((4, 5), "simplex")),
+      lambda x, p: -(_log_softmax(x, -1) * p).sum(-1).mean()),
+    S("mse_loss", lambda F, a, b: F.mse_loss(a, b), _in((3, 4), (3, 4)),
+      lambda a, b: ((a - b) ** 2).mean()),
+    S("linear", lambda F, x, w, b: F.linear(x, w, b), _in((2, 3), (4, 3), (4,)),
+      lambda x, w, b: x @ w.T + b),
+]
+
+SPEC_IDS = [s.name for s in SPECS]
