@@ -10,7 +10,7 @@ import numpy as np
 
 from staticgraph.ops import autodiff
 from staticgraph.ops.dtypes import torch_name
-from staticgraph.ops.primitive import Primitive, Saves
+from staticgraph.ops.primitive import Primitive
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved "
          "tensors after they have already been freed). Saved intermediate values of the graph "
@@ -54,7 +54,7 @@ class BackwardNode(Node):
 
     def _save(self, prim: Primitive, params: dict, inputs: tuple, out: Any) -> None:
         self._prim, self._params, self._freed, self._retained = prim, params, False, None
-        if Saves.INPUTS in prim.saves:
+        if prim.saves_inputs:
             self._inputs = inputs
             self._versions = tuple(t._version[0] for t in inputs)
         else:
@@ -63,7 +63,7 @@ class BackwardNode(Node):
         # The output is kept as its array (not the Tensor, which would be a reference cycle)
         # plus the version box it shares with the Tensor.
         self._out = (out._data, out._version, out._version[0]) \
-            if Saves.OUTPUT in prim.saves else None
+            if prim.saves_output else None
 
     def _release(self) -> None:
         self._freed = True

@@ -93,6 +93,9 @@ def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
 
 def result_type(*operands: Any) -> np.dtype:
     """Promote values with ``.dtype`` and ``.ndim`` (tensors, graph nodes) and Python numbers."""
+    fast = _one_dtype(operands)
+    if fast is not None:
+        return fast
     dims, zero_dims, numbers = [], [], []
     for x in operands:
         if isinstance(x, (bool, int, float, np.number, np.bool_)):
@@ -116,3 +119,20 @@ def result_type(*operands: Any) -> np.dtype:
     if result is None:
         raise TypeError("result_type() needs at least one operand")
     return result
+
+
+def _one_dtype(operands: tuple) -> np.dtype | None:
+    """The common case, cheaply: every tensor has one dtype and no number outranks it."""
+    dtype = None
+    numbers = []
+    for x in operands:
+        if isinstance(x, (bool, int, float)):
+            numbers.append(x)
+        elif dtype is None:
+            dtype = x.dtype
+        elif x.dtype != dtype:
+            return None
+    if dtype is None:
+        return None
+    top = category(dtype)
+    return dtype if all(category(scalar_dtype(n)) <= top for n in numbers) else None

@@ -55,6 +55,11 @@ class Primitive:
     saves: Saves = Saves.NOTHING
     grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
 
+    def __post_init__(self) -> None:
+        # Plain booleans: eager reads them on every recorded op.
+        object.__setattr__(self, "saves_inputs", Saves.INPUTS in self.saves)
+        object.__setattr__(self, "saves_output", Saves.OUTPUT in self.saves)
+
     @property
     def differentiable(self) -> bool:
         return self.vjps is not None

@@ -1,0 +1,72 @@
+"""Optimizer updates written once on the operator surface: pure functions that take the
+parameter, its gradient and the optimizer state, and return the new values (nothing is
+written in place), so eager's ``optim`` and the graph's run the same formulas.
+
+They follow torch.optim's default single-tensor CPU path operation by operation, including
+the order of each multiply and add, so that eager agrees with torch to the last bits.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from .surface import Surface
+
+T = TypeVar("T", bound=Surface)
+
+
+def _lerp(start: T, end: T, weight: float) -> T:
+    """torch.lerp's formula, which picks the form that is exact at its nearer end."""
+    if weight < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def sgd_step(param: T, grad: T, momentum_buffer: T | None, *, lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, weight_decay: float = 0.0,
+             nesterov: bool = False) -> tuple[T, T | None]:
+    """One torch.optim.SGD step; returns ``(new_param, new_momentum_buffer)``.
+
+    g = grad + weight_decay * param
+    buf = g on the first step (``momentum_buffer`` None), else momentum * buf + (1 - dampening) * g
+    d = g + momentum * buf if nesterov else buf      (d = g when momentum is 0; buf stays None)
+    param = param - lr * d
+
+    The first buffer *is* ``g``; a caller that later mutates ``grad`` in place must copy it.
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = grad
+        else:
+            momentum_buffer = momentum_buffer * momentum + (1 - dampening) * grad
+        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    return param - lr * grad, momentum_buffer
+
+
+def adam_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, step: int, *, lr: float = 1e-3,
+              beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+              weight_decay: float = 0.0,
+              max_exp_avg_sq: T | None = None) -> tuple[T, T, T, T | None]:
+    """One torch.optim.Adam step, ``step`` counting from 1; returns ``(new_param, new_exp_avg,
+    new_exp_avg_sq, new_max_exp_avg_sq)``. Passing ``max_exp_avg_sq`` (zeros at first) turns
+    on AMSGrad; without it the last result is None.
+
+    g = grad + weight_decay * param
+    m = lerp(m, g, 1 - beta1)                       = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    v_max = max(v_max, v)                           (AMSGrad: v_max replaces v below)
+    denom = sqrt(v) / sqrt(1 - beta2 ** step) + eps
+    param = param - lr / (1 - beta1 ** step) * m / denom
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    exp_avg = _lerp(exp_avg, grad, 1 - beta1)
+    exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * grad * grad
+    second_moment = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        max_exp_avg_sq = second_moment = max_exp_avg_sq.maximum(exp_avg_sq)
+    step_size = lr / (1 - beta1 ** step)
+    denom = second_moment.sqrt() / (1 - beta2 ** step) ** 0.5 + eps
+    return param - step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
