@@ -1,0 +1,29 @@
+"""Every Python code block in README.md and docs/ runs, so the docs cannot rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _blocks():
+    for path in DOCS:
+        for number, match in enumerate(BLOCK.finditer(path.read_text()), 1):
+            yield pytest.param(match.group(1), id=f"{path.name}-{number}")
+
+
+@pytest.mark.parametrize("code", list(_blocks()))
+def test_code_block_runs(code: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
+    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
+
+
+def test_every_doc_has_been_found() -> None:
+    assert (ROOT / "docs" / "eager.md") in DOCS
+    assert len(list(_blocks())) >= 2
