@@ -1,10 +1,24 @@
 """staticgraph: define-and-run deep learning on one shared table of primitives.
 
-The define-and-run API (graphs, sessions, compiler) builds on ``staticgraph.ops``, which the
-define-by-run ``eager`` package shares.
+>>> import staticgraph as sg
+>>> g = sg.Graph()
+>>> with g.as_default():
+...     x = sg.placeholder((2, 2), name="x")
+...     out = (3 * (x + 2) * (x + 2)).mean()
+...     (dx,) = sg.gradients(out, [x])
+>>> sg.Session(g).run(dx, {x: [[1, 1], [1, 1]]}).tolist()
+[[4.5, 4.5], [4.5, 4.5]]
 """
 
-from . import ops
+from . import ops, optim
+from .api import *  # noqa: F403  (sg.exp, sg.sum, sg.softmax, ...)
+from .api import as_node
+from .gradients import gradients
+from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_default_graph,
+                    group, name_scope, placeholder, reset_default_graph)
+from .ops import ShapeError
+from .runtime.interpreter import RunError
+from .session import Function, Session, compile
+from .trace import trace
 
 __version__ = "0.1.0"
-__all__ = ["ops"]

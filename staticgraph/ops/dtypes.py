@@ -74,6 +74,20 @@ def scalar_dtype(value: bool | int | float) -> np.dtype:
     return DEFAULT_FLOAT
 
 
+def as_array(value: Any, dtype: Any = None) -> np.ndarray:
+    """Data as an array, inferring the dtype as torch.tensor does: numpy data keeps its dtype;
+    Python floats become float32, ints int64, bools bool."""
+    if dtype is not None:
+        return np.asarray(value, dtype=as_dtype(dtype))
+    array = np.asarray(value)
+    if array.dtype == float64 and not isinstance(value, (np.ndarray, np.generic)):
+        array = array.astype(DEFAULT_FLOAT)
+    if array.dtype not in SUPPORTED:
+        raise TypeError(f"can't convert {type(value).__name__} of dtype {array.dtype} to a "
+                        f"tensor; supported dtypes are {', '.join(d.name for d in SUPPORTED)}")
+    return array
+
+
 def _promote_tier(dtypes: list[np.dtype]) -> np.dtype | None:
     if not dtypes:
         return None

@@ -16,7 +16,7 @@ import numpy as np
 from . import dtypes, functional
 from .indexing import parse_index
 from .primitives import P, Primitive
-from .shapes import normalize_axes, normalize_axis
+from .shapes import ShapeError, normalize_axes, normalize_axis, numel
 
 _NUMBER = (bool, int, float, np.number, np.bool_)
 MinMax = namedtuple("MinMax", ["values", "indices"])  # torch.return_types.max
@@ -195,7 +195,11 @@ class Surface:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = normalize_axis(start_dim, self.ndim), normalize_axis(end_dim, self.ndim)
-        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
+        target = [*self.shape[:start], numel(self.shape[start:end + 1]), *self.shape[end + 1:]]
+        if target.count(None) > 1:
+            raise ShapeError(f"flatten({start_dim}, {end_dim}) of shape {self.shape}: a reshape "
+                             "can leave only one dimension unknown")
+        return self.reshape(*(-1 if d is None else d for d in target))
 
     def permute(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims

@@ -1,0 +1,58 @@
+"""Symbolic gradients: the shared reverse sweep over graph Nodes. The VJP rules build new
+nodes, so the result is more graph (and its gradient can be taken again)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .graph import GraphError, Node
+from .ops import autodiff
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def ones_like(node: Node) -> Node:
+    one = node._lift(1, node.dtype)
+    return one if node.shape == () else one.expand_as(node)
+
+
+def zeros_like(node: Node) -> Node:
+    zero = node._lift(0, node.dtype)
+    return zero if node.shape == () else zero.expand_as(node)
+
+
+def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
+              grad_ys: Any = None, unconnected: str = "none") -> list[Node | None]:
+    """d(sum of ys)/d(x) for each x, as new nodes (TF1's ``tf.gradients``).
+
+    ``grad_ys`` weights each y (default: ones). An x that no y depends on gets ``None``, or
+    zeros with ``unconnected="zero"``.
+    """
+    if unconnected not in ("none", "zero"):
+        raise ValueError(f"unconnected must be 'none' or 'zero', got {unconnected!r}")
+    ys, xs = _as_list(ys), _as_list(xs)
+    weights = _as_list(grad_ys) if grad_ys is not None else [None] * len(ys)
+    if len(weights) != len(ys):
+        raise ValueError(f"grad_ys has {len(weights)} entries for {len(ys)} ys")
+    for n in ys + xs:
+        if not isinstance(n, Node) or n.graph is not ys[0].graph:
+            raise GraphError(f"gradients: {n!r} is not a node of the graph of {ys[0].name!r}")
+    seeds = [(y, ones_like(y) if w is None else y._operand(w, y.dtype))
+             for y, w in zip(ys, weights)]
+
+    def parents(node: Node) -> tuple[Node, ...]:
+        # Nothing flows back through sources, state ops, or comparisons and other
+        # non-differentiable primitives.
+        return node.inputs if node.prim is not None and node.prim.differentiable else ()
+
+    def pullback(node: Node, g: Node, needs: Sequence[bool]) -> list:
+        return autodiff.vjp(node.prim, g, node, node.inputs, node.params, needs)
+
+    grads = autodiff.backprop(seeds, parents, pullback, targets=set(xs))
+    result = [grads.get(x) for x in xs]
+    if unconnected == "zero":
+        result = [zeros_like(x) if g is None else g for x, g in zip(xs, result)]
+    return result

@@ -1,0 +1,301 @@
+"""Define-and-run: a Graph of Nodes. Building a node checks shapes and dtypes with the
+primitive's rules and remembers the user's file:line; no number is computed here."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .ops import Primitive, ShapeError, Surface, dtypes
+from .ops.primitives import P
+from .ops.shapes import Shape
+
+# Ops that are not primitives: where values come from, and the stateful updates.
+SOURCE_OPS = ("placeholder", "constant", "variable")
+STATE_OPS = ("assign", "group")
+
+_INTERNAL_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(__file__)), d) + os.sep
+                       for d in ("staticgraph", "eager"))
+
+
+def user_location() -> str:
+    """``file:line`` of the first frame outside this framework: where the user built a node."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    path = frame.f_code.co_filename
+    try:
+        relative = os.path.relpath(path)
+        path = relative if not relative.startswith("..") else path
+    except ValueError:
+        pass
+    return f"{path}:{frame.f_lineno}"
+
+
+class GraphError(ValueError):
+    """A graph was built or used inconsistently (mixing graphs, unknown names...)."""
+
+
+class Node(Surface):
+    """One value of a graph: the output of an op on other nodes. Operators and methods (the
+    shared surface, torch names) build more nodes."""
+
+    __slots__ = ("graph", "op", "prim", "inputs", "params", "shape", "dtype", "name",
+                 "location", "value", "trainable", "__weakref__")
+    _surface_priority = 1  # node + eager tensor: the tensor becomes a constant
+
+    def __init__(self, graph: Graph, op: str, inputs: tuple[Node, ...], params: dict,
+                 shape: Shape, dtype: np.dtype, name: str, prim: Primitive | None = None,
+                 value: np.ndarray | None = None, trainable: bool = False) -> None:
+        self.graph, self.op, self.prim, self.inputs, self.params = graph, op, prim, inputs, params
+        self.shape, self.dtype, self.name, self.value = tuple(shape), dtype, name, value
+        self.trainable = trainable
+        self.location = user_location()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _apply(self, prim: Primitive, *inputs: Node, grad_name: str | None = None, **params):
+        graph = self.graph
+        for x in inputs:
+            if x.graph is not graph:
+                raise GraphError(f"{prim.name}: {x.name!r} belongs to another graph than "
+                                 f"{self.name!r}; built at {user_location()}")
+        try:
+            shape = prim.shape_rule(*inputs, **params)
+            dtype = prim.dtype_rule(*inputs, **params)
+        except (ValueError, TypeError, IndexError, RuntimeError) as exc:
+            described = ", ".join(f"{x.name} {_shape_str(x.shape)} {x.dtype.name}"
+                                  for x in inputs)
+            raise type(exc)(f"{prim.name} at {user_location()}: {exc} (inputs: {described})") \
+                from None
+        return graph._add(Node(graph, prim.name, inputs, params, shape, dtype,
+                               graph._unique_name(prim.name), prim))
+
+    def _lift(self, value: Any, dtype: np.dtype | None = None) -> Node:
+        if isinstance(value, Node):
+            return value
+        if hasattr(value, "detach") and hasattr(value, "numpy"):  # an eager Tensor
+            value = value.detach().numpy()
+        return constant(value, dtype, graph=self.graph)
+
+    def detach(self) -> Node:
+        """The same value with no gradient flowing back through it (tf.stop_gradient)."""
+        return self._apply(P.stop_gradient, self)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth value of graph node {self.name!r} (built at {self.location}) is not "
+            "known until the graph runs: Python `if`/`while` cannot depend on it. Use "
+            "sg.where for a data-dependent choice, or run the Python function eagerly.")
+
+    def __len__(self) -> int:
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of {self.name!r}, whose first dimension is not known")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return (f"<sg.Node {self.name!r} op={self.op} shape={_shape_str(self.shape)} "
+                f"dtype={self.dtype.name}>")
+
+
+def _shape_str(shape: Shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+class Graph:
+    """A program built first and run later: nodes in the order they were built (which is a
+    topological order), each with a unique name."""
+
+    def __init__(self) -> None:
+        self._nodes: list[Node] = []
+        self._by_name: dict[str, Node] = {}
+        self._counters: dict[str, itertools.count] = {}
+        self._scopes: list[str] = []
+
+    # -- building ------------------------------------------------------------------------------
+    def _add(self, node: Node) -> Node:
+        self._nodes.append(node)
+        self._by_name[node.name] = node
+        return node
+
+    def _unique_name(self, base: str) -> str:
+        """``matmul``, then ``matmul_1``, ``matmul_2``... within the current name scope."""
+        base = "/".join(self._scopes + [base])
+        if base not in self._by_name:
+            return base
+        counter = self._counters.setdefault(base, itertools.count(1))
+        while (name := f"{base}_{next(counter)}") in self._by_name:
+            pass
+        return name
+
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator[Graph]:
+        """``with g.as_default():`` makes ``g`` the graph new nodes go to."""
+        _stack().append(self)
+        try:
+            yield self
+        finally:
+            _stack().pop()
+
+    @contextlib.contextmanager
+    def name_scope(self, name: str) -> Iterator[str]:
+        self._scopes.append(name)
+        try:
+            yield "/".join(self._scopes)
+        finally:
+            self._scopes.pop()
+
+    # -- looking ---------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def get(self, name: str) -> Node:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise GraphError(f"no node named {name!r} in this graph") from None
+
+    @property
+    def variables(self) -> list[Node]:
+        return [n for n in self._nodes if n.op == "variable"]
+
+    @property
+    def trainable_variables(self) -> list[Node]:
+        return [n for n in self._nodes if n.op == "variable" and n.trainable]
+
+    def listing(self) -> str:
+        """One line per node: name, op, inputs, shape, dtype and where it was built."""
+        rows = [(n.name, n.op, ", ".join(i.name for i in n.inputs), _shape_str(n.shape),
+                 n.dtype.name, n.location) for n in self._nodes]
+        header = ("name", "op", "inputs", "shape", "dtype", "built at")
+        widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+        return "\n".join(fmt.format(*r) for r in [header] + rows)
+
+    __str__ = listing
+
+    def to_networkx(self):
+        """A networkx DiGraph: one vertex per node (by name) with op/shape/dtype attributes."""
+        import networkx as nx
+        g = nx.DiGraph()
+        for n in self._nodes:
+            g.add_node(n.name, op=n.op, shape=n.shape, dtype=n.dtype.name, location=n.location)
+            g.add_edges_from((i.name, n.name) for i in n.inputs)
+        return g
+
+    def to_dot(self, nodes: Sequence[Node] | None = None) -> str:
+        """Graphviz text; render with ``dot -Tpng``."""
+        chosen = self._nodes if nodes is None else list(nodes)
+        lines = ["digraph staticgraph {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+        for n in chosen:
+            shape = "ellipse" if n.op in SOURCE_OPS else "box"
+            label = f"{n.name}\\n{n.op} {_shape_str(n.shape)} {n.dtype.name}"
+            lines.append(f'  "{n.name}" [label="{label}", shape={shape}];')
+        names = {n.name for n in chosen}
+        lines += [f'  "{i.name}" -> "{n.name}";' for n in chosen for i in n.inputs
+                  if i.name in names]
+        return "\n".join(lines + ["}"])
+
+
+_local = threading.local()
+
+
+def _stack() -> list[Graph]:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
+_global_graph = Graph()
+
+
+def get_default_graph() -> Graph:
+    """The innermost ``as_default()`` graph, else the process-wide default graph."""
+    stack = _stack()
+    return stack[-1] if stack else _global_graph
+
+
+def reset_default_graph() -> None:
+    global _global_graph
+    _global_graph = Graph()
+
+
+def name_scope(name: str):
+    """``with sg.name_scope("layer1"):`` prefixes the names of nodes built inside."""
+    return get_default_graph().name_scope(name)
+
+
+def _source(op: str, shape: Shape, dtype: np.dtype, name: str | None, graph: Graph | None,
+            **kwargs: Any) -> Node:
+    graph = graph or get_default_graph()
+    return graph._add(Node(graph, op, (), {}, shape, dtype,
+                           graph._unique_name(name or op), **kwargs))
+
+
+def placeholder(shape: Sequence[int | None], dtype: Any = "float32", name: str | None = None,
+                graph: Graph | None = None) -> Node:
+    """A value fed at run time; ``None`` marks a dimension known only then."""
+    shape = tuple(None if d is None else int(d) for d in shape)
+    if any(d is not None and d < 0 for d in shape):
+        raise ShapeError(f"placeholder shape {shape} has a negative dimension")
+    return _source("placeholder", shape, dtypes.as_dtype(dtype), name, graph)
+
+
+def constant(value: Any, dtype: Any = None, name: str | None = None,
+             graph: Graph | None = None) -> Node:
+    """A value fixed when the graph is built (dtype inferred as ``eager.tensor`` does)."""
+    array = dtypes.as_array(value, dtype)
+    array.flags.writeable = False  # shared by every run: nothing may write into it
+    return _source("constant", array.shape, array.dtype, name, graph, value=array)
+
+
+def Variable(initial_value: Any, name: str | None = None, trainable: bool = True,
+             dtype: Any = None, graph: Graph | None = None) -> Node:
+    """State that lives in a Session between runs, starting from ``initial_value``."""
+    array = np.array(dtypes.as_array(initial_value, dtype))
+    array.flags.writeable = False
+    return _source("variable", array.shape, array.dtype, name, graph, value=array,
+                   trainable=trainable)
+
+
+def assign(variable: Node, value: Any) -> Node:
+    """An op that, when run, sets ``variable`` to ``value``; fetching it gives the new value.
+    Updates are applied only when the whole run succeeds."""
+    if not isinstance(variable, Node) or variable.op != "variable":
+        raise TypeError(f"assign needs a Variable, got {variable!r}")
+    value = variable._operand(value, variable.dtype)
+    known = all(a is None or b is None or a == b for a, b in zip(value.shape, variable.shape))
+    if len(value.shape) != len(variable.shape) or not known:
+        raise ShapeError(f"assign at {user_location()}: value of shape {_shape_str(value.shape)} "
+                         f"for variable {variable.name!r} of shape {_shape_str(variable.shape)}")
+    graph = variable.graph
+    return graph._add(Node(graph, "assign", (variable, value), {}, variable.shape,
+                           variable.dtype, graph._unique_name("assign")))
+
+
+def group(*nodes: Node, name: str | None = None) -> Node:
+    """One op that runs all of ``nodes`` (e.g. every update of a training step)."""
+    if not nodes:
+        raise ValueError("group() needs at least one node")
+    graph = nodes[0].graph
+    return graph._add(Node(graph, "group", tuple(nodes), {}, (), dtypes.bool_,
+                           graph._unique_name(name or "group")))

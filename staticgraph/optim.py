@@ -1,0 +1,78 @@
+"""Optimizers for graphs: ``opt.minimize(loss)`` builds the gradient nodes and one update op
+to fetch. The update formulas are ``staticgraph.ops.optimizers``, the same code eager's
+``optim`` runs; slots (momentum, Adam's moments) are non-trainable Variables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .gradients import gradients
+from .graph import Node, Variable, assign, group
+from .ops import optimizers
+
+
+class Optimizer:
+    def minimize(self, loss: Node, var_list: Sequence[Node] | None = None) -> Node:
+        """An op that, when run, moves every variable one step down ``loss``'s gradient."""
+        variables = list(var_list) if var_list is not None else loss.graph.trainable_variables
+        if not variables:
+            raise ValueError(f"no trainable variables to minimize {loss.name!r} over")
+        with loss.graph.as_default():
+            grads = gradients(loss, variables)
+            pairs = [(v, g) for v, g in zip(variables, grads) if g is not None]
+            if not pairs:
+                raise ValueError(f"{loss.name!r} does not depend on any of the variables "
+                                 f"{[v.name for v in variables]}")
+            return group(*self._updates(pairs), name="minimize")
+
+    def _updates(self, pairs: list[tuple[Node, Node]]) -> list[Node]:
+        raise NotImplementedError
+
+
+def _slot(variable: Node, name: str) -> Node:
+    return Variable(np.zeros(variable.shape, variable.dtype), name=f"{variable.name}/{name}",
+                    trainable=False)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum and weight decay (torch.optim.SGD)."""
+
+    def __init__(self, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        self.lr, self.momentum, self.weight_decay, self.nesterov = (
+            lr, momentum, weight_decay, nesterov)
+
+    def _updates(self, pairs):
+        ops = []
+        for v, g in pairs:
+            # A zero buffer gives torch's first step (buffer = gradient) exactly: 0*m + 1*g.
+            buffer = _slot(v, "momentum") if self.momentum else None
+            new_v, new_buffer = optimizers.sgd_step(
+                v, g, buffer, lr=self.lr, momentum=self.momentum,
+                weight_decay=self.weight_decay, nesterov=self.nesterov)
+            ops.append(assign(v, new_v))
+            if buffer is not None:
+                ops.append(assign(buffer, new_buffer))
+        return ops
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam); the step count is a Variable of the parameters' dtype."""
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+
+    def _updates(self, pairs):
+        step = Variable(np.zeros((), pairs[0][0].dtype), name="adam/step", trainable=False)
+        t = step + 1
+        ops = [assign(step, t)]
+        for v, g in pairs:
+            m, s = _slot(v, "exp_avg"), _slot(v, "exp_avg_sq")
+            new_v, new_m, new_s, _ = optimizers.adam_step(
+                v, g, m, s, t, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                eps=self.eps, weight_decay=self.weight_decay)
+            ops += [assign(v, new_v), assign(m, new_m), assign(s, new_s)]
+        return ops

@@ -1,0 +1,214 @@
+"""Running a graph: a Session owns the Variables' values, checks feeds and fetches, plans
+the subgraph a set of fetches needs (cached) and runs it atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .graph import Graph, GraphError, Node, _shape_str, get_default_graph
+from .ops.autodiff import toposort
+from .runtime.interpreter import evaluate
+
+
+class Plan:
+    """What a (fetches, fed nodes and shapes) signature runs: the needed nodes in order."""
+
+    def __init__(self, fetches: list[Node], fed: set[Node]) -> None:
+        needed = toposort(fetches, lambda n: () if n in fed else n.inputs)
+        missing = [n for n in needed if n.op == "placeholder" and n not in fed]
+        if missing:
+            p = missing[0]
+            raise GraphError(f"You must feed a value for placeholder {p.name!r} (shape "
+                             f"{_shape_str(p.shape)}, {p.dtype.name}) created at {p.location}")
+        self.fetches = fetches
+        self.steps = [n for n in needed if n not in fed]
+
+
+class Session:
+    """``sess.run(fetches, feed_dict)``; the Variables' values live here between runs."""
+
+    def __init__(self, graph: Graph | None = None, backend: str = "numpy") -> None:
+        if backend != "numpy":
+            raise ValueError(f"unknown backend {backend!r}; available: 'numpy'")
+        self.graph = graph or get_default_graph()
+        self.backend = backend
+        self._values: dict[Node, np.ndarray] = {}
+        self._plans: dict[tuple, Plan] = {}
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
+        """Values of ``fetches`` (a node, node name, or nested list/tuple/dict of them)."""
+        flat: list[Node] = []
+        rebuild = _flatten(fetches, self._as_fetch, flat)
+        feeds = self._feeds(feed_dict or {})
+        key = (tuple(flat), tuple((n, a.shape) for n, a in feeds.items()))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = Plan(flat, set(feeds))
+        values = dict(feeds)
+        updates = evaluate(plan.steps, values, _LazyVariables(self))
+        for array in updates.values():
+            array.flags.writeable = False
+        self._values.update(updates)  # only now: a failed run changed nothing
+        return rebuild([_fetched(n, values[n]) for n in flat])
+
+    def _as_fetch(self, fetch: Any) -> Node:
+        if isinstance(fetch, str):
+            return self.graph.get(fetch)
+        if not isinstance(fetch, Node):
+            raise TypeError(f"Fetch argument {fetch!r} has invalid type {type(fetch).__name__}; "
+                            "must be a graph node, a node name (str), or a list, tuple or dict "
+                            "of them")
+        if fetch.graph is not self.graph:
+            raise GraphError(f"Fetch {fetch.name!r} (built at {fetch.location}) belongs to "
+                             "another graph than this session's")
+        return fetch
+
+    def _feeds(self, feed_dict: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
+        feeds = {}
+        for key, value in feed_dict.items():
+            node = self._as_fetch(key)
+            if node.op in ("variable", "assign", "group"):
+                raise GraphError(f"cannot feed {node.op} {node.name!r}; use sess.assign for "
+                                 "Variables")
+            feeds[node] = _checked_feed(node, value)
+        return feeds
+
+    def compile(self, outputs: Any, inputs: list[Node]) -> Callable[..., Any]:
+        """A function of arrays for ``inputs``, returning ``outputs``' values."""
+        return Function(self, outputs, inputs)
+
+    # -- variables -------------------------------------------------------------------------------
+    def _value(self, variable: Node) -> np.ndarray:
+        value = self._values.get(variable)
+        if value is None:  # first use: start from the initial value, no initializer ceremony
+            value = self._values[variable] = variable.value  # read-only, like every value here
+        return value
+
+    def assign(self, variable: Node, value: Any) -> None:
+        """Set a Variable's value directly (shape and dtype must match)."""
+        variable = self._as_fetch(variable)
+        if variable.op != "variable":
+            raise TypeError(f"assign needs a Variable, got {variable!r}")
+        self._values[variable] = _checked_value(variable, value)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Every Variable's value into an ``.npz`` file, written whole or not at all."""
+        arrays = {v.name: self._value(v) for v in self.graph.variables}
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staticgraph-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Load values saved by ``save``; every Variable is checked before any is changed."""
+        with np.load(path, allow_pickle=False) as data:
+            loaded = {}
+            for v in self.graph.variables:
+                if v.name not in data.files:
+                    raise KeyError(f"{os.fspath(path)} has no value for variable {v.name!r}")
+                loaded[v] = _checked_value(v, data[v.name])
+        self._values.update(loaded)
+
+
+class _LazyVariables(Mapping):
+    """The session's variable values as the interpreter reads them (initialised on use)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __getitem__(self, variable: Node) -> np.ndarray:
+        return self._session._value(variable)
+
+    def __iter__(self):
+        return iter(self._session.graph.variables)
+
+    def __len__(self) -> int:
+        return len(self._session.graph.variables)
+
+
+class Function:
+    """``sg.compile``'s result: call it with arrays for the inputs, get the outputs' values."""
+
+    def __init__(self, session: Session, outputs: Any, inputs: list[Node]) -> None:
+        self.session, self.outputs, self.inputs = session, outputs, list(inputs)
+        self.graph = session.graph
+
+    def __call__(self, *arrays: Any) -> Any:
+        if len(arrays) != len(self.inputs):
+            raise TypeError(f"this function takes {len(self.inputs)} arrays "
+                            f"({', '.join(i.name for i in self.inputs)}), got {len(arrays)}")
+        return self.session.run(self.outputs, dict(zip(self.inputs, arrays)))
+
+
+def compile(outputs: Any, inputs: list[Node], session: Session | None = None) -> Function:
+    """The Theano/JAX habit: a callable ``f(*arrays)`` computing ``outputs`` from ``inputs``."""
+    graph = _first_node(outputs).graph
+    return Function(session or Session(graph), outputs, inputs)
+
+
+def _first_node(structure: Any) -> Node:
+    found: list[Node] = []
+    _flatten(structure, lambda n: n, found)
+    nodes = [n for n in found if isinstance(n, Node)]
+    if not nodes:
+        raise TypeError("compile needs at least one output node")
+    return nodes[0]
+
+
+def _flatten(structure: Any, convert: Callable[[Any], Node], out: list[Node]):
+    """Append the leaves of a nested list/tuple/dict to ``out``; return a function that
+    rebuilds the same structure from the leaves' values."""
+    if isinstance(structure, dict):
+        parts = {k: _flatten(v, convert, out) for k, v in structure.items()}
+        return lambda values: {k: p(values) for k, p in parts.items()}
+    if isinstance(structure, (list, tuple)):
+        parts = [_flatten(v, convert, out) for v in structure]
+        kind = type(structure)
+        if hasattr(structure, "_fields"):  # a namedtuple
+            return lambda values: kind(*(p(values) for p in parts))
+        return lambda values: kind(p(values) for p in parts)
+    index = len(out)
+    out.append(convert(structure))
+    return lambda values: values[index]
+
+
+def _checked_feed(node: Node, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if not np.can_cast(array.dtype, node.dtype, "same_kind"):
+        raise TypeError(f"Cannot feed value of dtype {array.dtype.name} to {node.op} "
+                        f"{node.name!r} of dtype {node.dtype.name} (created at {node.location})")
+    if len(array.shape) != len(node.shape) or any(
+            d is not None and d != a for d, a in zip(node.shape, array.shape)):
+        raise ValueError(f"Cannot feed value of shape {array.shape} for {node.op} "
+                         f"{node.name!r}, which has shape {_shape_str(node.shape)} (created at "
+                         f"{node.location})")
+    return array.astype(node.dtype, copy=False)
+
+
+def _checked_value(variable: Node, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != variable.shape:
+        raise ValueError(f"value of shape {array.shape} for variable {variable.name!r} of "
+                         f"shape {variable.shape}")
+    if not np.can_cast(array.dtype, variable.dtype, "same_kind"):
+        raise TypeError(f"value of dtype {array.dtype.name} for variable {variable.name!r} of "
+                        f"dtype {variable.dtype.name}")
+    array = np.array(array, dtype=variable.dtype)
+    array.flags.writeable = False  # fetched views of it must not change the session's state
+    return array
+
+
+def _fetched(node: Node, value: Any) -> Any:
+    # The session's own arrays (variables) and constants are read-only: hand out copies.
+    return np.array(value) if node.op in ("variable", "constant") else value
