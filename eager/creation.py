@@ -9,7 +9,7 @@ import numpy as np
 
 from staticgraph.ops import dtypes
 
-from .tensor import Tensor, _as_array
+from .tensor import Tensor
 
 _generator = np.random.default_rng()
 
@@ -36,7 +36,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays)."""
     if isinstance(data, Tensor):
         data = data._data
-    return _new(np.array(_as_array(data)), dtype, requires_grad)
+    return _new(np.array(dtypes.as_array(data)), dtype, requires_grad)
 
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:
@@ -49,7 +49,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing ``array``'s memory, as torch.from_numpy."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    return Tensor._make(_as_array(array))
+    return Tensor._make(dtypes.as_array(array))
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -32,7 +32,7 @@ class Tensor(Surface):
                  "_base", "_accumulator", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        self._init(np.array(_as_array(data)), None)
+        self._init(np.array(dtypes.as_array(data)), None)
         if requires_grad:
             self.requires_grad_()
 
@@ -82,8 +82,7 @@ class Tensor(Surface):
             return value
         if isinstance(value, Surface):
             raise TypeError(f"cannot use a {type(value).__name__} in an eager expression")
-        return Tensor._make(np.asarray(value, dtype=dtype) if dtype is not None
-                            else _as_array(value))
+        return Tensor._make(dtypes.as_array(value, dtype))
 
     # -- metadata ----------------------------------------------------------------------------
     @property
@@ -329,19 +328,3 @@ def _edge(t: Tensor) -> Node | None:
     if t._grad_fn is not None:
         return t._grad_fn
     return t._grad_accumulator() if t._requires_grad else None
-
-
-def _as_array(value: Any) -> np.ndarray:
-    """torch.tensor's dtype inference: numpy data keeps its dtype; Python floats become
-    float32, ints int64, bools bool."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        array = np.asarray(value)
-    else:
-        array = np.asarray(value)
-        if array.dtype == np.float64:
-            array = array.astype(dtypes.DEFAULT_FLOAT)
-    if array.dtype not in dtypes.SUPPORTED:
-        raise TypeError(f"can't convert {type(value).__name__} of dtype {array.dtype} to a "
-                        "tensor; supported dtypes are "
-                        + ", ".join(d.name for d in dtypes.SUPPORTED))
-    return array
