@@ -36,7 +36,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays)."""
     if isinstance(data, Tensor):
         data = data._data
-    return _new(np.array(dtypes.as_array(data)), dtype, requires_grad)
+    # Convert straight to ``dtype``: going through float32 first would round 0.3.
+    return _new(np.array(dtypes.as_array(data, dtype)), None, requires_grad)
 
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:
