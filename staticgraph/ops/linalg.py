@@ -25,8 +25,8 @@ def _matmul_shape(a, b) -> Shape:
 
 def _mismatch_message(sa: Shape, sb: Shape) -> str:
     if len(sa) == 2 and len(sb) == 2:
-        return (f"mat1 and mat2 shapes cannot be multiplied "
-                f"({sa[0]}x{sa[1]} and {sb[0]}x{sb[1]})")
+        a, b = (["?" if d is None else str(d) for d in s] for s in (sa, sb))
+        return f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(a)} and {'x'.join(b)})"
     return f"matmul: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied"
 
 
