@@ -23,7 +23,7 @@ from .tensor import Tensor
 
 double, float, long = float64, float32, int64
 
-# from . import nn, optim
+from . import nn, optim  # noqa: E402
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
            "randn", "rand", "randint", "arange", "linspace", "eye", "zeros_like", "ones_like",

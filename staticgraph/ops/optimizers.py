@@ -45,13 +45,13 @@ def sgd_step(param: T, grad: T, momentum_buffer: T | None, *, lr: float, momentu
     return param - lr * grad, momentum_buffer
 
 
-def adam_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, step: int, *, lr: float = 1e-3,
-              beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+def adam_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, step: int | T, *,
+              lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
               weight_decay: float = 0.0,
               max_exp_avg_sq: T | None = None) -> tuple[T, T, T, T | None]:
-    """One torch.optim.Adam step, ``step`` counting from 1; returns ``(new_param, new_exp_avg,
-    new_exp_avg_sq, new_max_exp_avg_sq)``. Passing ``max_exp_avg_sq`` (zeros at first) turns
-    on AMSGrad; without it the last result is None.
+    """One torch.optim.Adam step, ``step`` counting from 1 (an int, or a graph value); returns
+    ``(new_param, new_exp_avg, new_exp_avg_sq, new_max_exp_avg_sq)``. Passing
+    ``max_exp_avg_sq`` (zeros at first) turns on AMSGrad; without it the last result is None.
 
     g = grad + weight_decay * param
     m = lerp(m, g, 1 - beta1)                       = beta1 * m + (1 - beta1) * g
