@@ -29,7 +29,8 @@ def _shape(size: Sequence[Any]) -> tuple[int, ...]:
 def _new(array: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
     if dtype is not None:
         array = array.astype(dtypes.as_dtype(dtype), copy=False)
-    return Tensor._make(array).requires_grad_(requires_grad)
+    return Tensor._make(array)._set_requires_grad(
+        requires_grad, "Only Tensors of floating point and complex dtype can require gradients")
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -20,25 +20,29 @@ FREED = ("Trying to backward through the graph a second time (or directly access
 
 
 class Node:
-    """``torch.autograd.graph.Node``: what ``grad_fn`` holds."""
+    """``torch.autograd.graph.Node``: what ``grad_fn`` holds. ``_next`` has one entry per
+    differentiable input (where its gradient goes, or None)."""
 
     __slots__ = ("_next", "__weakref__")
+    _qualified = False  # torch's hand-written nodes report a C++-qualified name()
 
     def name(self) -> str:
-        return type(self).__name__
+        name = type(self).__name__
+        return f"torch::autograd::{name}" if self._qualified else name
 
     @property
     def next_functions(self) -> tuple[tuple[Node | None, int], ...]:
         return tuple((node, 0) for node in self._next)
 
     def __repr__(self) -> str:
-        return f"<{self.name()} object at {id(self):#x}>"
+        return f"<{type(self).__name__} object at {id(self):#x}>"
 
 
 class AccumulateGrad(Node):
     """The end of every path to a leaf: adds the incoming gradient to ``variable.grad``."""
 
     __slots__ = ("variable",)
+    _qualified = True
 
     def __init__(self, variable: Any) -> None:
         self._next = ()
@@ -49,11 +53,13 @@ class BackwardNode(Node):
     """How to pull a gradient back through one recorded op: its primitive, params and what
     the primitive's VJP rules need (saved tensors with their versions, or only shapes)."""
 
-    __slots__ = ("_prim", "_params", "_inputs", "_versions", "_meta", "_out", "_freed",
-                 "_retained")
+    __slots__ = ("_prim", "_params", "_positions", "_inputs", "_versions", "_meta", "_out",
+                 "_freed", "_retained")
 
-    def _save(self, prim: Primitive, params: dict, inputs: tuple, out: Any) -> None:
+    def _save(self, prim: Primitive, params: dict, inputs: tuple, out: Any,
+              positions: tuple[int, ...]) -> None:
         self._prim, self._params, self._freed, self._retained = prim, params, False, None
+        self._positions = positions
         if prim.saves_inputs:
             self._inputs = inputs
             self._versions = tuple(t._version[0] for t in inputs)
@@ -87,7 +93,11 @@ class BackwardNode(Node):
             if box[0] != version:
                 raise RuntimeError(_modified_message(data, self, box[0], version))
             out = make(data, self)
-        return autodiff.vjp(self._prim, g, out, inputs, self._params, needs)
+        all_needs = [False] * len(inputs)
+        for position, need in zip(self._positions, needs):
+            all_needs[position] = need
+        cts = autodiff.vjp(self._prim, g, out, inputs, self._params, all_needs)
+        return [cts[p] for p in self._positions]
 
 
 _node_classes: dict[str, type[BackwardNode]] = {}
@@ -97,7 +107,8 @@ def node_class(name: str) -> type[BackwardNode]:
     """A BackwardNode subclass per torch name, so ``type(y.grad_fn).__name__`` reads right."""
     cls = _node_classes.get(name)
     if cls is None:
-        cls = _node_classes[name] = type(name, (BackwardNode,), {"__slots__": ()})
+        cls = _node_classes[name] = type(name, (BackwardNode,), {
+            "__slots__": (), "_qualified": name in ("CopySlices", "CopyBackwards")})
     return cls
 
 

@@ -25,6 +25,11 @@ _NON_LEAF_GRAD = (
     "instead. See github.com/pytorch/pytorch/pull/30531 for more information.")
 
 
+_NON_LEAF_FLAG = "you can only change requires_grad flags of leaf variables."
+_DETACH_HINT = (" If you want to use a computed variable in a subgraph that doesn't require "
+                "differentiation use var_no_grad = var.detach().")
+
+
 class Tensor(Surface):
     """A numpy array with PyTorch's autograd: ``requires_grad``, ``grad_fn``, ``.grad``."""
 
@@ -68,13 +73,14 @@ class Tensor(Surface):
             base = inputs[0]  # a view: it shares memory and the version counter
             out._base = base if base._base is None else base._base
             out._version = base._version
-        if prim.vjps is not None and is_grad_enabled() and \
-                any(t._grad_fn is not None or t._requires_grad for t in inputs):
-            node = node_class(grad_name or prim.grad_name)()
-            node._next = tuple(_edge(t) if prim.vjp_rule(i) is not None else None
-                               for i, t in enumerate(inputs))
-            node._save(prim, params, inputs, out)
-            out._grad_fn = node
+        if prim.vjps is not None and is_grad_enabled():
+            positions = prim.differentiable_positions(len(inputs))
+            edges = tuple(_edge(inputs[i]) for i in positions)
+            if any(e is not None for e in edges):
+                node = node_class(grad_name or prim.grad_name)()
+                node._next = edges
+                node._save(prim, params, inputs, out, positions)
+                out._grad_fn = node
         return out
 
     def _lift(self, value: Any, dtype: np.dtype | None = None) -> Tensor:
@@ -125,18 +131,23 @@ class Tensor(Surface):
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        self.requires_grad_(value)
+        if self._grad_fn is not None:
+            raise RuntimeError(_NON_LEAF_FLAG + ("" if value else _DETACH_HINT))
+        self._set_requires_grad(value, "only Tensors of floating point and complex dtype can "
+                                       "require gradients")
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if self._grad_fn is not None:
             if requires_grad:
                 return self
-            raise RuntimeError(
-                "you can only change requires_grad flags of leaf variables. If you want to use "
-                "a computed variable in a subgraph that doesn't require differentiation use "
-                "var_no_grad = var.detach().")
+            raise RuntimeError(_NON_LEAF_FLAG + _DETACH_HINT)
+        return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype can "
+                                                      "require gradients")
+
+    def _set_requires_grad(self, requires_grad: bool, refusal: str) -> Tensor:
+        # torch words this refusal differently in each of the three places it is made
         if requires_grad and not dtypes.is_floating(self.dtype):
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError(refusal)
         self._requires_grad = bool(requires_grad)
         return self
 
@@ -149,8 +160,9 @@ class Tensor(Surface):
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
         if value is not None and value.shape != self.shape:
-            raise RuntimeError(f"assigned grad has data of a different size: {value.shape} "
-                               f"vs {self.shape}")
+            raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' "
+                               f"to a tensor of size '{list(self.shape)}'. Please ensure that "
+                               "the gradient and the tensor are the same size")
         self._grad = value
 
     def retain_grad(self) -> None:
@@ -237,7 +249,7 @@ class Tensor(Surface):
     def __repr__(self) -> str:
         suffixes = []
         if self._grad_fn is not None:
-            suffixes.append(f"grad_fn=<{self._grad_fn.name()}>")
+            suffixes.append(f"grad_fn=<{type(self._grad_fn).__name__}>")
         elif self._requires_grad:
             suffixes.append("requires_grad=True")
         return format_tensor(self._data, suffixes)
@@ -245,15 +257,15 @@ class Tensor(Surface):
     __str__ = __repr__
 
     # -- in-place operations -------------------------------------------------------------------
-    def _inplace(self, compute, *others: Any) -> Tensor:
+    def _inplace(self, compute, *others: Any, leaf: str = "a leaf Variable") -> Tensor:
         """Write ``compute(self)`` into this tensor's memory and bump its version. When
         recording, the tensor's history is rebased on the new op, as torch does."""
         recording = is_grad_enabled() and (
             self.requires_grad or any(getattr(o, "requires_grad", False) for o in others))
         if recording:
             if self._grad_fn is None and self._requires_grad:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                                   "in-place operation.")
+                raise RuntimeError(f"{leaf} that requires grad is being used in an in-place "
+                                   "operation.")
             if self._base is not None:
                 raise RuntimeError(
                     "eager does not support recording in-place operations on a view (PyTorch "
@@ -275,9 +287,12 @@ class Tensor(Surface):
         np.copyto(self._data, new, casting="same_kind")
         self._version[0] += 1
         if recording:
+            if self._retains_grad:  # the retained gradient is now the new node's
+                if isinstance(self._grad_fn, BackwardNode):
+                    self._grad_fn._retained = None
+                if isinstance(result._grad_fn, BackwardNode):
+                    result._grad_fn._retained = weakref.ref(self)
             self._grad_fn = result._grad_fn
-            if self._retains_grad and isinstance(self._grad_fn, BackwardNode):
-                self._grad_fn._retained = weakref.ref(self)
         return self
 
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
@@ -292,18 +307,20 @@ class Tensor(Surface):
     def div_(self, other: Any) -> Tensor:
         return self._inplace(lambda t: t / other, other)
 
-    def fill_(self, value: Any) -> Tensor:
-        return self._inplace(lambda t: t._apply(
-            P.where, t._lift(np.zeros(t.shape, bool)), t, t._operand(value, t.dtype),
-            grad_name="FillBackward0"), value)
+    def fill_(self, value: bool | int | float) -> Tensor:
+        value = value.item() if isinstance(value, Tensor) else value
+        return self._inplace(lambda t: t._apply(P.fill, t, value=value))
 
     def zero_(self) -> Tensor:
-        return self._inplace(lambda t: t._apply(
-            P.where, t._lift(np.zeros(t.shape, bool)), t, t._lift(0, t.dtype),
-            grad_name="ZeroBackward0"))
+        return self._inplace(lambda t: t._apply(P.fill, t, value=0, grad_name="ZeroBackward0"))
 
     def copy_(self, src: Any) -> Tensor:
-        return self._inplace(lambda t: t._operand(src).to(t.dtype).expand_as(t), src)
+        def overwrite(t: Tensor) -> Tensor:
+            # where(False, old, src): src's values; old history kept, with a zero gradient
+            src_t = t._operand(src)
+            return t._apply(P.where, t._lift(np.zeros((), bool)), t, src_t.to(t.dtype),
+                            grad_name="CopyBackwards")
+        return self._inplace(overwrite, src)
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         return self._inplace(lambda t: t.clamp(min, max))
@@ -315,7 +332,7 @@ class Tensor(Surface):
             v = t._operand(value, t.dtype) if not isinstance(value, Tensor) else value
             return t._apply(P.index_put, t, v.to(t.dtype), *[t._operand(a) for a in arrays],
                             spec=spec, grad_name="CopySlices")
-        self._inplace(put, value)
+        self._inplace(put, value, leaf="a view of a leaf Variable")
 
     __iadd__ = add_
     __isub__ = sub_

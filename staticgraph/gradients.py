@@ -15,13 +15,11 @@ def _as_list(value: Any) -> list:
 
 
 def ones_like(node: Node) -> Node:
-    one = node._lift(1, node.dtype)
-    return one if node.shape == () else one.expand_as(node)
+    return node._fill(1)
 
 
 def zeros_like(node: Node) -> Node:
-    zero = node._lift(0, node.dtype)
-    return zero if node.shape == () else zero.expand_as(node)
+    return node._fill(0)
 
 
 def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],

@@ -123,6 +123,11 @@ def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 cast = Primitive("cast", E, _cast_kernel, same_shape, lambda x, dtype: dtype,
                  (lambda g, out, x, dtype: g.to(x.dtype),), Saves.NOTHING, "ToCopyBackward0")
+# A tensor of x's shape and dtype filled with ``value``: zero_/fill_ in eager, and the
+# zeros and ones gradient code needs when shapes are known only at run time.
+fill = Primitive("fill", E, lambda x, value: np.full(x.shape, value, x.dtype), same_shape,
+                 lambda x, value: x.dtype, (lambda g, out, x, value: g._fill(0),),
+                 Saves.NOTHING, "FillBackward2")
 # The identity that hides its input from differentiation (eager's detach, tf.stop_gradient).
 stop_gradient = Primitive("stop_gradient", E, lambda x: x, same_shape, promoted, None,
                           grad_name="")
@@ -143,5 +148,5 @@ logical_or = _comparison("logical_or", np.logical_or)
 logical_not = Primitive("logical_not", E, np.logical_not, same_shape, boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, abs, sign, erf, where, cast, stop_gradient, eq, ne, lt, le, gt, ge,
+              relu, abs, sign, erf, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
               logical_and, logical_or, logical_not)

@@ -134,15 +134,14 @@ def _dtype_of_first(x, *_, **__):
     return x.dtype
 
 
+# Variadic (one input per index array): only input 0 is differentiable.
 getitem = Primitive("getitem", Kind.OPAQUE, _getitem_kernel, _getitem_shape, _dtype_of_first,
-                    lambda g, out, x, *arrays, spec, index: (
-                        g._scatter_add(x, arrays, spec) if index == 0 else None),
-                    Saves.INPUTS, "IndexBackward0")
+                    lambda g, out, x, *arrays, spec, index: g._scatter_add(x, arrays, spec),
+                    Saves.INPUTS, "IndexBackward0", diff_inputs=(0,))
 scatter_add = Primitive("scatter_add", Kind.OPAQUE, _scatter_add_kernel,
                         lambda g, like, *arrays, spec: like.shape, _dtype_of_first,
-                        lambda g, out, x, like, *arrays, spec, index: (
-                            g._getitem(arrays, spec) if index == 0 else None),
-                        Saves.INPUTS, "IndexPutBackward0")
+                        lambda g, out, x, like, *arrays, spec, index: g._getitem(arrays, spec),
+                        Saves.INPUTS, "IndexPutBackward0", diff_inputs=(0,))
 
 
 
@@ -156,12 +155,12 @@ def _index_put_vjp(g, out, x, value, *arrays, spec: Spec, index: int):
     picked = g._getitem(arrays, spec)
     if index == 0:  # the overwritten elements get no gradient
         return g - picked._scatter_add(g, arrays, spec)
-    return picked if index == 1 else None
+    return picked
 
 
 # out = x with out[index] = value: what ``x[index] = value`` records (torch's CopySlices).
 index_put = Primitive("index_put", Kind.OPAQUE, _index_put_kernel,
                       lambda x, value, *arrays, spec: x.shape, _dtype_of_first, _index_put_vjp,
-                      Saves.INPUTS, "CopySlices")
+                      Saves.INPUTS, "CopySlices", diff_inputs=(0, 1))
 
 PRIMITIVES = (getitem, scatter_add, index_put)

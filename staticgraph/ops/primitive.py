@@ -54,18 +54,28 @@ class Primitive:
     vjps: tuple[VJP | None, ...] | VJP | None = None
     saves: Saves = Saves.NOTHING
     grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
+    diff_inputs: tuple[int, ...] | None = None  # variadic: the differentiable inputs (None: all)
 
     def __post_init__(self) -> None:
-        # Plain booleans: eager reads them on every recorded op.
+        # Plain values: eager reads them on every recorded op.
         object.__setattr__(self, "saves_inputs", Saves.INPUTS in self.saves)
         object.__setattr__(self, "saves_output", Saves.OUTPUT in self.saves)
+        if isinstance(self.vjps, tuple):
+            object.__setattr__(self, "diff_inputs",
+                               tuple(i for i, rule in enumerate(self.vjps) if rule is not None))
 
     @property
     def differentiable(self) -> bool:
         return self.vjps is not None
 
-    def vjp_rule(self, index: int) -> VJP | None:
+    def differentiable_positions(self, arity: int) -> tuple[int, ...]:
+        """Which of ``arity`` inputs a gradient can flow to."""
         if self.vjps is None:
+            return ()
+        return self.diff_inputs if self.diff_inputs is not None else tuple(range(arity))
+
+    def vjp_rule(self, index: int) -> VJP | None:
+        if self.vjps is None or (self.diff_inputs is not None and index not in self.diff_inputs):
             return None
         if isinstance(self.vjps, tuple):
             return self.vjps[index]

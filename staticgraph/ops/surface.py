@@ -55,11 +55,11 @@ class Surface:
 
     # -- arithmetic ------------------------------------------------------------------------
     def __add__(self, other): return self._binary(P.add, other)
-    def __radd__(self, other): return self._binary(P.add, other, reverse=True)
+    def __radd__(self, other): return self._binary(P.add, other)  # x first, as torch
     def __sub__(self, other): return self._binary(P.sub, other)
     def __rsub__(self, other): return self._binary(P.sub, other, True, "RsubBackward1")
     def __mul__(self, other): return self._binary(P.mul, other)
-    def __rmul__(self, other): return self._binary(P.mul, other, reverse=True)
+    def __rmul__(self, other): return self._binary(P.mul, other)
     def __truediv__(self, other): return self._binary(P.div, other)
     def __rtruediv__(self, other): return self._binary(P.div, other, reverse=True)
     def __matmul__(self, other): return self.matmul(other)
@@ -288,6 +288,9 @@ class Surface:
     # -- helpers the gradient rules use ------------------------------------------------------
     def _sum_to(self, like):
         return self._apply(P.sum_to, self, like)
+
+    def _fill(self, value: bool | int | float):
+        return self._apply(P.fill, self, value=value)
 
     def _size_of(self, axes: tuple[int, ...]):
         return self._apply(P.size_of, self, axes=axes)
