@@ -73,7 +73,8 @@ class Tensor(Surface):
             base = inputs[0]  # a view: it shares memory and the version counter
             out._base = base if base._base is None else base._base
             out._version = base._version
-        if prim.vjps is not None and is_grad_enabled():
+        # Only floating-point results carry gradients (a cast to int ends the history).
+        if prim.vjps is not None and data.dtype.kind == "f" and is_grad_enabled():
             positions = prim.differentiable_positions(len(inputs))
             edges = tuple(_edge(inputs[i]) for i in positions)
             if any(e is not None for e in edges):

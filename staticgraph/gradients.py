@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .graph import GraphError, Node
-from .ops import autodiff
+from .graph import GraphError, Node, user_location
+from .ops import autodiff, dtypes
 
 
 def _as_list(value: Any) -> list:
@@ -20,6 +20,15 @@ def ones_like(node: Node) -> Node:
 
 def zeros_like(node: Node) -> Node:
     return node._fill(0)
+
+
+def _weight(y: Node, w: Any) -> Node:
+    w = y._operand(w, y.dtype)
+    if len(w.shape) != len(y.shape) or any(
+            a is not None and b is not None and a != b for a, b in zip(w.shape, y.shape)):
+        raise ValueError(f"gradients at {user_location()}: grad_ys entry of shape {w.shape} for "
+                         f"{y.name!r} of shape {y.shape}; they must be equal")
+    return w
 
 
 def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
@@ -38,13 +47,13 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     for n in ys + xs:
         if not isinstance(n, Node) or n.graph is not ys[0].graph:
             raise GraphError(f"gradients: {n!r} is not a node of the graph of {ys[0].name!r}")
-    seeds = [(y, ones_like(y) if w is None else y._operand(w, y.dtype))
-             for y, w in zip(ys, weights)]
+    seeds = [(y, ones_like(y) if w is None else _weight(y, w)) for y, w in zip(ys, weights)]
 
     def parents(node: Node) -> tuple[Node, ...]:
-        # Nothing flows back through sources, state ops, or comparisons and other
-        # non-differentiable primitives.
-        return node.inputs if node.prim is not None and node.prim.differentiable else ()
+        # Nothing flows back through sources, state ops, non-differentiable primitives
+        # (comparisons, argmax) or values that are not floating point (a cast to int).
+        differentiable = node.prim is not None and node.prim.differentiable
+        return node.inputs if differentiable and dtypes.is_floating(node.dtype) else ()
 
     def pullback(node: Node, g: Node, needs: Sequence[bool]) -> list:
         return autodiff.vjp(node.prim, g, node, node.inputs, node.params, needs)

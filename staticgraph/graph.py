@@ -50,16 +50,19 @@ class Node(Surface):
     shared surface, torch names) build more nodes."""
 
     __slots__ = ("graph", "op", "prim", "inputs", "params", "shape", "dtype", "name",
-                 "location", "value", "trainable", "__weakref__")
+                 "location", "value", "trainable", "origin", "__weakref__")
     _surface_priority = 1  # node + eager tensor: the tensor becomes a constant
 
     def __init__(self, graph: Graph, op: str, inputs: tuple[Node, ...], params: dict,
                  shape: Shape, dtype: np.dtype, name: str, prim: Primitive | None = None,
-                 value: np.ndarray | None = None, trainable: bool = False) -> None:
+                 value: np.ndarray | None = None, trainable: bool = False,
+                 location: str | None = None, origin: Node | None = None) -> None:
         self.graph, self.op, self.prim, self.inputs, self.params = graph, op, prim, inputs, params
         self.shape, self.dtype, self.name, self.value = tuple(shape), dtype, name, value
         self.trainable = trainable
-        self.location = user_location()
+        self.location = location or user_location()
+        # The user's node this one was compiled from (compiled graphs are copies).
+        self.origin = origin
 
     @property
     def ndim(self) -> int:
@@ -88,6 +91,9 @@ class Node(Surface):
         if hasattr(value, "detach") and hasattr(value, "numpy"):  # an eager Tensor
             value = value.detach().numpy()
         return constant(value, dtype, graph=self.graph)
+
+    def _error(self, op: str, kind: type[Exception], message: str) -> Exception:
+        return kind(f"{op} at {user_location()}: {message}")
 
     def detach(self) -> Node:
         """The same value with no gradient flowing back through it (tf.stop_gradient)."""
@@ -246,7 +252,7 @@ def name_scope(name: str):
 
 def _source(op: str, shape: Shape, dtype: np.dtype, name: str | None, graph: Graph | None,
             **kwargs: Any) -> Node:
-    graph = graph or get_default_graph()
+    graph = graph if graph is not None else get_default_graph()
     return graph._add(Node(graph, op, (), {}, shape, dtype,
                            graph._unique_name(name or op), **kwargs))
 
@@ -263,7 +269,7 @@ def placeholder(shape: Sequence[int | None], dtype: Any = "float32", name: str |
 def constant(value: Any, dtype: Any = None, name: str | None = None,
              graph: Graph | None = None) -> Node:
     """A value fixed when the graph is built (dtype inferred as ``eager.tensor`` does)."""
-    array = dtypes.as_array(value, dtype)
+    array = np.array(dtypes.as_array(value, dtype))  # a copy: later changes to `value` don't leak
     array.flags.writeable = False  # shared by every run: nothing may write into it
     return _source("constant", array.shape, array.dtype, name, graph, value=array)
 

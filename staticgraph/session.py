@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,7 +36,7 @@ class Session:
     def __init__(self, graph: Graph | None = None, backend: str = "numpy") -> None:
         if backend != "numpy":
             raise ValueError(f"unknown backend {backend!r}; available: 'numpy'")
-        self.graph = graph or get_default_graph()
+        self.graph = graph if graph is not None else get_default_graph()
         self.backend = backend
         self._values: dict[Node, np.ndarray] = {}
         self._plans: dict[tuple, Plan] = {}
@@ -103,8 +104,10 @@ class Session:
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staticgraph-", suffix=".npz")
         try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+            with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as archive:
+                for name, array in arrays.items():  # np.savez would reserve the name "file"
+                    with archive.open(f"{name}.npy", "w") as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

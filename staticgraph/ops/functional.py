@@ -38,7 +38,8 @@ def gelu(x, approximate: str = "none"):
         return 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf())
     if approximate == "tanh":
         return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh())
-    raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    raise x._error("gelu", ValueError, "approximate argument must be either none or tanh, got "
+                   f"{approximate!r}")
 
 
 def relu(x):
@@ -49,9 +50,10 @@ def layer_norm(x, normalized_shape: int | Sequence[int], weight: Any = None, bia
                eps: float = 1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(shape):]) != shape:
-        raise ShapeError(f"Given normalized_shape={list(shape)}, expected input with shape "
-                         f"[*, {', '.join(map(str, shape))}], but got input of size "
-                         f"{list(x.shape)}")
+        raise x._error("layer_norm", ShapeError,
+                       f"Given normalized_shape={list(shape)}, expected input with shape "
+                       f"[*, {', '.join(map(str, shape))}], but got input of size "
+                       f"{list(x.shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     centered = x - x.mean(axes, keepdim=True)
     variance = (centered * centered).mean(axes, keepdim=True)
@@ -70,22 +72,22 @@ def _reduce_loss(loss, reduction: str):
         return loss.sum()
     if reduction == "none":
         return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction")
+    raise loss._error("loss", ValueError, f"{reduction} is not a valid value for reduction")
 
 
 def cross_entropy(input, target, reduction: str = "mean"):
     """Logits ``(N, C)`` or ``(C,)``; target class indices ``(N,)``/``()`` or probabilities."""
     if input.ndim not in (1, 2):
-        raise ShapeError(f"cross_entropy expects logits of shape (N, C) or (C,), "
-                         f"got {tuple(input.shape)}")
+        raise input._error("cross_entropy", ShapeError, "expects logits of shape (N, C) or "
+                           f"(C,), got {tuple(input.shape)}")
     class_dim = input.ndim - 1
     log_p = log_softmax(input, class_dim)
     if dtypes.is_floating(target.dtype):
         return _reduce_loss(-(log_p * target).sum(class_dim), reduction)
     classes = input.shape[class_dim]
     if classes is None:
-        raise ShapeError("cross_entropy needs the number of classes (the last dimension of "
-                         "the logits) to be known")
+        raise input._error("cross_entropy", ShapeError, "needs the number of classes (the last "
+                           "dimension of the logits) to be known")
     # The one-hot mask is an elementwise comparison, so the whole loss fuses into one kernel.
     one_hot = target.unsqueeze(-1) == input._lift(np.arange(classes))
     picked = (log_p * one_hot.to(log_p.dtype)).sum(class_dim)

@@ -34,6 +34,10 @@ class Surface:
     def _lift(self, value: Any, dtype: np.dtype | None = None):
         raise NotImplementedError
 
+    def _error(self, op: str, kind: type[Exception], message: str) -> Exception:
+        """The exception for a misuse of ``op``; graph nodes add where it was built."""
+        return kind(message)
+
     # -- operands ------------------------------------------------------------------------
     def _operand(self, other: Any, dtype: np.dtype | None = None):
         """``other`` as a value of this kind; Python numbers take ``dtype``."""
@@ -197,16 +201,16 @@ class Surface:
         start, end = normalize_axis(start_dim, self.ndim), normalize_axis(end_dim, self.ndim)
         target = [*self.shape[:start], numel(self.shape[start:end + 1]), *self.shape[end + 1:]]
         if target.count(None) > 1:
-            raise ShapeError(f"flatten({start_dim}, {end_dim}) of shape {self.shape}: a reshape "
-                             "can leave only one dimension unknown")
+            raise self._error("flatten", ShapeError, f"flatten({start_dim}, {end_dim}) of shape "
+                              f"{self.shape}: a reshape can leave only one dimension unknown")
         return self.reshape(*(-1 if d is None else d for d in target))
 
     def permute(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         perm = tuple(normalize_axis(d, self.ndim) for d in dims)
         if sorted(perm) != list(range(self.ndim)):
-            raise ValueError(f"permute(): dims {dims} are not a permutation of the "
-                             f"{self.ndim} dimensions of a tensor of shape {self.shape}")
+            raise self._error("permute", ValueError, f"dims {dims} are not a permutation of "
+                              f"the {self.ndim} dimensions of a tensor of shape {self.shape}")
         return self._apply(P.transpose, self, perm=perm)
 
     def transpose(self, dim0: int, dim1: int):
@@ -217,8 +221,8 @@ class Surface:
 
     def t(self):
         if self.ndim > 2:
-            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
-                               f"{self.ndim}D")
+            raise self._error("t", RuntimeError, "t() expects a tensor with <= 2 dimensions, "
+                              f"but self is {self.ndim}D")
         return self if self.ndim < 2 else self._apply(P.transpose, self, perm=(1, 0),
                                                       grad_name="TBackward0")
 

@@ -1,0 +1,25 @@
+"""Constant folding: a primitive whose inputs are all constants is evaluated now, with its
+own numpy kernel, and becomes a constant. Results larger than ``MAX_ELEMENTS`` are left to
+run time so folding never inflates a graph (a broadcast of a scalar stays a broadcast)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Node
+from .rewrite import new_constant, rewrite
+
+MAX_ELEMENTS = 1 << 16
+
+
+def fold_constants(graph: Graph) -> Graph:
+    def rule(node: Node, inputs: tuple[Node, ...], new: Graph) -> Node | None:
+        if node.prim is None or not inputs or any(i.op != "constant" for i in inputs):
+            return None
+        if np.prod(node.shape, dtype=np.int64) > MAX_ELEMENTS:
+            return None
+        with np.errstate(all="ignore"):
+            value = np.asarray(node.prim.kernel(*(i.value for i in inputs), **node.params))
+        return new_constant(new, np.array(value, dtype=node.dtype), node)
+
+    return rewrite(graph, rule)

@@ -1,0 +1,52 @@
+"""How passes build graphs: every pass returns a new Graph, copying the nodes it keeps
+(with their names, the user's locations and the user's node they stand for) and adding the
+ones it makes. A compiled graph carries ``outputs``: the values its run must produce."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..graph import Graph, Node
+from ..ops import Primitive
+
+
+def copy_node(graph: Graph, node: Node, inputs: Sequence[Node], **changes) -> Node:
+    """``node`` rebuilt in ``graph`` on ``inputs``; ``changes`` override its fields."""
+    fields = dict(op=node.op, prim=node.prim, params=node.params, shape=node.shape,
+                  dtype=node.dtype, value=node.value, trainable=node.trainable,
+                  location=node.location, origin=node.origin or node)
+    fields.update(changes)
+    name = node.name if node.name not in graph._by_name else graph._unique_name(node.name)
+    return graph._add(Node(graph, inputs=tuple(inputs), name=name, **fields))
+
+
+def new_node(graph: Graph, prim: Primitive, inputs: Sequence[Node], like: Node,
+             **params) -> Node:
+    """A node a pass creates, standing where ``like`` stood in the user's program."""
+    return graph._add(Node(graph, prim.name, tuple(inputs), params,
+                           prim.shape_rule(*inputs, **params), prim.dtype_rule(*inputs, **params),
+                           graph._unique_name(prim.name), prim, location=like.location,
+                           origin=like.origin or like))
+
+
+def new_constant(graph: Graph, value, like: Node) -> Node:
+    value.flags.writeable = False
+    return graph._add(Node(graph, "constant", (), {}, value.shape, value.dtype,
+                           graph._unique_name("constant"), value=value,
+                           location=like.location, origin=like.origin or like))
+
+
+Rule = Callable[[Node, tuple[Node, ...], Graph], "Node | None"]
+
+
+def rewrite(graph: Graph, rule: Rule) -> Graph:
+    """Copy ``graph`` in order; ``rule(node, new_inputs, new_graph)`` may return a node of
+    the new graph to stand for ``node`` instead of a plain copy."""
+    new = Graph()
+    mapping: dict[Node, Node] = {}
+    for node in graph.nodes:
+        inputs = tuple(mapping[i] for i in node.inputs)
+        replacement = rule(node, inputs, new)
+        mapping[node] = replacement if replacement is not None else copy_node(new, node, inputs)
+    new.outputs = [mapping[o] for o in graph.outputs]
+    return new
