@@ -74,14 +74,7 @@ class Node(Surface):
             if x.graph is not graph:
                 raise GraphError(f"{prim.name}: {x.name!r} belongs to another graph than "
                                  f"{self.name!r}; built at {user_location()}")
-        try:
-            shape = prim.shape_rule(*inputs, **params)
-            dtype = prim.dtype_rule(*inputs, **params)
-        except (ValueError, TypeError, IndexError, RuntimeError) as exc:
-            described = ", ".join(f"{x.name} {_shape_str(x.shape)} {x.dtype.name}"
-                                  for x in inputs)
-            raise type(exc)(f"{prim.name} at {user_location()}: {exc} (inputs: {described})") \
-                from None
+        shape, dtype = infer(prim, inputs, params, user_location())
         return graph._add(Node(graph, prim.name, inputs, params, shape, dtype,
                                graph._unique_name(prim.name), prim))
 
@@ -116,6 +109,17 @@ class Node(Surface):
     def __repr__(self) -> str:
         return (f"<sg.Node {self.name!r} op={self.op} shape={_shape_str(self.shape)} "
                 f"dtype={self.dtype.name}>")
+
+
+def infer(prim: Primitive, inputs: tuple[Node, ...], params: dict,
+          where: str) -> tuple[Shape, np.dtype]:
+    """Shape and dtype of ``prim`` on ``inputs`` by its rules; a mismatch raises naming the op,
+    the inputs and ``where`` (the user's line that built the node)."""
+    try:
+        return prim.shape_rule(*inputs, **params), prim.dtype_rule(*inputs, **params)
+    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
+        described = ", ".join(f"{x.name} {_shape_str(x.shape)} {x.dtype.name}" for x in inputs)
+        raise type(exc)(f"{prim.name} at {where}: {exc} (inputs: {described})") from None
 
 
 def _shape_str(shape: Shape) -> str:

@@ -6,40 +6,42 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .graph import Graph, GraphError, Node, _shape_str, get_default_graph
 from .ops.autodiff import toposort
-from .runtime.interpreter import evaluate
+from .compiler import BACKENDS, Compiled
+from .passes import DEFAULT_PASSES, check_passes
 
 
-class Plan:
-    """What a (fetches, fed nodes and shapes) signature runs: the needed nodes in order."""
-
-    def __init__(self, fetches: list[Node], fed: set[Node]) -> None:
-        needed = toposort(fetches, lambda n: () if n in fed else n.inputs)
-        missing = [n for n in needed if n.op == "placeholder" and n not in fed]
-        if missing:
-            p = missing[0]
-            raise GraphError(f"You must feed a value for placeholder {p.name!r} (shape "
-                             f"{_shape_str(p.shape)}, {p.dtype.name}) created at {p.location}")
-        self.fetches = fetches
-        self.steps = [n for n in needed if n not in fed]
+def _check_fed(fetches: list[Node], fed: set[Node]) -> None:
+    needed = toposort(fetches, lambda n: () if n in fed else n.inputs)
+    missing = [n for n in needed if n.op == "placeholder" and n not in fed]
+    if missing:
+        p = missing[0]
+        raise GraphError(f"You must feed a value for placeholder {p.name!r} (shape "
+                         f"{_shape_str(p.shape)}, {p.dtype.name}) created at {p.location}")
 
 
 class Session:
-    """``sess.run(fetches, feed_dict)``; the Variables' values live here between runs."""
+    """``sess.run(fetches, feed_dict)``; the Variables' values live here between runs.
 
-    def __init__(self, graph: Graph | None = None, backend: str = "numpy") -> None:
-        if backend != "numpy":
-            raise ValueError(f"unknown backend {backend!r}; available: 'numpy'")
+    ``passes`` is the compiler pipeline (``()`` for none; see ``staticgraph.passes``),
+    ``backend`` the runtime ("numpy", compiled; or "interpreter", the reference), ``debug``
+    checks the graph's invariants after every pass.
+    """
+
+    def __init__(self, graph: Graph | None = None, backend: str = "numpy",
+                 passes: Sequence[str] = DEFAULT_PASSES, debug: bool = False) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
         self.graph = graph if graph is not None else get_default_graph()
-        self.backend = backend
+        self.backend, self.passes, self.debug = backend, check_passes(passes), debug
         self._values: dict[Node, np.ndarray] = {}
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: dict[tuple, Compiled] = {}
 
     # -- running -----------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
@@ -47,16 +49,28 @@ class Session:
         flat: list[Node] = []
         rebuild = _flatten(fetches, self._as_fetch, flat)
         feeds = self._feeds(feed_dict or {})
-        key = (tuple(flat), tuple((n, a.shape) for n, a in feeds.items()))
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = Plan(flat, set(feeds))
-        values = dict(feeds)
-        updates = evaluate(plan.steps, values, _LazyVariables(self))
+        compiled = self._compiled(flat, feeds)
+        outputs, updates = compiled.run(feeds, _LazyVariables(self))
         for array in updates.values():
             array.flags.writeable = False
         self._values.update(updates)  # only now: a failed run changed nothing
-        return rebuild([_fetched(n, values[n]) for n in flat])
+        return rebuild([_fetched(n, v) for n, v in zip(flat, outputs)])
+
+    def _compiled(self, fetches: list[Node], feeds: dict[Node, np.ndarray]) -> Compiled:
+        key = (tuple(fetches), tuple((n, a.shape) for n, a in feeds.items()))
+        compiled = self._plans.get(key)
+        if compiled is None:
+            _check_fed(fetches, set(feeds))
+            compiled = self._plans[key] = Compiled(
+                fetches, {n: a.shape for n, a in feeds.items()}, self.passes, self.backend,
+                self.debug)
+        return compiled
+
+    def explain(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> str:
+        """What the compiler makes of these fetches for these feeds' shapes."""
+        flat: list[Node] = []
+        _flatten(fetches, self._as_fetch, flat)
+        return self._compiled(flat, self._feeds(feed_dict or {})).explain()
 
     def _as_fetch(self, fetch: Any) -> Node:
         if isinstance(fetch, str):
@@ -147,17 +161,25 @@ class Function:
         self.session, self.outputs, self.inputs = session, outputs, list(inputs)
         self.graph = session.graph
 
-    def __call__(self, *arrays: Any) -> Any:
+    def _feeds(self, arrays: tuple) -> dict[Node, Any]:
         if len(arrays) != len(self.inputs):
             raise TypeError(f"this function takes {len(self.inputs)} arrays "
                             f"({', '.join(i.name for i in self.inputs)}), got {len(arrays)}")
-        return self.session.run(self.outputs, dict(zip(self.inputs, arrays)))
+        return dict(zip(self.inputs, arrays))
+
+    def __call__(self, *arrays: Any) -> Any:
+        return self.session.run(self.outputs, self._feeds(arrays))
+
+    def explain(self, *arrays: Any) -> str:
+        """What the compiler did for arrays of these shapes (see ``Session.explain``)."""
+        return self.session.explain(self.outputs, self._feeds(arrays))
 
 
-def compile(outputs: Any, inputs: list[Node], session: Session | None = None) -> Function:
+def compile(outputs: Any, inputs: list[Node], session: Session | None = None,
+            passes: Sequence[str] = DEFAULT_PASSES, backend: str = "numpy") -> Function:
     """The Theano/JAX habit: a callable ``f(*arrays)`` computing ``outputs`` from ``inputs``."""
     graph = _first_node(outputs).graph
-    return Function(session or Session(graph), outputs, inputs)
+    return Function(session or Session(graph, backend, passes), outputs, inputs)
 
 
 def _first_node(structure: Any) -> Node:
@@ -214,4 +236,6 @@ def _checked_value(variable: Node, value: Any) -> np.ndarray:
 
 def _fetched(node: Node, value: Any) -> Any:
     # The session's own arrays (variables) and constants are read-only: hand out copies.
-    return np.array(value) if node.op in ("variable", "constant") else value
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return np.array(value)
+    return value

@@ -38,11 +38,13 @@ def boolean(*_, **__) -> np.dtype:
 
 
 def quiet(ufunc: Callable) -> Callable:
-    """log(0), x/0, sqrt(-1) give inf/nan silently, as in torch, instead of numpy warnings."""
+    """log(0), x/0, sqrt(-1) give inf/nan silently, as in torch, instead of numpy warnings.
+    (Compiled schedules silence the whole run once instead, and call the ufunc itself.)"""
     def kernel(*arrays):
         with np.errstate(all="ignore"):
             return ufunc(*arrays)
     kernel.__name__ = ufunc.__name__
+    kernel.ufunc = ufunc
     return kernel
 
 
@@ -53,15 +55,22 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
 
 
-def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float) -> Primitive:
+def _ufunc_of(kernel: Callable) -> Callable | None:
+    """A ufunc kernel is its own ``into`` (it takes ``out=``)."""
+    ufunc = getattr(kernel, "ufunc", kernel)
+    return ufunc if isinstance(ufunc, np.ufunc) else None
+
+
+def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float,
+           into: Callable | None = None) -> Primitive:
     return Primitive(name, E, kernel, same_shape, dtype_rule, (vjp,), saves,
-                     name.capitalize() + "Backward0")
+                     name.capitalize() + "Backward0", into=into or _ufunc_of(kernel))
 
 
 def _binary(name: str, kernel, vjps, saves=Saves.INPUTS, dtype_rule=promoted,
             grad_name: str = "") -> Primitive:
     return Primitive(name, E, kernel, broadcast_shape, dtype_rule, vjps, saves,
-                     grad_name or name.capitalize() + "Backward0")
+                     grad_name or name.capitalize() + "Backward0", into=_ufunc_of(kernel))
 
 
 def _pow_base_vjp(g, out, x, y):
@@ -103,18 +112,25 @@ exp = _unary("exp", quiet(np.exp), lambda g, out, x: g * out, Saves.OUTPUT)
 log = _unary("log", quiet(np.log), lambda g, out, x: g / x)
 sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUTPUT)
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
-sigmoid = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
+sigmoid = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT,
+                 into=lambda x, out: np.copyto(out, _sigmoid(x)))
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(out > 0, 0),
-              Saves.OUTPUT, promoted)
+              Saves.OUTPUT, promoted, into=lambda x, out: np.maximum(x, 0, out=out))
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
 sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
 erf = _unary("erf", special.erf,
              lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
 
+def _where_into(c, x, y, out):
+    np.copyto(out, y, casting="unsafe")
+    np.copyto(out, x, casting="unsafe", where=c)
+
+
 where = Primitive("where", E, lambda c, x, y: np.where(c, x, y), broadcast_shape,
                   lambda c, x, y: dtypes.result_type(x, y),
                   (None, lambda g, out, c, x, y: g.where(c, 0),
-                   lambda g, out, c, x, y: g.where(~c, 0)), Saves.INPUTS, "WhereBackward0")
+                   lambda g, out, c, x, y: g.where(~c, 0)), Saves.INPUTS, "WhereBackward0",
+                  into=_where_into)
 
 
 def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -122,19 +138,20 @@ def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 cast = Primitive("cast", E, _cast_kernel, same_shape, lambda x, dtype: dtype,
-                 (lambda g, out, x, dtype: g.to(x.dtype),), Saves.NOTHING, "ToCopyBackward0")
+                 (lambda g, out, x, dtype: g.to(x.dtype),), Saves.NOTHING, "ToCopyBackward0",
+                 into=lambda x, out, dtype: np.copyto(out, x, casting="unsafe"))
 # A tensor of x's shape and dtype filled with ``value``: zero_/fill_ in eager, and the
 # zeros and ones gradient code needs when shapes are known only at run time.
 fill = Primitive("fill", E, lambda x, value: np.full(x.shape, value, x.dtype), same_shape,
                  lambda x, value: x.dtype, (lambda g, out, x, value: g._fill(0),),
-                 Saves.NOTHING, "FillBackward2")
+                 Saves.NOTHING, "FillBackward2", into=lambda x, out, value: out.fill(value))
 # The identity that hides its input from differentiation (eager's detach, tf.stop_gradient).
 stop_gradient = Primitive("stop_gradient", E, lambda x: x, same_shape, promoted, None,
                           grad_name="")
 
 
 def _comparison(name: str, ufunc) -> Primitive:
-    return Primitive(name, E, ufunc, broadcast_shape, boolean)
+    return Primitive(name, E, ufunc, broadcast_shape, boolean, into=ufunc)
 
 
 eq = _comparison("eq", np.equal)
@@ -145,7 +162,8 @@ gt = _comparison("gt", np.greater)
 ge = _comparison("ge", np.greater_equal)
 logical_and = _comparison("logical_and", np.logical_and)
 logical_or = _comparison("logical_or", np.logical_or)
-logical_not = Primitive("logical_not", E, np.logical_not, same_shape, boolean)
+logical_not = Primitive("logical_not", E, np.logical_not, same_shape, boolean,
+                        into=np.logical_not)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
               relu, abs, sign, erf, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,

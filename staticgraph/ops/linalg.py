@@ -48,6 +48,6 @@ def _b_vjp(g, out, a, b):
 
 matmul = Primitive("matmul", Kind.OPAQUE, np.matmul, _matmul_shape,
                    lambda a, b: dtypes.result_type(a, b), (_a_vjp, _b_vjp), Saves.INPUTS,
-                   "MmBackward0")
+                   "MmBackward0", into=np.matmul)
 
 PRIMITIVES = (matmul,)

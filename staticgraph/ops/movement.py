@@ -86,7 +86,7 @@ broadcast_to = Primitive("broadcast_to", Kind.BROADCAST,
                          lambda x, shape: np.broadcast_to(x, _expanded(x.shape, shape)),
                          lambda x, shape: _expanded(x.shape, shape), _dtype_of_first,
                          (lambda g, out, x, shape: g._sum_to(x),), Saves.NOTHING,
-                         "ExpandBackward0")
+                         "ExpandBackward0", into=lambda x, out, shape: np.copyto(out, x))
 
 
 def _expand_as_shape(x, like) -> Shape:
@@ -99,7 +99,7 @@ def _expand_as_shape(x, like) -> Shape:
 expand_as = Primitive("expand_as", Kind.BROADCAST, lambda x, like: np.broadcast_to(x, like.shape),
                       _expand_as_shape, _dtype_of_first,
                       (lambda g, out, x, like: g._sum_to(x), None), Saves.NOTHING,
-                      "ExpandBackward0")
+                      "ExpandBackward0", into=lambda x, like, out: np.copyto(out, x))
 
 
 # -- concatenation ---------------------------------------------------------------------------
@@ -131,7 +131,8 @@ def _concat_vjp(g, out, *xs, axis: int, index: int):
 
 concat = Primitive("concat", Kind.OPAQUE, lambda *xs, axis: np.concatenate(xs, axis),
                    _concat_shape, lambda *xs, axis: dtypes.result_type(*xs), _concat_vjp,
-                   Saves.NOTHING, "CatBackward0")
+                   Saves.NOTHING, "CatBackward0",
+                   into=lambda *xs, out, axis: np.concatenate(xs, axis, out=out))
 
 PRIMITIVES = (reshape, reshape_as, transpose, expand_dims, squeeze, broadcast_to, expand_as,
               concat)

@@ -44,6 +44,7 @@ class Primitive:
     the shared operator surface so it runs on eager Tensors and on graph Nodes alike;
     ``None`` where input i is not differentiable. A variadic primitive (concat) gives one
     callable taking ``index=`` instead. Results need not be unbroadcast: autodiff does it.
+    ``into`` is the kernel's variant that writes into ``out=`` (numpy ufunc style).
     """
 
     name: str
@@ -55,6 +56,9 @@ class Primitive:
     saves: Saves = Saves.NOTHING
     grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
     diff_inputs: tuple[int, ...] | None = None  # variadic: the differentiable inputs (None: all)
+    # ``into(*arrays, out=buffer, **params)`` writes the result into a preallocated buffer:
+    # what compiled schedules and fused kernels call. None: the kernel must allocate.
+    into: Callable[..., object] | None = None
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

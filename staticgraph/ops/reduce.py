@@ -47,31 +47,34 @@ def _extremum_vjp(g, out, x, axes, keepdims):
     return _keep_reduced_axes(g, axes, keepdims) * hit / hit.sum(axes, keepdim=True)
 
 
-def _sum_kernel(x, axes, keepdims):
-    return np.sum(x, axis=axes, keepdims=keepdims, dtype=np.int64 if x.dtype.kind in "biu" else None)
+def _sum_kernel(x, axes, keepdims, out=None):
+    return np.sum(x, axis=axes, keepdims=keepdims, out=out,
+                  dtype=np.int64 if x.dtype.kind in "biu" else None)
 
 
-def _mean_kernel(x, axes, keepdims):
-    return np.mean(x, axis=axes, keepdims=keepdims)
+def _mean_kernel(x, axes, keepdims, out=None):
+    return np.mean(x, axis=axes, keepdims=keepdims, out=out)
 
 
 def _extremum_kernel(reduce):
-    def kernel(x, axes, keepdims):
+    def kernel(x, axes, keepdims, out=None):
         if x.size == 0:
             raise ShapeError(f"{reduce.__name__}(): Expected reduction dim to be specified for "
                              "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
-        return reduce(x, axis=axes, keepdims=keepdims)
+        return reduce(x, axis=axes, keepdims=keepdims, out=out)
     return kernel
 
 
+# The kernels take ``out=`` themselves, so each is its own ``into``.
 sum = Primitive("sum", R, _sum_kernel, reduced, _sum_dtype, (_sum_vjp,), Saves.NOTHING,
-                "SumBackward1")
+                "SumBackward1", into=_sum_kernel)
 mean = Primitive("mean", R, _mean_kernel, reduced, _mean_dtype, (_mean_vjp,), Saves.NOTHING,
-                 "MeanBackward1")
-max = Primitive("max", R, _extremum_kernel(np.max), reduced, lambda x, **_: x.dtype,
-                (_extremum_vjp,), Saves.INPUTS | Saves.OUTPUT, "MaxBackward1")
-min = Primitive("min", R, _extremum_kernel(np.min), reduced, lambda x, **_: x.dtype,
-                (_extremum_vjp,), Saves.INPUTS | Saves.OUTPUT, "MinBackward1")
+                 "MeanBackward1", into=_mean_kernel)
+_max, _min = _extremum_kernel(np.max), _extremum_kernel(np.min)
+max = Primitive("max", R, _max, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),
+                Saves.INPUTS | Saves.OUTPUT, "MaxBackward1", into=_max)
+min = Primitive("min", R, _min, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),
+                Saves.INPUTS | Saves.OUTPUT, "MinBackward1", into=_min)
 
 
 def _arg_shape(x, axis: int | None, keepdims: bool) -> Shape:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..graph import Node
+from ..graph import Graph, Node
 
 
 class RunError(RuntimeError):
@@ -29,6 +29,10 @@ def evaluate(steps: Sequence[Node], values: dict[Node, np.ndarray],
             values[node] = updates[node.inputs[0]] = _checked_assign(node, values)
         elif node.op == "group":
             values[node] = None
+        elif node.op == "output":  # one result of a fused kernel
+            values[node] = values[node.inputs[0]][node.params["index"]]
+        elif node.op == "fused":
+            values[node] = node.prim.kernel(*(values[i] for i in node.inputs))
         else:
             values[node] = run_kernel(node, [values[i] for i in node.inputs])
     return updates
@@ -53,3 +57,21 @@ def _checked_assign(node: Node, values: dict[Node, np.ndarray]) -> np.ndarray:
                        f"{array.shape} for variable {variable.name!r} of shape "
                        f"{variable.shape}")
     return array.astype(variable.dtype, copy=True)
+
+
+class InterpretedExecutable:
+    """The interpreter behind the same interface as the compiled runtime (the reference the
+    compiled one is tested against)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        self.variables = [n for n in graph.nodes if n.op == "variable"]
+        self.assigns = [n for n in graph.nodes if n.op == "assign"]
+        self.kernels_per_run = sum(n.prim is not None for n in graph.nodes)
+        self._steps = [n for n in graph.nodes if n.op != "placeholder"]
+
+    def run(self, feeds: Sequence[np.ndarray], variables: Sequence[np.ndarray]):
+        values = dict(zip(self.placeholders, feeds))
+        updates = evaluate(self._steps, values, dict(zip(self.variables, variables)))
+        return [values[o] for o in self.graph.outputs], [updates[a.inputs[0]] for a in self.assigns]

@@ -1,0 +1,66 @@
+"""From a user's graph and fetches to something that runs: specialise to the fed shapes, run
+the passes, plan memory, render the schedule for a runtime; and say what was done."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .graph import Graph, Node
+from .passes import check_passes, optimize, specialize
+from .passes.memory import plan_memory
+from .runtime.interpreter import InterpretedExecutable
+from .runtime.numpy import NumpyExecutable
+
+BACKENDS = ("numpy", "interpreter")
+
+
+class Compiled:
+    """One (fetches, fed shapes) signature, compiled. ``run`` takes the user's feeds and
+    Variable values and returns the fetched values and the Variables' new values."""
+
+    def __init__(self, fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ...]],
+                 passes: Sequence[str], backend: str = "numpy", debug: bool = False) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
+        self.passes = check_passes(passes)
+        self.specialized = specialize(fetches, feed_shapes)
+        self.stages: list[tuple[str, Graph]] = []
+        self.graph, self.report = optimize(self.specialized, self.passes, debug, self.stages)
+        self.memory = plan_memory(self.graph, reuse="plan_memory" in self.passes)
+        self.executable = (NumpyExecutable(self.graph, self.memory) if backend == "numpy"
+                           else InterpretedExecutable(self.graph))
+        ex = self.executable
+        self._feed_order = [p.origin for p in ex.placeholders]
+        self._variable_order = [v.origin for v in ex.variables]
+        self.assigned = [a.inputs[0].origin for a in ex.assigns]
+
+    def run(self, feeds: Mapping[Node, np.ndarray], variables: Mapping[Node, np.ndarray]):
+        outputs, updates = self.executable.run([feeds[n] for n in self._feed_order],
+                                               [variables[v] for v in self._variable_order])
+        return outputs, dict(zip(self.assigned, updates))
+
+    @property
+    def fused_kernels(self) -> list[Node]:
+        return [n for n in self.graph.nodes if n.op == "fused"]
+
+    def explain(self) -> str:
+        """Pass by pass: node counts, the fused kernels and what is in them, the memory plan."""
+        lines = ["passes: " + " -> ".join(f"{name} {count}" for name, count in self.report.nodes)]
+        fused = self.fused_kernels
+        lines.append(f"kernels per run: {self.executable.kernels_per_run} "
+                     f"({len(fused)} fused)")
+        for node in fused:
+            k = node.prim
+            outs = ", ".join(k.members[j].name for j in k.outputs)
+            lines.append(f"  {k.name} [{k.kind.value}, {k.rows} rows]: {k.describe()}"
+                         f"  -> {outs}")
+        lines.append("memory: " + self.memory.describe())
+        if self.memory.in_place:
+            lines.append("  in place: " + ", ".join(f"{a} over {b}"
+                                                     for a, b in self.memory.in_place))
+        scratch = getattr(self.executable, "scratch_bytes", 0)
+        if scratch:
+            lines.append(f"  fused kernels' scratch: {scratch / 1e3:.1f} KB")
+        return "\n".join(lines)

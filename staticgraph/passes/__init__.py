@@ -1,0 +1,108 @@
+"""The compiler's passes, each a pure function ``Graph -> Graph`` in its own module, and the
+pipeline that runs them on a graph specialised to the shapes being fed.
+
+``passes`` names a pipeline: any of PASSES' keys plus "plan_memory" (applied by the
+scheduler), in order; ``()`` runs the graph as built, one kernel per node, no buffer reuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..graph import Graph, GraphError, Node, infer
+from ..ops.autodiff import toposort
+from .constant_folding import fold_constants
+from .cse import eliminate_common_subexpressions
+from .dce import eliminate_dead_code
+from .fusion import fuse
+from .rewrite import copy_node
+from .simplify import simplify
+
+PASSES: dict[str, Callable[[Graph], Graph]] = {
+    "simplify": simplify,
+    "fold_constants": fold_constants,
+    "cse": eliminate_common_subexpressions,
+    "dce": eliminate_dead_code,
+    "fuse": fuse,
+}
+DEFAULT_PASSES = ("simplify", "fold_constants", "cse", "dce", "fuse", "plan_memory")
+
+
+@dataclass
+class PassReport:
+    """What each pass did: (pass name, nodes after it)."""
+
+    nodes: list[tuple[str, int]] = field(default_factory=list)
+
+
+def check_passes(passes: Sequence[str]) -> tuple[str, ...]:
+    unknown = [p for p in passes if p not in PASSES and p != "plan_memory"]
+    if unknown:
+        raise ValueError(f"unknown passes {unknown}; available: {[*PASSES, 'plan_memory']}")
+    return tuple(passes)
+
+
+def specialize(fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ...]]) -> Graph:
+    """The subgraph ``fetches`` need, copied with the fed shapes: every shape becomes concrete
+    (bar data-dependent ones), so passes and memory planning can use it. A fed node becomes a
+    placeholder of the fed shape; a shape mismatch between fed values raises here, naming the
+    node and where it was built."""
+    needed = toposort(fetches, lambda n: () if n in feed_shapes else n.inputs)
+    graph = Graph()
+    mapping: dict[Node, Node] = {}
+    for node in needed:
+        if node in feed_shapes:
+            mapping[node] = copy_node(graph, node, (), op="placeholder", prim=None, params={},
+                                      shape=feed_shapes[node], value=None)
+            continue
+        inputs = tuple(mapping[i] for i in node.inputs)
+        if node.prim is None:
+            mapping[node] = copy_node(graph, node, inputs)
+        else:
+            shape, _ = infer(node.prim, inputs, node.params, node.location)
+            mapping[node] = copy_node(graph, node, inputs, shape=shape)
+    graph.outputs = [mapping[f] for f in fetches]
+    return graph
+
+
+def optimize(graph: Graph, passes: Sequence[str], debug: bool = False,
+             trace: list[tuple[str, Graph]] | None = None) -> tuple[Graph, PassReport]:
+    """Run the named passes in order (``debug`` checks the graph's invariants after each;
+    ``trace`` collects the graph after each, for drawings)."""
+    report = PassReport([("specialized", len(graph))])
+    if debug:
+        check_invariants(graph, "specialization")
+    for name in passes:
+        if name == "plan_memory":
+            continue
+        graph = PASSES[name](graph)
+        report.nodes.append((name, len(graph)))
+        if trace is not None:
+            trace.append((name, graph))
+        if debug:
+            check_invariants(graph, name)
+    return graph, report
+
+
+def check_invariants(graph: Graph, after: str) -> None:
+    """Single assignment in a topological order, unique names, outputs present, and every
+    primitive node's shape and dtype what its rules say."""
+    seen: set[Node] = set()
+    names: set[str] = set()
+    for node in graph.nodes:
+        if node in seen or node.name in names:
+            raise GraphError(f"after {after}: {node.name!r} appears twice")
+        missing = [i.name for i in node.inputs if i not in seen]
+        if missing:
+            raise GraphError(f"after {after}: {node.name!r} uses {missing} before they exist")
+        if node.prim is not None and node.op != "fused":
+            shape, dtype = infer(node.prim, node.inputs, node.params, node.location)
+            if (tuple(shape), dtype) != (node.shape, node.dtype):
+                raise GraphError(f"after {after}: {node.name!r} says {node.shape} {node.dtype} "
+                                 f"but its rules give {tuple(shape)} {dtype}")
+        seen.add(node)
+        names.add(node.name)
+    absent = [o.name for o in graph.outputs if o not in seen]
+    if absent:
+        raise GraphError(f"after {after}: outputs {absent} are not in the graph")

@@ -1,0 +1,230 @@
+"""Elementwise fusion: groups of elementwise, broadcast and reduce nodes become one kernel
+that the numpy runtime runs over a few rows at a time, so intermediates stay in cache.
+
+The model is rows: every member's leading axis is the same N, and a chunk of rows can be
+computed from the same chunk of its inputs. That admits elementwise chains and trees with
+several outputs, and reductions over the other axes (softmax, layer_norm, cross_entropy's
+per-row terms all become one kernel). What breaks a fusion, and why:
+
+- a movement or opaque op (reshape, transpose, matmul, gather): it re-indexes or mixes
+  rows, so a chunk's rows no longer come from the same rows of the input;
+- an enlarging broadcast: a value without the N rows (a bias of shape (C,)) is read whole
+  by the kernel, never computed in it, or each chunk would compute it again;
+- a reduction over the rows themselves (sum over the batch): it may close a group as a sink
+  that accumulates chunk by chunk, but nothing in the group may read its result, which is
+  only complete after the last chunk;
+- a cycle: a node joins a group only if none of the group's other inputs depends on the
+  group (it would have to run both before and after the kernel).
+
+A node with several consumers stays fusible: its value is simply also an output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..graph import Graph, Node
+from ..ops import Kind, Primitive
+from ..ops.autodiff import toposort
+from ..ops.shapes import Shape
+from .rewrite import copy_node
+
+REDUCTIONS = ("sum", "mean", "max", "min")
+_SEARCH_BUDGET = 2000  # nodes a cycle check may visit before it gives up (and refuses)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One op of a fused kernel. ``args`` are ("in", k) for the kernel's k-th input or
+    ("m", j) for the j-th member's value."""
+
+    prim: Primitive
+    args: tuple[tuple[str, int], ...]
+    params: dict
+    shape: Shape
+    dtype: np.dtype
+    name: str
+
+    @property
+    def reduces_rows(self) -> bool:
+        return self.prim.name in REDUCTIONS and 0 in self.params["axes"]
+
+
+@dataclass(eq=False)
+class FusedKernel:
+    """A fused group: its members in order, the shapes of its inputs, which members leave
+    the kernel, and N, the rows every member shares."""
+
+    members: list[Member]
+    input_shapes: list[Shape]
+    outputs: list[int]
+    rows: int
+    name: str = "fused"
+    kind: Kind = field(default=Kind.ELEMENTWISE)
+
+    def kernel(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The reference meaning: each member's own numpy kernel on whole arrays."""
+        values: list[np.ndarray] = []
+        for m in self.members:
+            args = [arrays[i] if tag == "in" else values[i] for tag, i in m.args]
+            values.append(np.asarray(m.prim.kernel(*args, **m.params)).astype(m.dtype,
+                                                                               copy=False))
+        return tuple(values[j] for j in self.outputs)
+
+    def describe(self) -> str:
+        return " -> ".join(m.prim.name for m in self.members)
+
+
+class _Group:
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.members: list[Node] = []
+        self.first = 1 << 62  # topological index of the earliest member
+
+
+def _fusible(node: Node) -> bool:
+    if node.prim is None or node.prim.into is None or node.op == "fused":
+        return False
+    if node.prim.kind in (Kind.ELEMENTWISE, Kind.BROADCAST):
+        return node.ndim >= 1 and node.shape[0] is not None
+    return node.op in REDUCTIONS and node.inputs[0].ndim >= 1 and \
+        node.inputs[0].shape[0] is not None
+
+
+def _rows(node: Node) -> int:
+    return node.inputs[0].shape[0] if node.op in REDUCTIONS else node.shape[0]
+
+
+def _row_operands(node: Node) -> list[Node]:
+    """The operands whose rows line up with the node's rows (they may share its group)."""
+    if node.op in REDUCTIONS:
+        return [node.inputs[0]]
+    return [x for x in node.inputs if x.ndim == node.ndim]
+
+
+def _is_sink(node: Node) -> bool:
+    return node.op in REDUCTIONS and 0 in node.params["axes"]
+
+
+def _depends_on(start: list[Node], members: set[Node], first: int, index: dict[Node, int],
+                ) -> bool:
+    """Whether any of ``start`` depends on a member (nodes built before ``first`` cannot)."""
+    stack, seen = list(start), set()
+    while stack:
+        node = stack.pop()
+        if node in members:
+            return True
+        if node in seen or index[node] < first:
+            continue
+        seen.add(node)
+        if len(seen) > _SEARCH_BUDGET:
+            return True  # too far to tell cheaply: assume it does
+        stack.extend(node.inputs)
+    return False
+
+
+def _rows_line_up(members: set[Node]) -> bool:
+    """Inside a group, every value a member reads from another member is row-aligned with
+    it, and no member reads a sink (complete only after the last chunk)."""
+    return all(any(x is r for r in _row_operands(m)) and not _is_sink(x)
+               for m in members for x in m.inputs if x in members)
+
+
+def _group_nodes(graph: Graph) -> dict[Node, _Group]:
+    index = {n: i for i, n in enumerate(graph.nodes)}
+    group_of: dict[Node, _Group] = {}
+    for node in graph.nodes:
+        if not _fusible(node):
+            continue
+        rows = _rows(node)
+        candidates = []
+        for x in _row_operands(node):
+            g = group_of.get(x)
+            if g is not None and g.rows == rows and not _is_sink(x) and g not in candidates:
+                candidates.append(g)
+        merged = _join(node, candidates, rows, group_of, index)
+        for member in merged.members:
+            group_of[member] = merged
+    return group_of
+
+
+def _join(node: Node, candidates: list[_Group], rows: int, group_of: dict[Node, _Group],
+          index: dict[Node, int]) -> _Group:
+    """Put ``node`` into the union of its operands' groups if that makes no cycle, else into
+    the first one that allows it, else into a group of its own."""
+    for choice in ([candidates] if len(candidates) > 1 else []) + [[g] for g in candidates]:
+        members = {m for g in choice for m in g.members} | {node}
+        first = min(g.first for g in choice)
+        outside = [x for m in members for x in m.inputs if x not in members and x.inputs]
+        if _rows_line_up(members) and not _depends_on(outside, members, first, index):
+            target = choice[0]
+            for g in choice[1:]:
+                target.members.extend(g.members)
+            target.members.append(node)
+            target.members.sort(key=index.__getitem__)
+            target.first = min(first, index[node])
+            return target
+    group = _Group(rows)
+    group.members.append(node)
+    group.first = index[node]
+    return group
+
+
+def fuse(graph: Graph) -> Graph:
+    group_of = _group_nodes(graph)
+    groups = {id(g): g for g in group_of.values() if len(g.members) > 1}
+    unit_of = {m: g for g in groups.values() for m in g.members}
+    consumers: dict[Node, list[Node]] = {}
+    for node in graph.nodes:
+        for x in node.inputs:
+            consumers.setdefault(x, []).append(node)
+    outputs = set(graph.outputs)  # (sets and dicts: nodes hash by identity)
+
+    def unit(node: Node):
+        return unit_of.get(node, node)
+
+    def parents(u) -> list:
+        if isinstance(u, _Group):
+            inside = set(u.members)
+            return [unit(x) for m in u.members for x in m.inputs if x not in inside]
+        return [unit(x) for x in u.inputs]
+
+    new = Graph()
+    mapping: dict[Node, Node] = {}
+    for u in toposort([unit(o) for o in graph.outputs], parents):
+        if isinstance(u, _Group):
+            _emit_group(new, u, mapping, consumers, outputs)
+        else:
+            mapping[u] = copy_node(new, u, [mapping[x] for x in u.inputs])
+    new.outputs = [mapping[o] for o in graph.outputs]
+    return new
+
+
+def _emit_group(new: Graph, group: _Group, mapping: dict[Node, Node],
+                consumers: dict[Node, list[Node]], outputs: set[Node]) -> None:
+    inside = {m: j for j, m in enumerate(group.members)}
+    position: dict[Node, int] = {}  # the kernel's inputs (nodes compare elementwise: no `in`)
+    members = []
+    for m in group.members:
+        args = []
+        for x in m.inputs:
+            if x in inside:
+                args.append(("m", inside[x]))
+            else:
+                args.append(("in", position.setdefault(x, len(position))))
+        members.append(Member(m.prim, tuple(args), m.params, m.shape, m.dtype, m.name))
+    leaving = [j for j, m in enumerate(group.members)
+               if m in outputs or _is_sink(m) or
+               any(c not in inside for c in consumers.get(m, ()))]
+    kind = Kind.REDUCE if any(m.op in REDUCTIONS for m in group.members) else Kind.ELEMENTWISE
+    inputs = list(position)
+    fused = FusedKernel(members, [x.shape for x in inputs], leaving, group.rows,
+                        new._unique_name("fused"), kind)
+    last = group.members[-1]
+    node = new._add(Node(new, "fused", tuple(mapping[x] for x in inputs), {}, (), np.dtype(bool),
+                         fused.name, fused, location=last.location, origin=last.origin if last.origin is not None else last))
+    for k, j in enumerate(leaving):
+        m = group.members[j]
+        mapping[m] = copy_node(new, m, (node,), op="output", prim=None, params={"index": k})

@@ -1,0 +1,160 @@
+"""Memory planning over the linear schedule (MXNet's plan_memory, tinygrad's memory planner):
+find when each value is last used, hand its buffer back to a free list then, and give each
+new value the smallest free buffer that fits (by bytes; a buffer is viewed as any dtype).
+A value may also take over a buffer in place: when its kernel allows it and the input dies
+at that very kernel.
+
+Never planned: feeds, Variables and constants (they belong to the caller or the session),
+values that are fetched or escape through a view (the caller keeps them: they are allocated
+fresh every run), and results of kernels that cannot write into a given buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..graph import Graph, Node
+from ..ops import Kind
+
+EXTERNAL, VIEW, BUFFER, FRESH, NONE = "external", "view", "buffer", "fresh", "none"
+
+
+@dataclass
+class MemoryPlan:
+    storage: dict[Node, str]                    # one of the kinds above
+    buffer_of: dict[Node, int]                  # BUFFER values -> buffer index
+    base_of: dict[Node, Node]                   # VIEW values -> the value they alias
+    buffer_bytes: list[int] = field(default_factory=list)
+    in_place: list[tuple[str, str]] = field(default_factory=list)  # (value, input it overwrote)
+    reused: int = 0                             # values that got a buffer freed earlier
+    naive_bytes: int = 0                        # every value in its own allocation
+    peak_bytes: int = 0                         # buffers plus the largest set of live fresh values
+    last_use: dict[Node, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        total = sum(self.buffer_bytes)
+        return (f"{len(self.buffer_bytes)} buffers, {total / 1e6:.2f} MB, shared by "
+                f"{sum(1 for s in self.storage.values() if s == BUFFER)} values "
+                f"({self.reused} reused, {len(self.in_place)} in place); planned peak "
+                f"{self.peak_bytes / 1e6:.2f} MB vs {self.naive_bytes / 1e6:.2f} MB without reuse")
+
+
+def nbytes(node: Node) -> int:
+    """0 for a shape the data decides (a boolean mask's selection): it cannot be planned."""
+    if None in node.shape:
+        return 0
+    return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+
+
+def is_view(node: Node) -> bool:
+    """Kernels that return a view of their first input (no buffer of their own)."""
+    if node.prim is None or node.op == "fused":
+        return False
+    if node.op == "getitem":
+        return len(node.inputs) == 1  # basic indexing only: index arrays make a copy
+    return node.prim.kind in (Kind.MOVEMENT, Kind.BROADCAST) or node.op == "stop_gradient"
+
+
+def _storage_kind(node: Node) -> str:
+    if node.op in ("placeholder", "variable", "constant"):
+        return EXTERNAL
+    if node.op in ("group", "fused"):
+        return NONE
+    if node.op == "assign":
+        return FRESH  # it becomes the session's new value
+    if node.op == "output":
+        return BUFFER  # written by its fused kernel
+    if is_view(node):
+        return VIEW
+    return BUFFER if node.prim.into is not None and None not in node.shape else FRESH
+
+
+def _in_place_candidates(value: Node, producer: Node) -> list[Node]:
+    """Inputs of ``producer`` whose buffer ``value`` may take over while being computed."""
+    if producer.op == "fused":
+        kernel = producer.prim
+        last = kernel.members[-1]
+        if kernel.outputs != [len(kernel.members) - 1] or \
+                last.prim.kind not in (Kind.ELEMENTWISE, Kind.BROADCAST):
+            return []
+        # rows are read and written chunk by chunk, the last member writing last
+        return [x for x in producer.inputs if x.shape == value.shape]
+    if isinstance(producer.prim.into, np.ufunc):  # a ufunc may write over an operand
+        return [x for x in producer.inputs if x.shape == value.shape]
+    return []
+
+
+def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
+    order = graph.nodes
+    storage = {n: _storage_kind(n) for n in order}
+    base_of = {n: _root(n, storage) for n in order if storage[n] == VIEW}
+    # What the caller receives escapes the plan: it (or what it views) is allocated fresh.
+    for out in graph.outputs:
+        root = base_of.get(out, out)
+        if storage.get(root) == BUFFER:
+            storage[root] = FRESH
+    last_use = {n: i for i, n in enumerate(order)}
+    for i, n in enumerate(order):
+        for x in n.inputs:
+            last_use[x] = max(last_use[x], i)
+            holder = base_of.get(x, x)
+            last_use[holder] = max(last_use[holder], i)
+    for out in [*graph.outputs, *(n for n in order if n.op == "assign")]:
+        last_use[base_of.get(out, out)] = len(order)  # returned by the run
+    produced_by: dict[Node, list[Node]] = {}
+    for n in order:  # a fused kernel writes all its outputs when it runs
+        produced_by.setdefault(n.inputs[0] if n.op == "output" else n, []).append(n)
+
+    plan = MemoryPlan(storage, {}, base_of, last_use=last_use)
+    free: list[int] = []
+    owners_dying: dict[int, list[Node]] = {}
+    fresh_dying: dict[int, int] = {}
+    fresh_live = fresh_peak = 0
+    for i, producer in enumerate(order):
+        for value in produced_by.get(producer, ()):
+            kind = storage[value]
+            size = nbytes(value) if kind in (BUFFER, FRESH) else 0
+            plan.naive_bytes += size
+            if kind == BUFFER:
+                plan.buffer_of[value] = _allocate(value, producer, i, size, free, plan, reuse)
+                owners_dying.setdefault(last_use[value], []).append(value)
+            elif kind == FRESH:
+                fresh_live += size
+                fresh_peak = max(fresh_peak, fresh_live)
+                fresh_dying[last_use[value]] = fresh_dying.get(last_use[value], 0) + size
+        if reuse:
+            free.extend(plan.buffer_of[v] for v in owners_dying.pop(i, ())
+                        if last_use[v] == i)  # not handed on in place
+        fresh_live -= fresh_dying.pop(i, 0)
+    plan.peak_bytes = sum(plan.buffer_bytes) + fresh_peak
+    return plan
+
+
+def _root(node: Node, storage: dict[Node, str]) -> Node:
+    while storage.get(node) == VIEW:
+        node = node.inputs[0]
+    return node
+
+
+def _allocate(value: Node, producer: Node, i: int, size: int, free: list[int],
+              plan: MemoryPlan, reuse: bool) -> int:
+    if not reuse:
+        plan.buffer_bytes.append(size)
+        return len(plan.buffer_bytes) - 1
+    for x in _in_place_candidates(value, producer):
+        b = plan.buffer_of.get(x)
+        if b is not None and plan.last_use[x] == i and plan.buffer_bytes[b] == size and \
+                x.dtype == value.dtype:
+            plan.in_place.append((value.name, x.name))
+            plan.last_use[x] = -1  # its buffer now belongs to `value`
+            return b
+    fitting = [b for b in free if plan.buffer_bytes[b] >= size]
+    if fitting:
+        best = min(fitting, key=plan.buffer_bytes.__getitem__)
+        free.remove(best)
+        plan.reused += 1
+        return best
+    plan.buffer_bytes.append(size)
+    return len(plan.buffer_bytes) - 1

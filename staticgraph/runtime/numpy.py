@@ -1,0 +1,173 @@
+"""The compiled numpy runtime: a schedule rendered as one straight-line Python function over
+preallocated buffers (no graph walking at run time); each fused kernel is a loop over
+chunks of rows (see ``fused``). ``executable.source`` is the generated code, one line per
+kernel with the node's name and the user's line it came from."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..graph import Graph, Node
+from ..passes.memory import BUFFER, FRESH, VIEW, MemoryPlan
+from .fused import render_fused
+from .interpreter import RunError
+
+_ids = itertools.count()
+
+
+def _fix(array: Any, dtype: np.dtype) -> np.ndarray:
+    """A kernel that allocates may return a numpy scalar or another dtype."""
+    array = np.asarray(array)
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
+class NumpyExecutable:
+    """``run(feeds, variables) -> (outputs, new values of the assigned variables)``, with
+    feeds and variables in the order of ``placeholders`` and ``variables``."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan) -> None:
+        self.graph, self.plan = graph, plan
+        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        self.variables = [n for n in graph.nodes if n.op == "variable"]
+        self.assigns = [n for n in graph.nodes if n.op == "assign"]
+        self.fused_sources: dict[str, str] = {}
+        self.scratch_bytes = 0
+        self.kernels_per_run = 0
+        self._namespace: dict[str, Any] = {"np": np, "_fix": _fix}
+        self._buffers = [np.empty(size, np.uint8) for size in plan.buffer_bytes]
+        self._filename = f"<staticgraph-{next(_ids)}>"
+        self._lines: list[str] = ["def run(feeds, variables):"]
+        self._node_at: dict[int, Node] = {}
+        self._names: dict[Node, str] = {}
+        self._render()
+        self.source = "\n".join(self._lines) + "\n"
+        exec(compile(self.source, self._filename, "exec"), self._namespace)
+        self._run = self._namespace["run"]
+
+    def run(self, feeds: Sequence[np.ndarray], variables: Sequence[np.ndarray]):
+        try:
+            with np.errstate(all="ignore"):  # inf and nan as torch gives them, no warnings
+                return self._run(feeds, variables)
+        except Exception as exc:
+            node = self._failing_node(sys.exc_info()[2])
+            if node is None:
+                raise
+            raise RunError(f"{node.op} node {node.name!r} (built at {node.location}) failed at "
+                           f"run time: {type(exc).__name__}: {exc}") from None
+
+    def _failing_node(self, tb) -> Node | None:
+        node = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self._filename:
+                node = self._node_at.get(tb.tb_lineno, node)
+            tb = tb.tb_next
+        return node
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _emit(self, line: str, node: Node | None = None) -> None:
+        self._lines.append("    " + line)
+        if node is not None:
+            self._node_at[len(self._lines)] = node
+
+    def _bind(self, prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(self._namespace)}"
+        self._namespace[name] = value
+        return name
+
+    def _kernel(self, function, params: dict) -> str:
+        return self._bind("k", functools.partial(function, **params) if params else function)
+
+    def _local(self, node: Node) -> str:
+        self._names[node] = f"v{len(self._names)}"
+        return self._names[node]
+
+    def _render(self) -> None:
+        names, plan = self._names, self.plan
+        order = self.graph.nodes
+        dying: dict[int, list[Node]] = {}
+        for n in order:  # locals to `del` after their last use, so fresh arrays are freed
+            if plan.storage[n] in (FRESH, VIEW) and n.op not in ("output", "assign"):
+                dying.setdefault(plan.last_use[n], []).append(n)
+        fed = {n: k for k, n in enumerate(self.placeholders)}  # (nodes compare elementwise:
+        held = {n: k for k, n in enumerate(self.variables)}    # dicts, not list.index)
+        fetched = set(self.graph.outputs)
+        for i, node in enumerate(order):
+            if node.op == "placeholder":
+                names[node] = f"feeds[{fed[node]}]"
+            elif node.op == "variable":
+                names[node] = f"variables[{held[node]}]"
+            elif node.op == "constant":
+                names[node] = self._bind("c", node.value)
+            elif node.op == "group":
+                names[node] = "None"
+            elif node.op == "assign":
+                self._render_assign(node)
+            elif node.op == "fused":
+                self._render_fused(node)
+            elif node.op != "output":  # outputs are named by their fused kernel
+                self._render_primitive(node)
+            dead = [names[n] for n in dying.get(i, ()) if n not in fetched]
+            if dead:
+                self._emit(f"del {', '.join(dead)}")
+        outputs = ", ".join(names[o] for o in self.graph.outputs)
+        updates = ", ".join(names[a] for a in self.assigns)
+        self._emit(f"return [{outputs}], [{updates}]")
+
+    def _target(self, node: Node) -> str:
+        """Where a kernel writes ``node``: its planned buffer, or an array new each run."""
+        if self.plan.storage[node] == BUFFER:
+            raw = self._buffers[self.plan.buffer_of[node]]
+            size = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+            self._names[node] = self._bind("b", raw[:size].view(node.dtype).reshape(node.shape))
+            return self._names[node]
+        name = self._local(node)
+        self._emit(f"{name} = np.empty({node.shape}, {self._bind('d', node.dtype)})", node)
+        return name
+
+    def _render_assign(self, node: Node) -> None:
+        value = node.inputs[1]
+        if value.shape != node.shape:
+            raise RunError(f"assign {node.name!r} (built at {node.location}) got a value of "
+                           f"shape {value.shape} for a variable of shape {node.shape}")
+        name = self._local(node)
+        self._emit(f"{name} = np.array({self._names[value]}, "
+                   f"dtype={self._bind('d', node.dtype)})  # {node.name}", node)
+
+    def _render_primitive(self, node: Node) -> None:
+        storage = self.plan.storage[node]
+        args = ", ".join(self._names[x] for x in node.inputs)
+        comment = f"  # {node.name} = {node.op}  [{node.location}]"
+        if storage == VIEW:
+            call = f"{self._kernel(node.prim.kernel, node.params)}({args})"
+            self._emit(f"{self._local(node)} = {call}{comment}", node)
+            return
+        self.kernels_per_run += 1
+        if node.prim.into is not None and None not in node.shape:
+            out = self._target(node)
+            self._emit(f"{self._kernel(node.prim.into, node.params)}({args}, out={out})"
+                       f"{comment}", node)
+        else:
+            call = f"{self._kernel(node.prim.kernel, node.params)}({args})"
+            self._emit(f"{self._local(node)} = _fix({call}, {self._bind('d', node.dtype)})"
+                       f"{comment}", node)
+
+    def _render_fused(self, node: Node) -> None:
+        kernel = node.prim
+        outputs = sorted((n for n in self.graph.nodes if n.op == "output" and n.inputs[0] is node),
+                         key=lambda n: n.params["index"])
+        targets = [self._target(o) for o in outputs]
+        name = f"fused_{len(self.fused_sources)}"
+        source, namespace, scratch = render_fused(kernel, name)
+        exec(compile(source, f"{self._filename}/{kernel.name}", "exec"), namespace)
+        function = self._bind("f", namespace[name])
+        self.fused_sources[kernel.name] = source
+        self.scratch_bytes += scratch
+        self.kernels_per_run += 1
+        args = ", ".join([self._names[x] for x in node.inputs] + targets)
+        self._emit(f"{function}({args})  # {kernel.name}: {kernel.describe()}", node)
