@@ -258,9 +258,11 @@ class Tensor(Surface):
     __str__ = __repr__
 
     # -- in-place operations -------------------------------------------------------------------
-    def _inplace(self, compute, *others: Any, leaf: str = "a leaf Variable") -> Tensor:
+    def _inplace(self, compute, *others: Any, leaf: str = "a leaf Variable",
+                 plain: Any = None) -> Tensor:
         """Write ``compute(self)`` into this tensor's memory and bump its version. When
-        recording, the tensor's history is rebased on the new op, as torch does."""
+        recording, the tensor's history is rebased on the new op, as torch does; when not,
+        ``plain(self)`` (if given) says more cheaply what to write (copy_'s source)."""
         recording = is_grad_enabled() and (
             self.requires_grad or any(getattr(o, "requires_grad", False) for o in others))
         if recording:
@@ -276,8 +278,8 @@ class Tensor(Surface):
             result = compute(before)
         else:
             with no_grad():
-                result = compute(self)
-        new = np.asarray(result._data)
+                result = (plain or compute)(self)
+        new = np.asarray(result._data if isinstance(result, Tensor) else result)
         if not np.can_cast(new.dtype, self.dtype, "same_kind"):
             raise RuntimeError(f"result type {dtypes.torch_name(new.dtype)} can't be cast to "
                                f"the desired output type {dtypes.torch_name(self.dtype)}")
@@ -310,10 +312,12 @@ class Tensor(Surface):
 
     def fill_(self, value: bool | int | float) -> Tensor:
         value = value.item() if isinstance(value, Tensor) else value
-        return self._inplace(lambda t: t._apply(P.fill, t, value=value))
+        return self._inplace(lambda t: t._apply(P.fill, t, value=value),
+                             plain=lambda t: value)
 
     def zero_(self) -> Tensor:
-        return self._inplace(lambda t: t._apply(P.fill, t, value=0, grad_name="ZeroBackward0"))
+        return self._inplace(lambda t: t._apply(P.fill, t, value=0, grad_name="ZeroBackward0"),
+                             plain=lambda t: 0)
 
     def copy_(self, src: Any) -> Tensor:
         def overwrite(t: Tensor) -> Tensor:
@@ -321,7 +325,7 @@ class Tensor(Surface):
             src_t = t._operand(src)
             return t._apply(P.where, t._lift(np.zeros((), bool)), t, src_t.to(t.dtype),
                             grad_name="CopyBackwards")
-        return self._inplace(overwrite, src)
+        return self._inplace(overwrite, src, plain=lambda t: t._operand(src))
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         return self._inplace(lambda t: t.clamp(min, max))

@@ -3,6 +3,8 @@ operator surface normalises what users write (torch's ``dim``, numpy's ``axis``)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import dtypes
@@ -47,30 +49,34 @@ def _extremum_vjp(g, out, x, axes, keepdims):
     return _keep_reduced_axes(g, axes, keepdims) * hit / hit.sum(axes, keepdim=True)
 
 
+# The kernels call ufunc.reduce directly (what np.sum/np.mean do after some Python-level
+# argument handling that costs microseconds per call in a fused kernel's loop), and take
+# ``out=`` themselves, so each is its own ``into``.
 def _sum_kernel(x, axes, keepdims, out=None):
-    return np.sum(x, axis=axes, keepdims=keepdims, out=out,
-                  dtype=np.int64 if x.dtype.kind in "biu" else None)
+    return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out,
+                         dtype=np.int64 if x.dtype.kind in "biu" else None)
 
 
 def _mean_kernel(x, axes, keepdims, out=None):
-    return np.mean(x, axis=axes, keepdims=keepdims, out=out)
+    total = np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
+    count = math.prod(x.shape[a] for a in axes)
+    return np.true_divide(total, count, out=out)
 
 
-def _extremum_kernel(reduce):
+def _extremum_kernel(ufunc: np.ufunc, name: str):
     def kernel(x, axes, keepdims, out=None):
         if x.size == 0:
-            raise ShapeError(f"{reduce.__name__}(): Expected reduction dim to be specified for "
+            raise ShapeError(f"{name}(): Expected reduction dim to be specified for "
                              "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
-        return reduce(x, axis=axes, keepdims=keepdims, out=out)
+        return ufunc.reduce(x, axis=axes, keepdims=keepdims, out=out)
     return kernel
 
 
-# The kernels take ``out=`` themselves, so each is its own ``into``.
 sum = Primitive("sum", R, _sum_kernel, reduced, _sum_dtype, (_sum_vjp,), Saves.NOTHING,
                 "SumBackward1", into=_sum_kernel)
 mean = Primitive("mean", R, _mean_kernel, reduced, _mean_dtype, (_mean_vjp,), Saves.NOTHING,
                  "MeanBackward1", into=_mean_kernel)
-_max, _min = _extremum_kernel(np.max), _extremum_kernel(np.min)
+_max, _min = _extremum_kernel(np.maximum, "max"), _extremum_kernel(np.minimum, "min")
 max = Primitive("max", R, _max, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),
                 Saves.INPUTS | Saves.OUTPUT, "MaxBackward1", into=_max)
 min = Primitive("min", R, _min, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),

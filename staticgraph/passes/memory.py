@@ -28,6 +28,7 @@ class MemoryPlan:
     base_of: dict[Node, Node]                   # VIEW values -> the value they alias
     buffer_bytes: list[int] = field(default_factory=list)
     in_place: list[tuple[str, str]] = field(default_factory=list)  # (value, input it overwrote)
+    takes_over: dict[Node, Node] = field(default_factory=dict)  # fresh value -> fresh input
     reused: int = 0                             # values that got a buffer freed earlier
     naive_bytes: int = 0                        # every value in its own allocation
     peak_bytes: int = 0                         # buffers plus the largest set of live fresh values
@@ -95,6 +96,13 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
         root = base_of.get(out, out)
         if storage.get(root) == BUFFER:
             storage[root] = FRESH
+    # A Variable's new value computed this run is handed to the session as it is (no copy):
+    # it too escapes, and the assign is only another name for it.
+    for node in order:
+        value = node.inputs[1] if node.op == "assign" else None
+        if value is not None and storage[value] in (BUFFER, FRESH) and value.dtype == node.dtype:
+            storage[value], storage[node] = FRESH, VIEW
+            base_of[node] = value
     last_use = {n: i for i, n in enumerate(order)}
     for i, n in enumerate(order):
         for x in n.inputs:
@@ -108,6 +116,8 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
         produced_by.setdefault(n.inputs[0] if n.op == "output" else n, []).append(n)
 
     plan = MemoryPlan(storage, {}, base_of, last_use=last_use)
+    if reuse:
+        _fresh_in_place(order, produced_by, plan)
     free: list[int] = []
     owners_dying: dict[int, list[Node]] = {}
     fresh_dying: dict[int, int] = {}
@@ -121,8 +131,12 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
                 plan.buffer_of[value] = _allocate(value, producer, i, size, free, plan, reuse)
                 owners_dying.setdefault(last_use[value], []).append(value)
             elif kind == FRESH:
-                fresh_live += size
-                fresh_peak = max(fresh_peak, fresh_live)
+                taken = plan.takes_over.get(value)
+                if taken is not None:  # its memory is the input's: it only lives longer
+                    fresh_dying[i] -= size
+                else:
+                    fresh_live += size
+                    fresh_peak = max(fresh_peak, fresh_live)
                 fresh_dying[last_use[value]] = fresh_dying.get(last_use[value], 0) + size
         if reuse:
             free.extend(plan.buffer_of[v] for v in owners_dying.pop(i, ())
@@ -130,6 +144,27 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
         fresh_live -= fresh_dying.pop(i, 0)
     plan.peak_bytes = sum(plan.buffer_bytes) + fresh_peak
     return plan
+
+
+def _fresh_in_place(order, produced_by, plan: MemoryPlan) -> None:
+    """A value that escapes (fetched, or a Variable's new value) is new memory every run; when
+    its kernel may run in place over an input that dies there, that input is allocated fresh
+    instead and handed on (an optimizer step writes the new weights over the gradient)."""
+    storage, last_use = plan.storage, plan.last_use
+    taken: set[Node] = set()
+    for i, producer in enumerate(order):
+        for value in produced_by.get(producer, ()):
+            if storage[value] != FRESH or producer.op == "assign":
+                continue
+            for x in _in_place_candidates(value, producer):
+                if storage.get(x) in (BUFFER, FRESH) and last_use[x] == i and \
+                        x not in plan.base_of and nbytes(x) == nbytes(value) and \
+                        x.dtype == value.dtype and x not in taken:
+                    storage[x] = FRESH
+                    plan.takes_over[value] = x
+                    taken.add(x)
+                    plan.in_place.append((value.name, x.name))
+                    break
 
 
 def _root(node: Node, storage: dict[Node, str]) -> Node:

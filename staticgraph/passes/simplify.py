@@ -13,6 +13,7 @@ import numpy as np
 
 from ..graph import Graph, Node
 from ..ops.primitives import P
+from ..ops.shapes import sum_to_axes
 from .rewrite import new_constant, new_node, rewrite
 
 
@@ -86,8 +87,22 @@ def _known_size(node, inputs, new):
     return None
 
 
+def _sum_to_as_sum(node, inputs, new):
+    """Once shapes are known, unbroadcasting is an ordinary sum (which fusion can absorb:
+    a bias gradient becomes a sink of the kernel computing the gradient)."""
+    if node.op != "sum_to" or node.dtype.kind != "f" or None in (*inputs[0].shape, *node.shape):
+        return None
+    x, like = inputs
+    kept, lead = sum_to_axes(x.shape, like.shape)
+    axes = tuple(range(lead)) + kept
+    summed = new_node(new, P.sum, [x], node, axes=axes, keepdims=bool(kept))
+    return summed if summed.shape == node.shape else \
+        new_node(new, P.reshape, [summed], node, shape=node.shape)
+
+
 RULES: tuple[Callable, ...] = (_identity_op, _double_negation, _movement_chain,
-                               _neutral_operand, _integer_self_subtraction, _known_size)
+                               _neutral_operand, _integer_self_subtraction, _known_size,
+                               _sum_to_as_sum)
 
 
 def simplify(graph: Graph) -> Graph:

@@ -126,7 +126,11 @@ class NumpyExecutable:
             size = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
             self._names[node] = self._bind("b", raw[:size].view(node.dtype).reshape(node.shape))
             return self._names[node]
+        taken = self.plan.takes_over.get(node)
         name = self._local(node)
+        if taken is not None:  # in place over a fresh input that dies here
+            self._emit(f"{name} = {self._names[taken]}", node)
+            return name
         self._emit(f"{name} = np.empty({node.shape}, {self._bind('d', node.dtype)})", node)
         return name
 
@@ -135,6 +139,9 @@ class NumpyExecutable:
         if value.shape != node.shape:
             raise RunError(f"assign {node.name!r} (built at {node.location}) got a value of "
                            f"shape {value.shape} for a variable of shape {node.shape}")
+        if self.plan.storage[node] == VIEW:  # the value was computed fresh for it
+            self._names[node] = self._names[value]
+            return
         name = self._local(node)
         self._emit(f"{name} = np.array({self._names[value]}, "
                    f"dtype={self._bind('d', node.dtype)})  # {node.name}", node)

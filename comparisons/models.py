@@ -1,0 +1,72 @@
+"""The programs the comparisons measure, each written once on the shared surface (so the same
+function builds a graph or runs eagerly), plus the hand-written numpy baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from staticgraph.ops import functional as F
+
+
+def gelu_tanh(x):
+    return F.gelu(x, approximate="tanh")
+
+
+def layer_norm(x):
+    return F.layer_norm(x, x.shape[-1:])
+
+
+def elementwise_chain(x, rounds: int = 20):
+    """100 elementwise ops (5 per round) ending in a sum."""
+    for _ in range(rounds):
+        x = (x * 1.01 + 0.1).tanh() - 0.05
+        x = x * x
+    return x.sum()
+
+
+def mlp_loss(x, labels, w1, b1, w2, b2, w3, b3):
+    h = (x @ w1 + b1).relu()
+    h = (h @ w2 + b2).relu()
+    return F.cross_entropy(h @ w3 + b3, labels)
+
+
+def mlp_weights(sizes: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
+    """torch.nn.Linear's initialisation, as (in, out) matrices and biases, float32."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(fan_in)
+        weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32))
+        weights.append(rng.uniform(-bound, bound, (fan_out,)).astype(np.float32))
+    return weights
+
+
+def numpy_sgd_step(x: np.ndarray, labels: np.ndarray, params: list[np.ndarray],
+                   lr: float) -> float:
+    """One training step of ``mlp_loss`` written by hand in numpy, updating in place: the
+    baseline a compiled graph should match."""
+    w1, b1, w2, b2, w3, b3 = params
+    a1 = x @ w1
+    a1 += b1
+    h1 = np.maximum(a1, 0, out=a1)
+    a2 = h1 @ w2
+    a2 += b2
+    h2 = np.maximum(a2, 0, out=a2)
+    logits = h2 @ w3
+    logits += b3
+    logits -= logits.max(1, keepdims=True)
+    exp = np.exp(logits)
+    sums = exp.sum(1, keepdims=True)
+    n = len(labels)
+    loss = float(np.mean(np.log(sums[:, 0]) - logits[np.arange(n), labels]))
+    g3 = exp / sums
+    g3[np.arange(n), labels] -= 1
+    g3 /= n
+    g2 = g3 @ w3.T
+    g2 *= h2 > 0
+    g1 = g2 @ w2.T
+    g1 *= h1 > 0
+    grads = [x.T @ g1, g1.sum(0), h1.T @ g2, g2.sum(0), h2.T @ g3, g3.sum(0)]
+    for p, g in zip(params, grads):
+        p -= lr * g
+    return loss
