@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
 from ..graph import Graph, Node
@@ -82,6 +83,7 @@ class _Group:
         self.rows = rows
         self.members: list[Node] = []
         self.first = 1 << 62  # topological index of the earliest member
+        self.last = -1        # ... and of the latest
 
 
 def _fusible(node: Node) -> bool:
@@ -109,27 +111,38 @@ def _is_sink(node: Node) -> bool:
 
 
 def _depends_on(start: list[Node], members: set[Node], first: int, index: dict[Node, int],
-                ) -> bool:
-    """Whether any of ``start`` depends on a member (nodes built before ``first`` cannot)."""
+                group_of: dict[Node, _Group]) -> bool:
+    """Whether any of ``start`` depends on a member, counting each other group as the one
+    kernel it will become (depending on one of its members means depending on all of its
+    inputs: two groups feeding each other would be a cycle). Nothing that runs before
+    ``first`` can depend on a member."""
     stack, seen = list(start), set()
     while stack:
         node = stack.pop()
         if node in members:
             return True
-        if node in seen or index[node] < first:
+        group = group_of.get(node)
+        unit = group if group is not None else node
+        if id(unit) in seen:
             continue
-        seen.add(node)
+        seen.add(id(unit))
         if len(seen) > _SEARCH_BUDGET:
             return True  # too far to tell cheaply: assume it does
-        stack.extend(node.inputs)
+        if group is None:
+            if index[node] >= first:
+                stack.extend(node.inputs)
+        elif group.last >= first:
+            stack.extend(x for m in group.members for x in m.inputs)
     return False
 
 
-def _rows_line_up(members: set[Node]) -> bool:
+def _rows_line_up(node: Node, choice: list[_Group], members: set[Node]) -> bool:
     """Inside a group, every value a member reads from another member is row-aligned with
-    it, and no member reads a sink (complete only after the last chunk)."""
+    it, and no member reads a sink (complete only after the last chunk). Each group already
+    holds this; what is new is the node's edges, and edges between groups being merged."""
+    readers = [node] if len(choice) == 1 else members
     return all(any(x is r for r in _row_operands(m)) and not _is_sink(x)
-               for m in members for x in m.inputs if x in members)
+               for m in readers for x in m.inputs if x in members)
 
 
 def _group_nodes(graph: Graph) -> dict[Node, _Group]:
@@ -158,23 +171,46 @@ def _join(node: Node, candidates: list[_Group], rows: int, group_of: dict[Node, 
         members = {m for g in choice for m in g.members} | {node}
         first = min(g.first for g in choice)
         outside = [x for m in members for x in m.inputs if x not in members and x.inputs]
-        if _rows_line_up(members) and not _depends_on(outside, members, first, index):
+        if _rows_line_up(node, choice, members) and \
+                not _depends_on(outside, members, first, index, group_of):
             target = choice[0]
             for g in choice[1:]:
                 target.members.extend(g.members)
             target.members.append(node)
             target.members.sort(key=index.__getitem__)
-            target.first = min(first, index[node])
+            target.first, target.last = min(first, index[node]), index[node]
             return target
     group = _Group(rows)
     group.members.append(node)
-    group.first = index[node]
+    group.first = group.last = index[node]
     return group
+
+
+def _without_cycles(graph: Graph, groups: list[_Group]) -> list[_Group]:
+    """The grouping checks above look only so far; this makes sure: with every group
+    contracted to one kernel, the graph must stay acyclic. A group on a cycle is dissolved
+    (its nodes run as separate kernels) until none is left."""
+    while True:
+        unit_of = {m: g for g in groups for m in g.members}
+        contracted = nx.DiGraph()
+        for node in graph.nodes:
+            for x in node.inputs:
+                a, b = id(unit_of.get(x, x)), id(unit_of.get(node, node))
+                if a != b:
+                    contracted.add_edge(a, b)
+        try:
+            cycle = nx.find_cycle(contracted)
+        except nx.NetworkXNoCycle:
+            return groups
+        on_cycle = {u for edge in cycle for u in edge[:2]}
+        victim = max((g for g in groups if id(g) in on_cycle), key=lambda g: g.first)
+        groups = [g for g in groups if g is not victim]
 
 
 def fuse(graph: Graph) -> Graph:
     group_of = _group_nodes(graph)
-    groups = {id(g): g for g in group_of.values() if len(g.members) > 1}
+    candidates = list({id(g): g for g in group_of.values() if len(g.members) > 1}.values())
+    groups = {id(g): g for g in _without_cycles(graph, candidates)}
     unit_of = {m: g for g in groups.values() for m in g.members}
     consumers: dict[Node, list[Node]] = {}
     for node in graph.nodes:
