@@ -9,7 +9,7 @@ import numpy as np
 
 from .graph import Graph, Node
 from .passes import check_passes, optimize, specialize
-from .passes.memory import plan_memory
+from .passes.memory import no_reuse_bytes, plan_memory
 from .runtime.interpreter import InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
 
@@ -42,6 +42,16 @@ class Compiled:
         return outputs, dict(zip(self.assigned, updates))
 
     @property
+    def planned_peak_bytes(self) -> int:
+        """The memory plan's peak plus the fused kernels' scratch."""
+        return self.memory.peak_bytes + getattr(self.executable, "scratch_bytes", 0)
+
+    @property
+    def no_reuse_bytes(self) -> int:
+        """Every value of the graph as built in its own allocation."""
+        return no_reuse_bytes(self.specialized)
+
+    @property
     def fused_kernels(self) -> list[Node]:
         return [n for n in self.graph.nodes if n.op == "fused"]
 
@@ -61,6 +71,7 @@ class Compiled:
             lines.append("  in place: " + ", ".join(f"{a} over {b}"
                                                      for a, b in self.memory.in_place))
         scratch = getattr(self.executable, "scratch_bytes", 0)
-        if scratch:
-            lines.append(f"  fused kernels' scratch: {scratch / 1e3:.1f} KB")
+        lines.append(f"  fused kernels' scratch: {scratch / 1e6:.2f} MB; planned peak "
+                     f"{self.planned_peak_bytes / 1e6:.2f} MB vs {self.no_reuse_bytes / 1e6:.2f}"
+                     " MB with every value of the graph as built in its own allocation")
         return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""What compiling buys: the compiler issue's five targets, each measured side by side in one
+run (medians of interleaved repeats), printed as ratios and written to JSON.
+
+    python -m comparisons.compiler [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+import eager
+import staticgraph as sg
+
+from .common import arguments, optional, table, write_json
+from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
+                     numpy_sgd_step)
+
+
+def interleaved_medians(programs: dict[str, Callable[[], object]], repeats: int,
+                        rounds: int = 3) -> dict:
+    """Median seconds of each program. The programs take turns in blocks, a few rounds of
+    them, so that a noisy neighbour slows them all alike; not call by call, because then one
+    program's allocations (16 MB arrays freed back to the OS) cost the next one page faults."""
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    per_block = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
+        for name, run in programs.items():
+            run()  # warm: plans compiled, memory mapped
+            for _ in range(per_block):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
+    """1. tanh-GELU on 16M float32 and layer_norm on 4096x1024: compiled vs eager (and torch,
+    torch.compile)."""
+    rng = np.random.default_rng(0)
+    cases = {"gelu_tanh": (gelu_tanh, rng.standard_normal(1 << (22 if quick else 24))),
+             "layer_norm": (layer_norm, rng.standard_normal((1024 if quick else 4096, 1024)))}
+    results = {}
+    for name, (fn, data) in cases.items():
+        x = data.astype(np.float32)
+        compiled, tensor = sg.trace(fn, x), eager.tensor(x)
+        medians = interleaved_medians({"compiled": lambda: compiled(x),
+                                       "eager": lambda: fn(tensor)}, repeats)
+        if torch is not None:
+            # Timed apart from ours: torch's OpenMP threads spin after each call and would
+            # steal the cores our kernels' threads run on.
+            t = torch.from_numpy(x)
+            torch_fn = _torch_version(torch, name)
+            programs = {"torch": lambda: torch_fn(t)}
+            if not quick:
+                fast = torch.compile(torch_fn)
+                programs["torch.compile"] = lambda: fast(t)
+            medians |= interleaved_medians(programs, repeats)
+        entry = {f"{k}_ms": v * 1e3 for k, v in medians.items()}
+        entry["speedup_vs_eager"] = medians["eager"] / medians["compiled"]
+        if "torch.compile" in medians:
+            entry["vs_torch_compile"] = medians["compiled"] / medians["torch.compile"]
+        entry["shape"] = list(x.shape)
+        results[name] = entry
+    return results
+
+
+def _torch_version(torch, name: str):
+    functional = torch.nn.functional
+    if name == "gelu_tanh":
+        return lambda t: functional.gelu(t, approximate="tanh")
+    return lambda t: functional.layer_norm(t, t.shape[-1:])
+
+
+def per_op_overhead(torch, repeats: int) -> dict:
+    """2. The 100-op chain on a 2x2 tensor, forward + backward: compiled vs torch eager."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((2, 2), name="x")
+        loss = elementwise_chain(x)
+        (dx,) = sg.gradients(loss, [x])
+    compiled = sg.compile([loss, dx], [x])
+    ones = np.ones((2, 2), np.float32)
+
+    def eager_step(lib):
+        t = lib.ones(2, 2, requires_grad=True)
+        elementwise_chain(t).backward()
+    programs = {"compiled": lambda: compiled(ones), "eager": lambda: eager_step(eager)}
+    if torch is not None:
+        programs["torch"] = lambda: eager_step(torch)
+    medians = interleaved_medians(programs, repeats * 20)
+    entry = {f"{k}_us": v * 1e6 for k, v in medians.items()}
+    if "torch" in medians:
+        entry["compiled_vs_torch"] = medians["compiled"] / medians["torch"]
+    entry["kernels_per_run"] = compiled.session._plans and next(
+        iter(compiled.session._plans.values())).executable.kernels_per_run
+    return entry
+
+
+def mlp_step(quick: bool, repeats: int) -> dict:
+    """3 and 4. One SGD step of a 784-1024-1024-10 MLP on a batch of 256: compiled and eager
+    against numpy by hand; planned vs naive memory, and the measured peak."""
+    batch = 256
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    weights = mlp_weights((784, 1024, 1024, 10))
+    graph = sg.Graph()
+    with graph.as_default():
+        xs = sg.placeholder((None, 784), name="x")
+        ys = sg.placeholder((None,), "int64", name="labels")
+        variables = [sg.Variable(w) for w in weights]
+        loss = mlp_loss(xs, ys, *variables)
+        update = sg.optim.SGD(0.01).minimize(loss)
+    session = sg.Session(graph)
+    feed = {xs: x, ys: y}
+    params = [w.copy() for w in weights]
+    tensors = [eager.tensor(w, requires_grad=True) for w in weights]
+    optimizer = eager.optim.SGD(tensors, lr=0.01)
+    xe, ye = eager.tensor(x), eager.tensor(y)
+
+    def eager_step():
+        optimizer.zero_grad()
+        mlp_loss(xe, ye, *tensors).backward()
+        optimizer.step()
+    medians = interleaved_medians({
+        "numpy": lambda: numpy_sgd_step(x, y, params, 0.01),
+        "compiled": lambda: session.run([loss, update], feed),
+        "eager": eager_step}, repeats)
+    compiled = next(iter(session._plans.values()))
+    fresh = sg.Session(graph)
+    tracemalloc.start()
+    fresh.run([loss, update], feed)  # the first run: buffers are allocated in it too
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {
+        **{f"{k}_ms": v * 1e3 for k, v in medians.items()},
+        "compiled_vs_numpy": medians["compiled"] / medians["numpy"],
+        "eager_vs_numpy": medians["eager"] / medians["numpy"],
+        "kernels_per_run": compiled.executable.kernels_per_run,
+        "planned_peak_mb": compiled.planned_peak_bytes / 1e6,
+        "no_reuse_mb": compiled.no_reuse_bytes / 1e6,
+        "planned_vs_no_reuse": compiled.planned_peak_bytes / compiled.no_reuse_bytes,
+        "measured_peak_mb": peak / 1e6,
+        "measured_vs_planned": peak / compiled.planned_peak_bytes,
+        "explain": compiled.explain(),
+    }
+
+
+def random_graph(n: int, seed: int = 0) -> tuple[sg.Graph, sg.Node, sg.Node]:
+    """A graph of ``n`` nodes mixing elementwise ops, matmuls and reuse of earlier values."""
+    rng = np.random.default_rng(seed)
+    graph = sg.Graph()
+    with graph.as_default():
+        x = sg.placeholder((64, 32), name="x")
+        w = sg.Variable(np.eye(32, dtype=np.float32) * 0.5, name="w")
+        values = [x]
+        while len(graph) < n:
+            a, b = (values[rng.integers(max(0, len(values) - 20), len(values))] for _ in "ab")
+            kind = rng.integers(0, 5)
+            values.append((a + b) if kind == 0 else (a * 0.5).tanh() if kind == 1 else
+                          a - b * 2 if kind == 2 else a @ w if kind == 3 else a.relu())
+        out = values[-1].sum()
+    return graph, x, out
+
+
+def compile_time(quick: bool) -> dict:
+    """5. Time to compile (specialise, optimise, plan, render) graphs of growing size."""
+    sizes = (1000, 10000) if quick else (1000, 10000, 100000)
+    results = {}
+    for n in sizes:
+        graph, x, out = random_graph(n)
+        start = time.perf_counter()
+        sg.Session(graph).explain(out, {x: np.ones((64, 32), np.float32)})
+        results[str(n)] = time.perf_counter() - start
+        print(f"  compiled a {n}-node graph in {results[str(n)]:.2f} s", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = arguments(__doc__.splitlines()[0], argv)
+    repeats = 3 if args.quick else 9
+    torch = optional("torch")
+    print("1/4 fused elementwise kernels...", flush=True)
+    results = {"fused": fused_elementwise(torch, args.quick, repeats)}
+    print("2/4 per-op overhead...", flush=True)
+    results["overhead"] = per_op_overhead(torch, repeats)
+    print("3/4 MLP training step...", flush=True)
+    results["mlp"] = mlp_step(args.quick, repeats)
+    print("4/4 compile time...", flush=True)
+    results["compile_s"] = compile_time(args.quick)
+    print(report(results))
+    print(f"\nwrote {write_json(args.out, 'compiler', results)}")
+    return results
+
+
+def report(r: dict) -> str:
+    rows = []
+    for name, e in r["fused"].items():
+        rows.append([f"{name} {tuple(e['shape'])}: eager / compiled", f"{e['speedup_vs_eager']:.2f}x",
+                     ">= 2.5x"])
+        if "vs_torch_compile" in e:
+            rows.append([f"{name}: compiled / torch.compile", f"{e['vs_torch_compile']:.2f}",
+                         "<= 1.0"])
+    if "compiled_vs_torch" in r["overhead"]:
+        rows.append(["100-op chain 2x2 fwd+bwd: compiled / torch eager",
+                     f"{r['overhead']['compiled_vs_torch']:.2f}", "<= 0.25"])
+    m = r["mlp"]
+    rows += [["MLP step: compiled / numpy", f"{m['compiled_vs_numpy']:.2f}", "<= 1.10"],
+             ["MLP step: eager / numpy", f"{m['eager_vs_numpy']:.2f}", "<= 1.3"],
+             ["MLP step: planned peak / no reuse", f"{m['planned_vs_no_reuse']:.2f}", "<= 0.6"],
+             ["MLP step: measured peak / planned", f"{m['measured_vs_planned']:.2f}", "<= 1.2"]]
+    rows += [[f"compile {n} nodes (s)", f"{s:.2f}", "< 2 s at 10000"]
+             for n, s in r["compile_s"].items()]
+    times = []
+    for name, e in r["fused"].items():
+        times.append([name] + [f"{k[:-3]} {v:.1f} ms" for k, v in e.items() if k.endswith("_ms")])
+    return (table(rows, ["measure", "value", "target"]) + "\n\n" +
+            "\n".join("  ".join(t) for t in times) + "\n\n" + m["explain"])
+
+
+if __name__ == "__main__":
+    main()
