@@ -213,17 +213,44 @@ class Graph:
         return g
 
     def to_dot(self, nodes: Sequence[Node] | None = None) -> str:
-        """Graphviz text; render with ``dot -Tpng``."""
+        """Graphviz text (render with ``dot -Tpng``); a fused kernel of a compiled graph is
+        drawn as a cluster of the primitives inside it."""
         chosen = self._nodes if nodes is None else list(nodes)
+        names = {n.name for n in chosen}
         lines = ["digraph staticgraph {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
         for n in chosen:
+            if n.op == "fused":
+                lines += _fused_cluster(n)
+                continue
             shape = "ellipse" if n.op in SOURCE_OPS else "box"
             label = f"{n.name}\\n{n.op} {_shape_str(n.shape)} {n.dtype.name}"
             lines.append(f'  "{n.name}" [label="{label}", shape={shape}];')
-        names = {n.name for n in chosen}
-        lines += [f'  "{i.name}" -> "{n.name}";' for n in chosen for i in n.inputs
-                  if i.name in names]
+        for n in chosen:
+            if n.op == "fused":
+                continue
+            for i in n.inputs:
+                if i.name not in names:
+                    continue
+                if i.op == "fused":  # an output of a fused kernel: from the member making it
+                    member = i.prim.outputs[n.params["index"]]
+                    lines.append(f'  "{i.name}/{member}" -> "{n.name}";')
+                else:
+                    lines.append(f'  "{i.name}" -> "{n.name}";')
         return "\n".join(lines + ["}"])
+
+
+def _fused_cluster(node: Node) -> list[str]:
+    kernel = node.prim
+    lines = [f'  subgraph "cluster_{node.name}" {{',
+             f'    label="{node.name}: {kernel.rows} rows"; style=rounded; color=blue;']
+    for j, m in enumerate(kernel.members):
+        lines.append(f'    "{node.name}/{j}" [label="{m.name}\\n{m.prim.name}", shape=box];')
+    lines.append("  }")
+    for j, m in enumerate(kernel.members):
+        for tag, i in m.args:
+            source = f"{node.name}/{i}" if tag == "m" else node.inputs[i].name
+            lines.append(f'  "{source}" -> "{node.name}/{j}";')
+    return lines
 
 
 _local = threading.local()

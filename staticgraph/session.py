@@ -66,11 +66,17 @@ class Session:
                 self.debug)
         return compiled
 
-    def explain(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> str:
-        """What the compiler makes of these fetches for these feeds' shapes."""
+    def compiled(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Compiled:
+        """What the compiler makes of these fetches for these feeds' shapes: ``.explain()``,
+        ``.specialized`` and ``.graph`` (before and after the passes), ``.memory``,
+        ``.executable.source`` (the generated code)."""
         flat: list[Node] = []
         _flatten(fetches, self._as_fetch, flat)
-        return self._compiled(flat, self._feeds(feed_dict or {})).explain()
+        return self._compiled(flat, self._feeds(feed_dict or {}))
+
+    def explain(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> str:
+        """Pass by pass: node counts, fused kernels, the memory plan."""
+        return self.compiled(fetches, feed_dict).explain()
 
     def _as_fetch(self, fetch: Any) -> Node:
         if isinstance(fetch, str):
@@ -170,9 +176,12 @@ class Function:
     def __call__(self, *arrays: Any) -> Any:
         return self.session.run(self.outputs, self._feeds(arrays))
 
+    def compiled(self, *arrays: Any) -> Compiled:
+        """What the compiler made for arrays of these shapes (see ``Session.compiled``)."""
+        return self.session.compiled(self.outputs, self._feeds(arrays))
+
     def explain(self, *arrays: Any) -> str:
-        """What the compiler did for arrays of these shapes (see ``Session.explain``)."""
-        return self.session.explain(self.outputs, self._feeds(arrays))
+        return self.compiled(*arrays).explain()
 
 
 def compile(outputs: Any, inputs: list[Node], session: Session | None = None,

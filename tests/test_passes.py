@@ -1,0 +1,379 @@
+"""The compiler: each pass on small graphs (what it must change and what it must leave
+alone), every op spec through each pass alone and all together against the interpreter,
+random graphs (hypothesis), and the memory plan's invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opspecs import EAGER_F, SPEC_IDS, SPECS, OpSpec
+from test_eager_ops import _diff_indices, _sample
+
+import eager
+import staticgraph as sg
+from staticgraph.passes import DEFAULT_PASSES, PASSES, check_invariants, specialize
+from staticgraph.passes.memory import BUFFER, FRESH
+
+PIPELINES = {"none": (), **{name: (name,) for name in PASSES},
+             "plan_memory": ("plan_memory",), "all": DEFAULT_PASSES}
+
+
+def _optimized(fetches, feeds, passes):
+    g = fetches[0].graph
+    return sg.Session(g, passes=passes).compiled(fetches, feeds)
+
+
+# -- each pass on its own small graph -----------------------------------------------------------
+
+def _ops_after(passes, build, feed_shape=(4, 3)):
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(feed_shape, "float64", name="x")
+        out = build(x)
+    compiled = sg.Session(g, passes=passes).compiled(out, {x: np.ones(feed_shape)})
+    return [n.op for n in compiled.graph.nodes], compiled
+
+
+@pytest.mark.parametrize("build, gone", [
+    (lambda x: x * 1, "mul"), (lambda x: 1 * x, "mul"), (lambda x: x + 0, "add"),
+    (lambda x: x - 0, "sub"), (lambda x: x / 1, "div"), (lambda x: -(-x), "neg"),
+    (lambda x: x.T.T, "transpose"), (lambda x: x.expand(4, 3), "broadcast_to"),
+    (lambda x: x.reshape(4, 3), "reshape"), (lambda x: x.detach(), "stop_gradient"),
+])
+def test_simplify_removes_what_changes_nothing(build, gone) -> None:
+    ops, _ = _ops_after(("simplify", "dce"), build)  # simplify may orphan; dce removes
+    assert gone not in ops
+
+
+@pytest.mark.parametrize("build, kept", [
+    (lambda x: x - x, "sub"),                    # inf - inf is nan: not 0 for floats
+    (lambda x: (x.log()).exp(), "exp"),          # log is nan below 0
+    (lambda x: x * sg.constant(np.ones((2, 4, 3))), "mul"),  # the 1s broadcast x larger
+    (lambda x: x * 2, "mul"),
+    (lambda x: x.T, "transpose"),
+])
+def test_simplify_leaves_what_would_change_values(build, kept) -> None:
+    ops, _ = _ops_after(("simplify",), build)
+    assert kept in ops
+
+
+def test_simplify_merges_movement_chains_and_knows_sizes() -> None:
+    ops, _ = _ops_after(("simplify", "dce"), lambda x: x.reshape(12).reshape(2, 6))
+    assert ops.count("reshape") == 1
+    ops, _ = _ops_after(("simplify", "dce"),
+                        lambda x: x.unsqueeze(0).permute(2, 0, 1).permute(1, 2, 0))
+    assert ops.count("transpose") == 0
+    ops, _ = _ops_after(("simplify", "dce"), lambda x: x.mean())
+    assert "size_of" not in ops
+
+
+def test_integer_self_subtraction_is_zero() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        i = sg.placeholder((3,), "int64", name="i")
+        out = i - i
+    compiled = sg.Session(g, passes=("simplify",)).compiled(out, {i: [1, 2, 3]})
+    assert "sub" not in [n.op for n in compiled.graph.nodes]
+    assert sg.Session(g).run(out, {i: [1, 2, 3]}).tolist() == [0, 0, 0]
+
+
+def test_constant_folding_evaluates_constant_subgraphs_only() -> None:
+    def build(x):
+        c = (sg.constant([1.0, 2.0, 3.0], "float64") * 2).exp()
+        return x + c
+    ops, compiled = _ops_after(("fold_constants", "dce"), build)
+    assert ops.count("constant") == 1 and "exp" not in ops and "add" in ops
+    folded = next(n for n in compiled.graph.nodes if n.op == "constant")
+    np.testing.assert_allclose(folded.value, np.exp([2.0, 4.0, 6.0]))
+    ops, _ = _ops_after(("fold_constants", "dce"),
+                        lambda x: x + sg.constant(0.0, "float64").expand(600, 200)[:4, :3])
+    assert "broadcast_to" in ops  # 120,000 elements: left to run time
+
+
+def test_cse_merges_equal_work_and_nothing_else() -> None:
+    def build(x):
+        a, b, c = x.exp(), x.exp(), x.sum(0)
+        return a + b + c + x.sum(1).sum() + sg.constant(2.0, "float64") \
+            + sg.constant(2.0, "float64")
+    ops, _ = _ops_after(("cse", "dce"), build)
+    assert ops.count("exp") == 1 and ops.count("sum") == 3 and ops.count("constant") == 1
+
+
+def test_cse_never_merges_variables_or_placeholders() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        v, w = sg.Variable(np.zeros(2)), sg.Variable(np.zeros(2))
+        p, q = sg.placeholder((2,), "float64"), sg.placeholder((2,), "float64")
+        out = v + w + p + q
+    compiled = sg.Session(g, passes=("cse",)).compiled(out, {p: [1, 1], q: [2, 2]})
+    ops = [n.op for n in compiled.graph.nodes]
+    assert ops.count("variable") == 2 and ops.count("placeholder") == 2
+
+
+def test_dce_keeps_only_what_the_outputs_need() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3,), "float64", name="x")
+        unused = x.exp()
+        out = x * 2
+        dead = unused + out  # built after, used by no output
+    compiled = sg.Session(g, passes=("simplify",)).compiled(out, {x: np.ones(3)})
+    ops = [n.op for n in compiled.graph.nodes]
+    assert "exp" not in ops and "add" not in ops  # pruned already when specialising
+    assert dead.op == "add"
+
+
+def test_dce_removes_what_simplification_orphaned() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3,), "float64", name="x")
+        out = -(-(x.exp()))
+    kept = sg.Session(g, passes=("simplify",)).compiled(out, {x: np.ones(3)})
+    cleaned = sg.Session(g, passes=("simplify", "dce")).compiled(out, {x: np.ones(3)})
+    assert [n.op for n in kept.graph.nodes].count("neg") == 1  # orphaned, still there
+    assert [n.op for n in cleaned.graph.nodes] == ["placeholder", "exp"]
+
+
+# -- fusion ------------------------------------------------------------------------------------
+
+def _fused(compiled):
+    return [n.prim for n in compiled.graph.nodes if n.op == "fused"]
+
+
+def test_an_elementwise_chain_becomes_one_kernel() -> None:
+    ops, compiled = _ops_after(DEFAULT_PASSES, lambda x: ((x * 2 + 1).tanh() - 3).exp())
+    [kernel] = _fused(compiled)
+    assert [m.prim.name for m in kernel.members] == ["mul", "add", "tanh", "sub", "exp"]
+    assert kernel.outputs == [4]
+
+
+def test_a_value_with_several_consumers_is_also_an_output() -> None:
+    def build(x):
+        t = (x * 2).tanh()
+        return [t.exp() + t, t.sum(0)]  # t is used inside and by a reduction over rows
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((4, 3), "float64", name="x")
+        outs = build(x)
+    compiled = sg.Session(g).compiled(outs, {x: np.ones((4, 3))})
+    [kernel] = _fused(compiled)
+    assert len(kernel.outputs) == 2  # the add, and the sum over rows (a sink)
+
+
+def test_softmax_is_one_kernel_and_matmul_breaks_fusion() -> None:
+    ops, compiled = _ops_after(DEFAULT_PASSES, lambda x: (x @ sg.constant(np.ones((3, 5)))
+                                                         ).softmax(-1), (8, 3))
+    [kernel] = _fused(compiled)
+    assert "matmul" in ops and {"max", "exp", "sum", "div"} <= {m.prim.name
+                                                               for m in kernel.members}
+
+
+def test_an_enlarging_broadcast_is_read_whole_not_computed_in_the_kernel() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((4, 3), "float64", name="x")
+        b = sg.placeholder((3,), "float64", name="b")
+        out = (x + (b * 2).exp()).relu()
+    compiled = sg.Session(g).compiled(out, {x: np.ones((4, 3)), b: np.ones(3)})
+    bias_kernel, kernel = sorted(_fused(compiled), key=lambda k: k.rows)
+    assert (bias_kernel.rows, kernel.rows) == (3, 4)  # (3,) has no rows of x: its own kernel
+    assert [m.prim.name for m in bias_kernel.members] == ["mul", "exp"]
+    assert [m.prim.name for m in kernel.members] == ["add", "relu"]
+
+
+def test_two_groups_never_feed_each_other() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((4, 4), "float64", name="x")
+        w = sg.constant(np.eye(4) * 0.5)
+        a1 = x.tanh()
+        b1 = (a1 @ w).exp()      # B reads A
+        a2 = a1 * (b1 @ w)       # A would read B
+        out = (a2 + b1).sum()
+    feeds = {x: np.random.default_rng(0).standard_normal((4, 4))}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(out, feeds)
+    np.testing.assert_allclose(sg.Session(g, debug=True).run(out, feeds), expected, rtol=1e-14)
+
+
+# -- every op spec, each pass alone and all together -------------------------------------------
+
+@pytest.mark.parametrize("pipeline", list(PIPELINES), ids=list(PIPELINES))
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_passes_keep_values_and_gradients(spec: OpSpec, pipeline: str) -> None:
+    arrays = _sample(spec)
+    g = sg.Graph()
+    with g.as_default():
+        xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
+        out = spec.fn(EAGER_F, *xs)
+        shape = spec.fn(EAGER_F, *[eager.tensor(a) for a in arrays]).shape  # (a mask's: data)
+        weights = sg.constant(np.random.default_rng(1).standard_normal(shape))
+        grads = sg.gradients((out * weights).sum(), [xs[k] for k in _diff_indices(spec)],
+                             unconnected="zero")
+    feeds = dict(zip(xs, arrays))
+    expected = sg.Session(g, backend="interpreter", passes=()).run([out] + grads, feeds)
+    got = sg.Session(g, passes=PIPELINES[pipeline], debug=True).run([out] + grads, feeds)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+# -- random graphs -----------------------------------------------------------------------------
+
+UNARY = [lambda a: a.exp() * 0.1, lambda a: a.tanh(), lambda a: a.relu(), lambda a: -a,
+         lambda a: a.sigmoid(), lambda a: (a * a + 1).sqrt(), lambda a: a.abs()]
+BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,
+          lambda a, b: a.maximum(b), lambda a, b: a / (b * b + 1)]
+SHAPED = [lambda a: a.sum(1, keepdim=True), lambda a: a.mean(0, keepdim=True),
+          lambda a: a.amax(1, keepdim=True), lambda a: a.softmax(-1), lambda a: a.T.T,
+          lambda a: a @ sg.constant(np.eye(a.shape[1]) * 0.5), lambda a: a.log_softmax(1)]
+
+
+@st.composite
+def programs(draw):
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    steps = draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 99),
+                                    st.integers(0, 99)), min_size=1, max_size=25))
+    fetch = draw(st.lists(st.integers(0, 99), min_size=1, max_size=3))
+    return rows, cols, steps, fetch
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_random_graphs_compile_to_the_interpreters_values(program) -> None:
+    rows, cols, steps, fetch = program
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((rows, cols), "float64", name="x")
+        y = sg.placeholder((1, cols), "float64", name="y")
+        values = [x, y]
+        for kind, op, i, j in steps:
+            a, b = values[i % len(values)], values[j % len(values)]
+            if kind == 0:
+                values.append(UNARY[op % len(UNARY)](a))
+            elif kind == 1 and a.shape[-1] == b.shape[-1] and (a.shape[0] == b.shape[0] or
+                                                                1 in (a.shape[0], b.shape[0])):
+                values.append(BINARY[op % len(BINARY)](a, b))
+            elif kind == 2 and a.ndim == 2:
+                values.append(SHAPED[op % len(SHAPED)](a))
+        outs = [values[k % len(values)] for k in fetch]
+        outs.append(sum((v.sum() for v in values[2:]), sg.constant(0.0, "float64")))
+        grads = sg.gradients(outs[-1], [x, y], unconnected="zero")
+    rng = np.random.default_rng(len(steps))
+    feeds = {x: rng.standard_normal((rows, cols)), y: rng.standard_normal((1, cols))}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(outs + grads, feeds)
+    session = sg.Session(g, debug=True)
+    got = session.run(outs + grads, feeds)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    _check_memory_plan(session.compiled(outs + grads, feeds))
+    again = session.run(outs + grads, feeds)  # reused buffers: the first results unchanged
+    for a, b in zip(got, again):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- the memory plan ---------------------------------------------------------------------------
+
+def _check_memory_plan(compiled) -> None:
+    """No two values that are alive at once share a buffer (a hand-over in place is the one
+    exception: the new value starts where the old one ends)."""
+    plan = compiled.memory
+    order = {n: i for i, n in enumerate(compiled.graph.nodes)}
+    start = {n: order[n.inputs[0]] if n.op == "output" else order[n] for n in plan.buffer_of}
+    handed = {(a, b) for a, b in plan.in_place}
+    by_buffer: dict[int, list] = {}
+    for value, buffer in plan.buffer_of.items():
+        by_buffer.setdefault(buffer, []).append(value)
+    for values in by_buffer.values():
+        values.sort(key=start.get)
+        for earlier, later in zip(values, values[1:]):
+            end = plan.last_use[earlier]
+            assert end < start[later] or (later.name, earlier.name) in handed or end == -1, \
+                f"{earlier.name} (live to {end}) and {later.name} (from {start[later]}) collide"
+    for node, kind in plan.storage.items():
+        if node.op in ("placeholder", "variable", "constant"):
+            assert kind == "external"
+    for out in compiled.graph.outputs:
+        root = plan.base_of.get(out, out)
+        assert plan.storage.get(root) not in (BUFFER,), f"{out.name} would be overwritten"
+
+
+def test_training_step_memory_plan_and_no_overwritten_inputs() -> None:
+    rng = np.random.default_rng(0)
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, 8), name="x")
+        labels = sg.placeholder((None,), "int64", name="labels")
+        w1 = sg.Variable(rng.standard_normal((8, 16)).astype(np.float32))
+        w2 = sg.Variable(rng.standard_normal((16, 3)).astype(np.float32))
+        loss = sg.cross_entropy((x @ w1).relu() @ w2, labels)
+        step = sg.optim.SGD(0.1, momentum=0.9).minimize(loss)
+    session = sg.Session(g)
+    data, target = rng.standard_normal((32, 8)).astype(np.float32), rng.integers(0, 3, 32)
+    kept_data, before = data.copy(), session.run(w1)
+    first = session.run([loss, step], {x: data, labels: target})[0]
+    compiled = session.compiled([loss, step], {x: data, labels: target})
+    _check_memory_plan(compiled)
+    assert compiled.memory.reused + len(compiled.memory.in_place) > 0
+    np.testing.assert_array_equal(data, kept_data)  # feeds are never written
+    assert not np.array_equal(session.run(w1), before)
+    second = session.run([loss, step], {x: data, labels: target})[0]
+    assert second < first and first == first  # the fetched loss of run 1 was not overwritten
+
+
+def test_planning_can_be_switched_off() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((64, 64), "float64", name="x")
+        out = ((x @ x).tanh() @ x).exp().sum()
+    feeds = {x: np.eye(64)}
+    planned = sg.Session(g, passes=DEFAULT_PASSES).compiled(out, feeds)
+    plain = sg.Session(g, passes=("fuse",)).compiled(out, feeds)
+    assert plain.memory.reused == 0 and not plain.memory.in_place
+    assert sum(planned.memory.buffer_bytes) <= sum(plain.memory.buffer_bytes)
+
+
+# -- seeing it ---------------------------------------------------------------------------------
+
+def test_explain_names_passes_kernels_and_memory() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, 6), name="x")
+        out = sg.layer_norm(x, 6).relu().sum()
+    text = sg.Session(g).explain(out, {x: np.ones((5, 6), np.float32)})
+    for passname in ("specialized", "simplify", "fold_constants", "cse", "dce", "fuse"):
+        assert passname in text
+    assert "fused" in text and "mean" in text and "planned peak" in text and "buffers" in text
+
+
+def test_to_dot_draws_fused_kernels_as_clusters() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((4, 6), name="x")
+        out = sg.softmax(x * 2)
+    compiled = sg.Session(g).compiled(out, {x: np.ones((4, 6), np.float32)})
+    dot = compiled.graph.to_dot()
+    assert 'subgraph "cluster_fused"' in dot and "exp" in dot
+    assert "cluster" not in compiled.specialized.to_dot()
+
+
+def test_debug_mode_catches_a_broken_graph() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((2, 3), name="x")
+        out = x.exp()
+    graph = specialize([out], {x: (2, 3)})
+    graph.nodes[-1].shape = (3, 2)  # a pass that got a shape wrong
+    with pytest.raises(sg.GraphError, match="says \\(3, 2\\)"):
+        check_invariants(graph, "a broken pass")
+    with pytest.raises(ValueError, match="unknown passes"):
+        sg.Session(g, passes=("simplify", "vectorize"))
+
+
+def test_generated_code_names_the_users_lines() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3, 3), name="x")
+        out = x @ x
+    compiled = sg.Session(g).compiled(out, {x: np.eye(3, dtype=np.float32)})
+    assert "matmul" in compiled.executable.source and "test_passes.py:" in compiled.executable.source
