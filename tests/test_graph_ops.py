@@ -50,6 +50,12 @@ def test_unknown_batch_dimension(spec: OpSpec) -> None:
         assert all(s is None or s == v for s, v in zip(g.shape, gv.shape))
 
 
+def _weights(spec: OpSpec, arrays) -> np.ndarray:
+    """Random cotangent weights, shaped like the output (which eager knows exactly)."""
+    shape = spec.fn(EAGER_F, *[eager.tensor(a) for a in arrays]).shape
+    return np.random.default_rng(1).standard_normal(shape)
+
+
 def _graph_loss(spec: OpSpec, arrays, weights):
     graph, xs, out = _build(spec, arrays)
     with graph.as_default():
@@ -61,8 +67,7 @@ def _graph_loss(spec: OpSpec, arrays, weights):
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_gradients_match_finite_differences_and_eager(spec: OpSpec) -> None:
     arrays = _sample(spec)
-    weights = np.random.default_rng(1).standard_normal(spec.fn(
-        EAGER_F, *[eager.tensor(a) for a in arrays]).shape)
+    weights = _weights(spec, arrays)
     graph, xs, loss, diff = _graph_loss(spec, arrays, weights)
     with graph.as_default():
         grads = sg.gradients(loss, diff, unconnected="zero")
@@ -86,8 +91,7 @@ def test_gradients_match_finite_differences_and_eager(spec: OpSpec) -> None:
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_second_order_gradients_match_finite_differences(spec: OpSpec) -> None:
     arrays = _sample(spec)
-    weights = np.random.default_rng(1).standard_normal(spec.fn(
-        EAGER_F, *[eager.tensor(a) for a in arrays]).shape)
+    weights = _weights(spec, arrays)
     directions = [np.random.default_rng(2 + k).standard_normal(arrays[k].shape)
                   for k in _diff_indices(spec)]
     graph, xs, loss, diff = _graph_loss(spec, arrays, weights)
