@@ -377,3 +377,19 @@ def test_generated_code_names_the_users_lines() -> None:
         out = x @ x
     compiled = sg.Session(g).compiled(out, {x: np.eye(3, dtype=np.float32)})
     assert "matmul" in compiled.executable.source and "test_passes.py:" in compiled.executable.source
+
+
+def test_fetched_arrays_are_never_reused_while_the_caller_holds_them() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((512, 512), "float64", name="x")
+        out = (x * 2).exp()
+    session = sg.Session(g)
+    first = session.run(out, {x: np.zeros((512, 512))})
+    view = session.run(out, {x: np.ones((512, 512))})[:2]
+    third = session.run(out, {x: np.full((512, 512), 2.0)})
+    np.testing.assert_array_equal(first, np.ones((512, 512)))
+    np.testing.assert_array_equal(view, np.full((2, 512), np.exp(2.0)))
+    np.testing.assert_array_equal(third, np.full((512, 512), np.exp(4.0)))
+    dropped_id = id(session.run(out, {x: np.zeros((512, 512))}))
+    assert id(session.run(out, {x: np.zeros((512, 512))})) == dropped_id  # dropped: reused
