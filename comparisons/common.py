@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
+
+import numpy as np
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
-
-
-def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()``: medians, because these machines are shared and noisy."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def optional(name: str) -> ModuleType | None:
@@ -37,9 +26,19 @@ def optional(name: str) -> ModuleType | None:
 
 def arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--out", type=Path, default=Path("out"), help="where JSON results go")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, few repeats (~20 s)")
+    size.add_argument("--full", action="store_true", help="longer runs, 100k-node compiles")
+    parser.add_argument("--out", type=Path, default=Path("out"),
+                        help="where report.md, the PNG plots and the JSON results go")
     return parser.parse_args(argv)
+
+
+def context(args: argparse.Namespace) -> SimpleNamespace:
+    """What every section gets: sizes, where files go, and torch if it is installed."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    return SimpleNamespace(quick=args.quick, full=args.full, out=args.out,
+                           torch=optional("torch"))
 
 
 def write_json(out: Path, name: str, results: dict) -> Path:
@@ -54,3 +53,20 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([line.format(*header), line.format(*("-" * w for w in widths))]
                      + [line.format(*map(str, r)) for r in rows])
+
+
+def interleaved_medians(programs: dict[str, Callable[[], object]], repeats: int,
+                        rounds: int = 3) -> dict:
+    """Median seconds of each program. The programs take turns in blocks, a few rounds of
+    them, so that a noisy neighbour slows them all alike; not call by call, because then one
+    program's allocations (16 MB arrays freed back to the OS) cost the next one page faults."""
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    per_block = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
+        for name, run in programs.items():
+            run()  # warm: plans compiled, memory mapped
+            for _ in range(per_block):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}

@@ -15,26 +15,10 @@ import numpy as np
 import eager
 import staticgraph as sg
 
-from .common import arguments, optional, table, write_json
+from . import plots
+from .common import arguments, context, interleaved_medians, table, write_json
 from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
                      numpy_sgd_step)
-
-
-def interleaved_medians(programs: dict[str, Callable[[], object]], repeats: int,
-                        rounds: int = 3) -> dict:
-    """Median seconds of each program. The programs take turns in blocks, a few rounds of
-    them, so that a noisy neighbour slows them all alike; not call by call, because then one
-    program's allocations (16 MB arrays freed back to the OS) cost the next one page faults."""
-    times: dict[str, list[float]] = {name: [] for name in programs}
-    per_block = max(1, -(-repeats // rounds))
-    for _ in range(rounds):
-        for name, run in programs.items():
-            run()  # warm: plans compiled, memory mapped
-            for _ in range(per_block):
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
@@ -167,9 +151,9 @@ def random_graph(n: int, seed: int = 0) -> tuple[sg.Graph, sg.Node, sg.Node]:
     return graph, x, out
 
 
-def compile_time(quick: bool) -> dict:
+def compile_time(quick: bool, full: bool = False) -> dict:
     """5. Time to compile (specialise, optimise, plan, render) graphs of growing size."""
-    sizes = (1000, 10000) if quick else (1000, 10000, 100000)
+    sizes = (1000, 10000, 100000) if full or not quick else (1000, 10000)
     results = {}
     for n in sizes:
         graph, x, out = random_graph(n)
@@ -180,18 +164,60 @@ def compile_time(quick: bool) -> dict:
     return results
 
 
+def targets(ctx) -> dict:
+    """The five targets, measured side by side."""
+    repeats = 3 if ctx.quick else 9
+    print("  fused elementwise kernels...", flush=True)
+    results = {"fused": fused_elementwise(ctx.torch, ctx.quick, repeats)}
+    print("  per-op overhead...", flush=True)
+    results["overhead"] = per_op_overhead(ctx.torch, repeats)
+    print("  MLP training step...", flush=True)
+    results["mlp"] = mlp_step(ctx.quick, repeats)
+    print("  compile time...", flush=True)
+    results["compile_s"] = compile_time(ctx.quick, ctx.full)
+    return results
+
+
+def block(x):
+    """A transformer-style block for the drawings: layer_norm, then tanh-GELU."""
+    return gelu_tanh(layer_norm(x) * 2 + 1)
+
+
+def what_it_did(ctx, training_step) -> tuple[list[str], list[str]]:
+    """Nodes after each pass, fused kernels and memory, for the digits training step and a
+    GELU/layer_norm block; drawings of the block before and after fusion."""
+    x = np.random.default_rng(0).standard_normal((256, 64)).astype(np.float32)
+    compiled_block = sg.trace(block, x).trace(x).compiled(x)
+    text, markdown = [], []
+    for title, compiled in (("digits training step", training_step),
+                            ("layer_norm + tanh-GELU block, 256x64", compiled_block)):
+        if compiled is None:
+            continue
+        text += [f"-- {title}", compiled.explain(), ""]
+        markdown += [f"### {title}", "", "```text", compiled.explain(), "```", ""]
+    figures = [plots.graph(ctx.out / "block_before_fusion.png", compiled_block.specialized.to_dot(),
+                           "layer_norm + GELU as built"),
+               plots.graph(ctx.out / "block_after_fusion.png", compiled_block.graph.to_dot(),
+                           "after the passes: fused kernels as clusters")]
+    markdown += [f"![{f.stem}]({f.name})" for f in figures if f]
+    return text, markdown
+
+
+def run(ctx, training_step=None) -> dict:
+    results = targets(ctx)
+    text, markdown = what_it_did(ctx, training_step)
+    summary = report(results)
+    if ctx.quick:
+        summary += "\n(--quick: smaller arrays and fewer repeats; the targets are for the default run)"
+    return {"text": summary + "\n\n" + "\n".join(text),
+            "markdown": "```text\n" + summary + "\n```\n\n" + "\n".join(markdown),
+            "data": results}
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__.splitlines()[0], argv)
-    repeats = 3 if args.quick else 9
-    torch = optional("torch")
-    print("1/4 fused elementwise kernels...", flush=True)
-    results = {"fused": fused_elementwise(torch, args.quick, repeats)}
-    print("2/4 per-op overhead...", flush=True)
-    results["overhead"] = per_op_overhead(torch, repeats)
-    print("3/4 MLP training step...", flush=True)
-    results["mlp"] = mlp_step(args.quick, repeats)
-    print("4/4 compile time...", flush=True)
-    results["compile_s"] = compile_time(args.quick)
+    ctx = context(args)
+    results = targets(ctx)
     print(report(results))
     print(f"\nwrote {write_json(args.out, 'compiler', results)}")
     return results
@@ -219,7 +245,7 @@ def report(r: dict) -> str:
     for name, e in r["fused"].items():
         times.append([name] + [f"{k[:-3]} {v:.1f} ms" for k, v in e.items() if k.endswith("_ms")])
     return (table(rows, ["measure", "value", "target"]) + "\n\n" +
-            "\n".join("  ".join(t) for t in times) + "\n\n" + m["explain"])
+            "\n".join("  ".join(t) for t in times))
 
 
 if __name__ == "__main__":

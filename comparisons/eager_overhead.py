@@ -12,7 +12,7 @@ import numpy as np
 
 import eager
 
-from .common import arguments, median_seconds, optional, table, write_json
+from .common import arguments, context, interleaved_medians, table, write_json
 
 CHAIN_OPS = 100  # 20 rounds of 5 elementwise ops
 
@@ -45,27 +45,24 @@ def per_op_breakdown(repeats: int) -> dict[str, float]:
         y = w * x
         y.backward(eager.ones(2, 2))
 
-    per = 1e6
-    kernel = median_seconds(lambda: np.multiply(a, a), repeats) * per
-    untracked = median_seconds(lambda: x * x, repeats) * per
-    recorded = median_seconds(lambda: w * x, repeats) * per
-    both = median_seconds(recorded_backward, repeats) * per
-    return {"numpy kernel": kernel, "eager op, nothing to record": untracked,
-            "eager op, recorded": recorded, "backward() of that one-op graph": both - recorded}
+    t = interleaved_medians({"numpy": lambda: np.multiply(a, a), "untracked": lambda: x * x,
+                             "recorded": lambda: w * x, "both": recorded_backward}, repeats)
+    return {"numpy kernel": t["numpy"] * 1e6, "eager op, nothing to record": t["untracked"] * 1e6,
+            "eager op, recorded": t["recorded"] * 1e6,
+            "backward() of that one-op graph": (t["both"] - t["recorded"]) * 1e6}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = arguments(__doc__.splitlines()[0], argv)
-    repeats = 30 if args.quick else 300
-    torch = optional("torch")
+def run(ctx) -> dict:
+    repeats = 30 if ctx.quick else 300
+    torch = ctx.torch
     results: dict = {"repeats": repeats, "programs": {}}
     rows = []
     for program in (seed_example, elementwise_chain):
-        ours = median_seconds(lambda: program(eager), repeats)
+        ours = interleaved_medians({"eager": lambda: program(eager)}, repeats)["eager"]
         entry = {"eager_us": ours * 1e6}
         row = [program.__name__, f"{ours * 1e6:.1f}"]
         if torch is not None:
-            theirs = median_seconds(lambda: program(torch), repeats)
+            theirs = interleaved_medians({"torch": lambda: program(torch)}, repeats)["torch"]
             entry.update(torch_us=theirs * 1e6, ratio=ours / theirs)
             row += [f"{theirs * 1e6:.1f}", f"{ours / theirs:.2f}x"]
         results["programs"][program.__name__] = entry
@@ -73,13 +70,19 @@ def main(argv: list[str] | None = None) -> dict:
     header = ["program (forward+backward)", "eager us"]
     if torch is not None:
         header += ["torch us", "eager/torch"]
-    print(table(rows, header))
     breakdown = per_op_breakdown(repeats * 10)
     results["per_op_us"] = breakdown
-    print("\nwhere one eager op's time goes (median microseconds):")
-    print(table([[k, f"{v:.2f}"] for k, v in breakdown.items()], ["layer", "us"]))
-    print(f"\nwrote {write_json(args.out, 'eager_overhead', results)}")
-    return results
+    text = "\n".join([table(rows, header), "", "where one eager op's time goes (median us):",
+                      table([[k, f"{v:.2f}"] for k, v in breakdown.items()], ["layer", "us"])])
+    return {"text": text, "markdown": f"```text\n{text}\n```", "data": results}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = arguments(__doc__.splitlines()[0], argv)
+    section = run(context(args))
+    print(section["text"])
+    print(f"\nwrote {write_json(args.out, 'eager_overhead', section['data'])}")
+    return section["data"]
 
 
 if __name__ == "__main__":

@@ -87,8 +87,9 @@ def _in_place_candidates(value: Node, producer: Node) -> list[Node]:
             return []
         # rows are read and written chunk by chunk, the last member writing last
         return [x for x in producer.inputs if x.shape == value.shape]
-    if isinstance(producer.prim.into, np.ufunc):  # a ufunc may write over an operand
-        return [x for x in producer.inputs if x.shape == value.shape]
+    into = producer.prim.into
+    if isinstance(into, np.ufunc) and into.signature is None:  # elementwise: may write over
+        return [x for x in producer.inputs if x.shape == value.shape]  # an operand (not matmul)
     return []
 
 

@@ -1,0 +1,236 @@
+"""Training, both ways: one MLP classifier on the 8x8 handwritten digits, from the same
+initial weights, in eager mode, as a compiled graph, and in PyTorch when installed."""
+
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import eager
+import staticgraph as sg
+from staticgraph.ops import functional as F
+
+from . import plots
+from .common import table
+from .models import mlp_weights
+
+SIZES = (64, 256, 10)
+BATCH, LR, MOMENTUM = 64, 0.05, 0.9
+
+
+def load_digits(seed: int = 0):
+    """The 1,797 digits shipped in ``comparisons/data``: 80% to train, 20% to test."""
+    data = np.load(Path(__file__).parent / "data" / "digits.npz")
+    images = (data["images"].reshape(-1, 64) / 16.0).astype(np.float32)
+    labels = data["labels"].astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    split = int(0.8 * len(labels))
+    return (images[order[:split]], labels[order[:split]],
+            images[order[split:]], labels[order[split:]])
+
+
+def logits_of(x, w1, b1, w2, b2):
+    """Written once on the shared surface: runs on eager Tensors, graph Nodes, torch."""
+    return (x @ w1 + b1).relu() @ w2 + b2
+
+
+@dataclass
+class Run:
+    losses: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    accuracy: float = 0.0
+    peak_bytes: int | None = None
+    kernels_per_step: int | None = None
+
+
+def batches(n: int, epochs: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n - BATCH + 1, BATCH):
+            yield order[start:start + BATCH]
+
+
+def train_eager(data, epochs: int, progress) -> Run:
+    x_train, y_train, x_test, y_test = data
+    params = [eager.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
+    opt = eager.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+    run = Run()
+
+    def step(idx):
+        opt.zero_grad()
+        loss = F.cross_entropy(logits_of(eager.tensor(x_train[idx]), *params),
+                               eager.tensor(y_train[idx]))
+        loss.backward()
+        opt.step()
+        return loss.item()
+    for k, idx in enumerate(batches(len(y_train), epochs)):
+        start = time.perf_counter()
+        run.losses.append(step(idx))
+        run.step_seconds.append(time.perf_counter() - start)
+        progress(k)
+    with eager.no_grad():
+        predicted = logits_of(eager.tensor(x_test), *params).argmax(1).numpy()
+    run.accuracy = float(np.mean(predicted == y_test))
+    idx = next(batches(len(y_train), 1))  # measured on extra steps, after the test
+    run.peak_bytes = _peak(lambda: step(idx))
+    run.kernels_per_step = _count_eager_ops(lambda: step(idx))
+    return run
+
+
+def build_graph():
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, SIZES[0]), name="images")
+        y = sg.placeholder((None,), "int64", name="labels")
+        params = [sg.Variable(w, name=n) for w, n in zip(mlp_weights(SIZES),
+                                                         ("w1", "b1", "w2", "b2"))]
+        logits = logits_of(x, *params)
+        loss = sg.cross_entropy(logits, y)
+        update = sg.optim.SGD(LR, momentum=MOMENTUM).minimize(loss)
+    return g, x, y, logits, loss, update
+
+
+def train_compiled(data, epochs: int, progress) -> tuple[Run, sg.Session, tuple]:
+    x_train, y_train, x_test, y_test = data
+    g, x, y, logits, loss, update = build_graph()
+    session = sg.Session(g)
+    run = Run()
+
+    def step(idx):
+        return float(session.run([loss, update], {x: x_train[idx], y: y_train[idx]})[0])
+    for k, idx in enumerate(batches(len(y_train), epochs)):
+        start = time.perf_counter()
+        run.losses.append(step(idx))
+        run.step_seconds.append(time.perf_counter() - start)
+        progress(k)
+    run.accuracy = float(np.mean(session.run(logits, {x: x_test}).argmax(1) == y_test))
+    idx = next(batches(len(y_train), 1))  # measured on an extra step, after the test
+    run.peak_bytes = _peak(lambda: step(idx))
+    compiled = session.compiled([loss, update], {x: x_train[idx], y: y_train[idx]})
+    run.kernels_per_step = compiled.executable.kernels_per_run
+    return run, session, (g, x, y, loss, update, idx)
+
+
+def train_torch(torch, data, epochs: int, progress) -> Run:
+    x_train, y_train, x_test, y_test = data
+    params = [torch.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+    run = Run()
+
+    def step(idx):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(
+            logits_of(torch.from_numpy(x_train[idx]), *params), torch.from_numpy(y_train[idx]))
+        loss.backward()
+        opt.step()
+        return loss.item()
+    for k, idx in enumerate(batches(len(y_train), epochs)):
+        start = time.perf_counter()
+        run.losses.append(step(idx))
+        run.step_seconds.append(time.perf_counter() - start)
+        progress(k)
+    with torch.no_grad():
+        predicted = logits_of(torch.from_numpy(x_test), *params).argmax(1).numpy()
+    run.accuracy = float(np.mean(predicted == y_test))
+    idx = next(batches(len(y_train), 1))
+    run.kernels_per_step = _count_torch_ops(torch, lambda: step(idx))
+    return run
+
+
+def _count_torch_ops(torch, step) -> int:
+    """ATen operators one torch step dispatches, forward and backward, counted by a
+    TorchDispatchMode (the level where torch picks a kernel)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counting(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counting.count += 1
+            return func(*args, **(kwargs or {}))
+    with Counting():
+        step()
+    return Counting.count
+
+
+def _peak(step) -> int:
+    """Bytes numpy allocated at the peak of one step (tracemalloc sees numpy's memory)."""
+    tracemalloc.start()
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def _count_eager_ops(step) -> int:
+    """Primitive kernels one eager step runs, forward and backward (counted by wrapping
+    Tensor._apply for the duration of one step)."""
+    count = 0
+    original = eager.Tensor._apply
+
+    def counting(self, *args, **kwargs):
+        nonlocal count
+        count += 1
+        return original(self, *args, **kwargs)
+    eager.Tensor._apply = counting
+    try:
+        step()
+    finally:
+        eager.Tensor._apply = original
+    return count
+
+
+def run(ctx) -> dict:
+    epochs = 2 if ctx.quick else 40 if ctx.full else 12
+    data = load_digits()
+    steps = epochs * (len(data[1]) // BATCH)
+    runs: dict[str, Run] = {}
+
+    def progress(name: str):
+        def report(k: int) -> None:  # a live counter on a terminal, one line in a log
+            if sys.stdout.isatty() and (k + 1) % max(1, steps // 20) == 0:
+                print(f"\r  {name}: step {k + 1}/{steps}", end="", flush=True)
+            if k + 1 == steps:
+                print(f"\r  {name}: {steps} steps done", flush=True)
+        return report
+    runs["eager"] = train_eager(data, epochs, progress("eager"))
+    runs["compiled"], session, (g, x, y, loss, update, idx) = train_compiled(
+        data, epochs, progress("compiled"))
+    if ctx.torch is not None:
+        runs["torch"] = train_torch(ctx.torch, data, epochs, progress("torch"))
+    ours, theirs = np.array(runs["eager"].losses), np.array(runs["compiled"].losses)
+    gap = float(np.max(np.abs(ours - theirs)))
+    rows = [[name, f"{r.losses[-1]:.4f}", f"{100 * r.accuracy:.1f}%",
+             f"{1e3 * float(np.median(r.step_seconds)):.2f}",
+             "-" if r.peak_bytes is None else f"{r.peak_bytes / 1e3:.0f}",
+             str(r.kernels_per_step)] for name, r in runs.items()]
+    header = ["mode", "final loss", "test accuracy", "ms/step (median)",
+              "peak KB/step (numpy)", "kernels/step"]
+    text = [f"MLP {'-'.join(map(str, SIZES))} on 1,437 digits (360 held out), batch {BATCH}, "
+            f"SGD lr {LR} momentum {MOMENTUM}, {epochs} epochs = {steps} steps, float32",
+            table(rows, header),
+            f"eager and compiled loss curves: largest difference {gap:.3g} over {steps} steps"
+            + (" (identical)" if gap == 0 else "")]
+    if "torch" in runs:
+        torch_gap = float(np.max(np.abs(ours - np.array(runs["torch"].losses))))
+        text.append(f"eager and PyTorch: largest difference {torch_gap:.3g} (float32 rounding "
+                    "in a different order)")
+    figures = [
+        plots.lines(ctx.out / "loss_curves.png", "Training loss, same initial weights",
+                    {k: r.losses for k, r in runs.items()}, "step", "cross-entropy", log=True),
+        plots.lines(ctx.out / "time_per_step.png", "Time per training step",
+                    {k: [1e3 * t for t in r.step_seconds] for k, r in runs.items()}, "step",
+                    "ms", log=True),
+        plots.bars(ctx.out / "memory_per_step.png", "Peak numpy memory of one step (KB)",
+                   {k: r.peak_bytes / 1e3 for k, r in runs.items() if r.peak_bytes}, "KB")]
+    markdown = ["```text", *text, "```", ""] + [f"![{f.stem}]({f.name})" for f in figures if f]
+    compiled = session.compiled([loss, update], {x: data[0][idx], y: data[1][idx]})
+    return {"text": "\n".join(text), "markdown": "\n".join(markdown),
+            "data": {name: vars(r) for name, r in runs.items()} | {"max_loss_gap": gap},
+            "compiled": compiled}
