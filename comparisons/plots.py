@@ -84,11 +84,15 @@ def graph(path: Path, dot_source: str, title: str) -> Path | None:
     pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=-1)
     height = 1.2 + 0.9 * (1 + max(nx.get_node_attributes(g, "layer").values(), default=0))
     fig, ax = plt.subplots(figsize=(9, min(height, 24)))
-    colors = ["#cde0f7" if g.nodes[n].get("cluster") else "#f2f2f2" for n in g]
+    palette = ["#cde0f7", "#f9d9b5", "#cfeacb", "#f3c9cf", "#e2d4f0", "#fbf0b3"]
+    clusters = sorted({c for _, c in g.nodes(data="cluster") if c})
+    colors = [palette[clusters.index(g.nodes[n]["cluster"]) % len(palette)]
+              if g.nodes[n].get("cluster") else "#f2f2f2" for n in g]
     nx.draw_networkx(g, pos, ax=ax, labels={n: g.nodes[n]["label"] for n in g}, font_size=6,
                      node_color=colors, node_shape="s", node_size=900, arrowsize=8,
                      edgecolors="#888888")
-    ax.set_title(title + ("\n(blue: one fused kernel; scalar constants not drawn)"
+    ax.set_title(title + ("\n(one colour per fused kernel; grey: values outside kernels; "
+                          "scalar constants not drawn)"
                           if any(g.nodes[n].get("cluster") for n in g) else
                           "\n(scalar constants not drawn)"), fontsize=9)
     ax.axis("off")

@@ -18,6 +18,8 @@ import numpy as np
 import eager
 import staticgraph as sg
 
+from . import plots
+
 
 @dataclass
 class Example:
@@ -38,6 +40,45 @@ def tape(fn, depth: int = 0, seen: set | None = None) -> list[str]:
         lines += tape(child, depth + 1, seen) if child is not None else \
             ["  " * (depth + 1) + "None (a constant)"]
     return lines
+
+
+def tape_dot(fn) -> str:
+    """The tape eager recorded (``grad_fn`` and its ``next_functions``) as Graphviz text,
+    drawn in the direction the gradient flows."""
+    lines, seen, stack = ["digraph tape {", "  rankdir=TB;"], set(), [fn]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        name = node.name().removeprefix("torch::autograd::")
+        lines.append(f'  "{id(node)}" [label="{name}", shape=box];')
+        for child, _ in node.next_functions:
+            if child is not None:
+                lines.append(f'  "{id(node)}" -> "{id(child)}";')
+                stack.append(child)
+    return "\n".join(lines + ["}"])
+
+
+def draw_article_000(out) -> list:
+    """Pictures of both graphs of ``out = mean(3 (x + 2)^2)``: the tape eager records, the
+    graph staticgraph builds (with its gradient nodes), and what the compiler makes of it."""
+    x = eager.ones(2, 2, requires_grad=True)
+    y_t = x + 2
+    out_t = (y_t * y_t * 3).mean()
+    g = sg.Graph()
+    with g.as_default():
+        xs = sg.placeholder((2, 2), name="x")
+        y = xs + 2
+        out_n = (y * y * 3).mean()
+        (dx,) = sg.gradients(out_n, [xs])
+    compiled = sg.Session(g).compiled([out_n, dx], {xs: np.ones((2, 2))})
+    return [plots.graph(out / "tape_eager.png", tape_dot(out_t.grad_fn),
+                        "eager: the tape out.backward() walks"),
+            plots.graph(out / "graph_built.png", g.to_dot(),
+                        "staticgraph: the graph built, gradient nodes included"),
+            plots.graph(out / "graph_compiled.png", compiled.graph.to_dot(),
+                        "after the compiler's passes")]
 
 
 def graph_listing(g: sg.Graph) -> list[str]:
@@ -183,4 +224,6 @@ def run(ctx) -> dict:
             if a or b:
                 markdown.append(f"| `{a}` | `{b}` |".replace("``", " "))
         markdown += [""] + [f"> {n}" for n in ex.notes] + [""]
+    pictures = [p for p in draw_article_000(ctx.out) if p]
+    markdown += [f"![{p.stem}]({p.name})" for p in pictures]
     return {"text": "\n".join(text), "markdown": "\n".join(markdown), "data": {}}
