@@ -56,11 +56,21 @@ def batches(n: int, epochs: int, seed: int = 1):
             yield order[start:start + BATCH]
 
 
+def _fit(step, n: int, epochs: int, progress) -> Run:
+    """Run ``step(batch indices) -> loss`` over the epochs, timing each step."""
+    run = Run()
+    for k, idx in enumerate(batches(n, epochs)):
+        start = time.perf_counter()
+        run.losses.append(step(idx))
+        run.step_seconds.append(time.perf_counter() - start)
+        progress(k)
+    return run
+
+
 def train_eager(data, epochs: int, progress) -> Run:
     x_train, y_train, x_test, y_test = data
     params = [eager.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
     opt = eager.optim.SGD(params, lr=LR, momentum=MOMENTUM)
-    run = Run()
 
     def step(idx):
         opt.zero_grad()
@@ -69,11 +79,7 @@ def train_eager(data, epochs: int, progress) -> Run:
         loss.backward()
         opt.step()
         return loss.item()
-    for k, idx in enumerate(batches(len(y_train), epochs)):
-        start = time.perf_counter()
-        run.losses.append(step(idx))
-        run.step_seconds.append(time.perf_counter() - start)
-        progress(k)
+    run = _fit(step, len(y_train), epochs, progress)
     with eager.no_grad():
         predicted = logits_of(eager.tensor(x_test), *params).argmax(1).numpy()
     run.accuracy = float(np.mean(predicted == y_test))
@@ -100,15 +106,10 @@ def train_compiled(data, epochs: int, progress) -> tuple[Run, sg.Session, tuple]
     x_train, y_train, x_test, y_test = data
     g, x, y, logits, loss, update = build_graph()
     session = sg.Session(g)
-    run = Run()
 
     def step(idx):
         return float(session.run([loss, update], {x: x_train[idx], y: y_train[idx]})[0])
-    for k, idx in enumerate(batches(len(y_train), epochs)):
-        start = time.perf_counter()
-        run.losses.append(step(idx))
-        run.step_seconds.append(time.perf_counter() - start)
-        progress(k)
+    run = _fit(step, len(y_train), epochs, progress)
     run.accuracy = float(np.mean(session.run(logits, {x: x_test}).argmax(1) == y_test))
     idx = next(batches(len(y_train), 1))  # measured on an extra step, after the test
     run.peak_bytes = _peak(lambda: step(idx))
@@ -121,7 +122,6 @@ def train_torch(torch, data, epochs: int, progress) -> Run:
     x_train, y_train, x_test, y_test = data
     params = [torch.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
     opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
-    run = Run()
 
     def step(idx):
         opt.zero_grad()
@@ -130,11 +130,7 @@ def train_torch(torch, data, epochs: int, progress) -> Run:
         loss.backward()
         opt.step()
         return loss.item()
-    for k, idx in enumerate(batches(len(y_train), epochs)):
-        start = time.perf_counter()
-        run.losses.append(step(idx))
-        run.step_seconds.append(time.perf_counter() - start)
-        progress(k)
+    run = _fit(step, len(y_train), epochs, progress)
     with torch.no_grad():
         predicted = logits_of(torch.from_numpy(x_test), *params).argmax(1).numpy()
     run.accuracy = float(np.mean(predicted == y_test))
