@@ -66,18 +66,31 @@ def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _new(np.empty(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
 
 
+def _dtype(dtype: Any, default: np.dtype) -> np.dtype:
+    """Compute in the requested dtype from the start: 0.1 made in float32 and then widened
+    is not float64's 0.1."""
+    return default if dtype is None else dtypes.as_dtype(dtype)
+
+
 def full(size: Sequence[int], fill_value: Any, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
-    array = np.full(_shape((size,)), fill_value, dtypes.scalar_dtype(fill_value))
-    return _new(array, dtype, requires_grad)
+    array = np.full(_shape((size,)), fill_value, _dtype(dtype, dtypes.scalar_dtype(fill_value)))
+    return _new(array, None, requires_grad)
+
+
+def _random(draw, size, dtype: Any, requires_grad: bool) -> Tensor:
+    dtype = _dtype(dtype, dtypes.DEFAULT_FLOAT)
+    if dtype not in (dtypes.float32, dtypes.float64):
+        raise TypeError(f"random floats are drawn as float32 or float64, not {dtype.name}")
+    return _new(draw(_shape(size), dtype=dtype), None, requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(_generator.standard_normal(_shape(size), np.float32), dtype, requires_grad)
+    return _random(_generator.standard_normal, size, dtype, requires_grad)
 
 
 def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(_generator.random(_shape(size), np.float32), dtype, requires_grad)
+    return _random(_generator.random, size, dtype, requires_grad)
 
 
 def randint(low: int, high: int, size: Sequence[int], dtype: Any = None) -> Tensor:
@@ -89,17 +102,18 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,
     if end is None:
         start, end = 0, start
     is_float = any(isinstance(v, float) for v in (start, end, step))
-    array = np.arange(start, end, step, dtype=np.float32 if is_float else np.int64)
-    return _new(array, dtype, requires_grad)
+    default = dtypes.DEFAULT_FLOAT if is_float else dtypes.DEFAULT_INT
+    return _new(np.arange(start, end, step, dtype=_dtype(dtype, default)), None, requires_grad)
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None,
              requires_grad: bool = False) -> Tensor:
-    return _new(np.linspace(start, end, steps, dtype=np.float32), dtype, requires_grad)
+    array = np.linspace(start, end, steps, dtype=_dtype(dtype, dtypes.DEFAULT_FLOAT))
+    return _new(array, None, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.eye(n, m, dtype=np.float32), dtype, requires_grad)
+    return _new(np.eye(n, m, dtype=_dtype(dtype, dtypes.DEFAULT_FLOAT)), None, requires_grad)
 
 
 def _like(factory):

@@ -37,7 +37,8 @@ class Tensor(Surface):
                  "_base", "_accumulator", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        self._init(np.array(dtypes.as_array(data)), None)
+        # torch.Tensor(data), the legacy constructor: always the default float dtype
+        self._init(np.array(dtypes.as_array(data, dtypes.DEFAULT_FLOAT)), None)
         if requires_grad:
             self.requires_grad_()
 

@@ -17,6 +17,7 @@ from .gradients import gradients
 from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_default_graph,
                     group, name_scope, placeholder, reset_default_graph)
 from .ops import ShapeError
+from .ops.dtypes import DTypeError
 from .runtime.interpreter import RunError
 from .session import Function, Session, compile
 from .trace import trace

@@ -130,8 +130,16 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Node:
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Node:
-    return functional.linear(as_node(x), weight, bias)
+    x = as_node(x)
+    return functional.linear(x, x._operand(weight), None if bias is None else x._operand(bias))
 
 
 float32, float64, int32, int64, bool_ = (dtypes.float32, dtypes.float64, dtypes.int32,
                                          dtypes.int64, dtypes.bool_)
+
+__all__ = ["as_node", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign",
+           "negative", "add", "subtract", "multiply", "divide", "pow", "maximum", "minimum",
+           "matmul", "sum", "mean", "max", "min", "argmax", "reshape", "transpose",
+           "expand_dims", "squeeze", "broadcast_to", "cast", "stop_gradient", "where", "concat",
+           "stack", "softmax", "log_softmax", "gelu", "layer_norm", "cross_entropy", "mse_loss",
+           "linear", "float32", "float64", "int32", "int64", "bool_"]

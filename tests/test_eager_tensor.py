@@ -96,3 +96,29 @@ def test_unsupported_data_is_refused_clearly() -> None:
         eager.tensor(["a", "b"])
     with pytest.raises(TypeError, match="unsupported dtype complex64"):
         eager.ones(2, dtype=np.complex64)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: eager.full((1,), 0.1, dtype=eager.float64), 0.1),
+    (lambda: eager.linspace(0, 1, 4, dtype=eager.float64)[1], 1 / 3),
+    (lambda: eager.arange(0, 0.3, 0.1, dtype=eager.float64)[1], 0.1),
+])
+def test_factories_compute_in_the_requested_dtype(make, expected) -> None:
+    t = make()
+    assert t.dtype == eager.float64 and float(t.reshape(-1)[0]) == expected
+    assert eager.randn(3, dtype=eager.float64).dtype == eager.float64
+
+
+def test_the_tensor_class_constructor_gives_the_default_float_like_torch() -> None:
+    assert eager.Tensor([1, 2]).dtype == eager.float32  # torch.Tensor([1, 2]) is float32
+    assert eager.tensor([1, 2]).dtype == eager.int64
+
+
+def test_clamp_needs_a_bound_and_masks_need_bools() -> None:
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max' must not be None"):
+        eager.ones(2).clamp()
+    mask = eager.tensor([True, False])
+    assert (mask & eager.tensor([True, True])).tolist() == [True, False]
+    assert (~mask).tolist() == [False, True]
+    with pytest.raises(TypeError, match="work on bool tensors"):
+        eager.tensor([1, 2]) & eager.tensor([2, 2])  # torch's bitwise and: not provided

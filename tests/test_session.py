@@ -1131,3 +1131,23 @@ def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs) -> None:
         np.testing.assert_allclose(wv, tw.detach().numpy(), rtol=0, atol=1e-10)
         np.testing.assert_allclose(bv, tb.detach().numpy(), rtol=0, atol=1e-10)
     assert not np.allclose(wv, w0)  # it moved
+
+
+def test_masks_of_constants_fold_and_linear_takes_plain_weights(graph) -> None:
+    x = sg.constant([1.0, -2.0, 3.0])
+    positive = x[x > 0]  # a size only the data decides: left for run time
+    y = sg.linear(sg.constant([[1.0, 2.0]]), [[1.0, 1.0]], [0.5])
+    assert sg.Session(graph).run(positive).tolist() == [1.0, 3.0]
+    assert sg.Session(graph).run(y).tolist() == [[3.5]]
+
+
+def test_dimension_errors_name_the_op_and_the_line(graph) -> None:
+    x = sg.placeholder((None, 3), name="x")
+    line = inspect.currentframe().f_lineno + 2
+    with pytest.raises(IndexError) as info:
+        x.sum(5)
+    assert "Dimension out of range" in str(info.value) and _at(line) in str(info.value)
+    with pytest.raises(sg.ShapeError, match="unknown until run time"):
+        x.squeeze(0)  # the batch dimension might be 1, or not
+    with pytest.raises(sg.DTypeError, match="mean\\(\\): could not infer output dtype"):
+        sg.placeholder((2,), "int64").mean()

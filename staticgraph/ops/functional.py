@@ -12,7 +12,7 @@ import numpy as np
 
 from . import dtypes
 from .primitives import P
-from .shapes import ShapeError, normalize_axis
+from .shapes import ShapeError
 
 
 def _stable_shift(x, dim: int):
@@ -107,13 +107,12 @@ def linear(input, weight, bias: Any = None):
 def cat(tensors: Sequence[Any], dim: int = 0):
     first = tensors[0]
     values = [first._operand(t) for t in tensors]
-    axis = normalize_axis(dim, first.ndim)
-    return first._apply(P.concat, *values, axis=axis)
+    return first._apply(P.concat, *values, axis=first._axis(dim))
 
 
 def stack(tensors: Sequence[Any], dim: int = 0):
     first = tensors[0]
-    axis = normalize_axis(dim, first.ndim + 1)
+    axis = first._axis(dim, first.ndim + 1)
     return cat([first._operand(t).unsqueeze(axis) for t in tensors], axis)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from . import dtypes, functional
 from .indexing import parse_index
 from .primitives import P, Primitive
-from .shapes import ShapeError, normalize_axes, normalize_axis, numel
+from .shapes import ShapeError, normalize_axes, numel
 
 _NUMBER = (bool, int, float, np.number, np.bool_)
 MinMax = namedtuple("MinMax", ["values", "indices"])  # torch.return_types.max
@@ -92,9 +92,22 @@ class Surface:
     def __le__(self, other): return self._binary(P.le, other)
     def __gt__(self, other): return self._binary(P.gt, other)
     def __ge__(self, other): return self._binary(P.ge, other)
-    def __and__(self, other): return self._binary(P.logical_and, other)
-    def __or__(self, other): return self._binary(P.logical_or, other)
-    def __invert__(self): return self._apply(P.logical_not, self)
+    def __and__(self, other): return self._logical(P.logical_and, other)
+    def __or__(self, other): return self._logical(P.logical_or, other)
+
+    def __invert__(self):
+        return self._logical(P.logical_not)
+
+    def _logical(self, prim: Primitive, *other):
+        """``&``, ``|`` and ``~`` of boolean masks (torch's bitwise ops on integers are not
+        provided: they would need primitives of their own)."""
+        operands = (self, *other)
+        if any(getattr(x, "dtype", None) != dtypes.bool_ and not isinstance(x, bool)
+               for x in operands):
+            raise self._error(prim.name, TypeError, "&, | and ~ work on bool tensors (masks); "
+                              "got " + ", ".join(str(getattr(x, "dtype", type(x).__name__))
+                                                  for x in operands))
+        return self._binary(prim, *other) if other else self._apply(prim, self)
     __hash__ = object.__hash__  # identity, as torch: `==` is elementwise
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
@@ -114,6 +127,9 @@ class Surface:
     def minimum(self, other): return self._binary(P.minimum, other)
 
     def clamp(self, min: Any = None, max: Any = None):
+        if min is None and max is None:
+            raise self._error("clamp", RuntimeError,
+                              "At least one of 'min' or 'max' must not be None")
         out = self
         if min is not None:
             out = out.maximum(min)
@@ -127,9 +143,20 @@ class Surface:
         return self._apply(P.where, self._operand(condition), self, self._operand(other))
 
     # -- reductions --------------------------------------------------------------------------
+    def _axes(self, dim, ndim: int | None = None) -> tuple[int, ...]:
+        """``dim`` (None, an int or a tuple) as sorted non-negative axes, or an error that
+        says where (for graph nodes)."""
+        try:
+            return normalize_axes(dim, self.ndim if ndim is None else ndim)
+        except (IndexError, ValueError, TypeError) as exc:
+            raise self._error("dim", type(exc), str(exc)) from None
+
+    def _axis(self, dim: int, ndim: int | None = None) -> int:
+        return self._axes(dim, ndim)[0]
+
     def _reduce(self, prim: Primitive, dim, keepdim: bool, grad_name: str | None):
-        return self._apply(prim, self, axes=normalize_axes(dim, self.ndim),
-                           keepdims=bool(keepdim), grad_name=grad_name)
+        return self._apply(prim, self, axes=self._axes(dim), keepdims=bool(keepdim),
+                           grad_name=grad_name)
 
     def sum(self, dim=None, keepdim: bool = False):
         return self._reduce(P.sum, dim, keepdim, "SumBackward0" if dim is None else None)
@@ -139,11 +166,10 @@ class Surface:
 
     def _extremum(self, prim: Primitive, arg: Primitive, binary: Primitive, dim, keepdim):
         if dim is None:
-            return self._apply(prim, self, axes=normalize_axes(None, self.ndim),
-                               keepdims=False)
+            return self._apply(prim, self, axes=self._axes(None), keepdims=False)
         if isinstance(dim, Surface):
             return self._binary(binary, dim)
-        axis = normalize_axis(dim, self.ndim)
+        axis = self._axis(dim)
         values = self._apply(prim, self, axes=(axis,), keepdims=bool(keepdim),
                              grad_name=prim.grad_name[:-1] + "0")
         return MinMax(values, self._apply(arg, self, axis=axis, keepdims=bool(keepdim)))
@@ -162,11 +188,11 @@ class Surface:
         return self._reduce(P.min, dim, keepdim, "AminBackward0")
 
     def argmax(self, dim=None, keepdim: bool = False):
-        axis = None if dim is None else normalize_axis(dim, self.ndim)
+        axis = None if dim is None else self._axis(dim)
         return self._apply(P.argmax, self, axis=axis, keepdims=bool(keepdim))
 
     def argmin(self, dim=None, keepdim: bool = False):
-        axis = None if dim is None else normalize_axis(dim, self.ndim)
+        axis = None if dim is None else self._axis(dim)
         return self._apply(P.argmin, self, axis=axis, keepdims=bool(keepdim))
 
     # -- linear algebra ----------------------------------------------------------------------
@@ -181,7 +207,7 @@ class Surface:
         return self.ndim
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[normalize_axis(dim, self.ndim)]
+        return self.shape if dim is None else self.shape[self._axis(dim)]
 
     def reshape(self, *shape):
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
@@ -198,7 +224,7 @@ class Surface:
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = normalize_axis(start_dim, self.ndim), normalize_axis(end_dim, self.ndim)
+        start, end = self._axis(start_dim), self._axis(end_dim)
         target = [*self.shape[:start], numel(self.shape[start:end + 1]), *self.shape[end + 1:]]
         if target.count(None) > 1:
             raise self._error("flatten", ShapeError, f"flatten({start_dim}, {end_dim}) of shape "
@@ -207,7 +233,7 @@ class Surface:
 
     def permute(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        perm = tuple(normalize_axis(d, self.ndim) for d in dims)
+        perm = tuple(self._axis(d) for d in dims)
         if sorted(perm) != list(range(self.ndim)):
             raise self._error("permute", ValueError, f"dims {dims} are not a permutation of "
                               f"the {self.ndim} dimensions of a tensor of shape {self.shape}")
@@ -215,7 +241,7 @@ class Surface:
 
     def transpose(self, dim0: int, dim1: int):
         perm = list(range(self.ndim))
-        a, b = normalize_axis(dim0, self.ndim), normalize_axis(dim1, self.ndim)
+        a, b = self._axis(dim0), self._axis(dim1)
         perm[a], perm[b] = perm[b], perm[a]
         return self._apply(P.transpose, self, perm=tuple(perm), grad_name="TransposeBackward0")
 
@@ -236,15 +262,19 @@ class Surface:
 
     def unsqueeze(self, dim):
         """Insert size-1 axes (an int, or a tuple of positions in the result)."""
-        axes = normalize_axes(dim, self.ndim + (1 if isinstance(dim, int) else len(dim)))
+        axes = self._axes(dim, self.ndim + (1 if isinstance(dim, int) else len(dim)))
         return self._apply(P.expand_dims, self, axes=axes)
 
     def squeeze(self, dim=None):
         if dim is None:
             axes = tuple(i for i, d in enumerate(self.shape) if d == 1)
             return self._apply(P.squeeze, self, axes=axes, grad_name="SqueezeBackward0")
-        axes = tuple(a for a in normalize_axes(dim, self.ndim) if self.shape[a] in (1, None))
-        return self._squeeze_axes(axes)
+        axes = self._axes(dim)
+        unknown = [a for a in axes if self.shape[a] is None]
+        if unknown:
+            raise self._error("squeeze", ShapeError, f"dimension {unknown[0]} is unknown until "
+                              "run time, so whether it is 1 cannot be known: reshape instead")
+        return self._squeeze_axes(tuple(a for a in axes if self.shape[a] == 1))
 
     def _squeeze_axes(self, axes: tuple[int, ...]):
         return self._apply(P.squeeze, self, axes=axes)

@@ -16,8 +16,8 @@ def fold_constants(graph: Graph) -> Graph:
     def rule(node: Node, inputs: tuple[Node, ...], new: Graph) -> Node | None:
         if node.prim is None or not inputs or any(i.op != "constant" for i in inputs):
             return None
-        if np.prod(node.shape, dtype=np.int64) > MAX_ELEMENTS:
-            return None
+        if None in node.shape or np.prod(node.shape, dtype=np.int64) > MAX_ELEMENTS:
+            return None  # too big to keep as a constant, or a size only the data decides
         with np.errstate(all="ignore"):
             value = np.asarray(node.prim.kernel(*(i.value for i in inputs), **node.params))
         return new_constant(new, np.array(value, dtype=node.dtype), node)
