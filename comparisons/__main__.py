@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     section("1", "The seeds, both ways", lambda: seeds.run(ctx))
     trained = section("2", "Training, both ways", lambda: training.run(ctx))
     results["training"] = trained["data"]
-    compiled = section("3", "What the compiler did", lambda: _compiler_section(ctx, trained["compiled"]))
+    compiled = section("3", "What the compiler did",
+                       lambda: _compiler_section(ctx, trained["compiled"]))
     results["compiler"] = compiled["data"]
     results["dynamic"] = section("4", "Where define-by-run wins", lambda: dynamic.run(ctx))["data"]
     section("5", "ONNX and OpenCL", lambda: {

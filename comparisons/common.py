@@ -11,7 +11,6 @@ import numpy as np
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any
 
 
 def optional(name: str) -> ModuleType | None:

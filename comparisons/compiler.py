@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Callable
 
 import numpy as np
 
@@ -208,7 +207,8 @@ def run(ctx, training_step=None) -> dict:
     text, markdown = what_it_did(ctx, training_step)
     summary = report(results)
     if ctx.quick:
-        summary += "\n(--quick: smaller arrays and fewer repeats; the targets are for the default run)"
+        summary += ("\n(--quick: smaller arrays and fewer repeats; the targets are for the "
+                    "default run)")
     return {"text": summary + "\n\n" + "\n".join(text),
             "markdown": "```text\n" + summary + "\n```\n\n" + "\n".join(markdown),
             "data": results}
@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
 def report(r: dict) -> str:
     rows = []
     for name, e in r["fused"].items():
-        rows.append([f"{name} {tuple(e['shape'])}: eager / compiled", f"{e['speedup_vs_eager']:.2f}x",
-                     ">= 2.5x"])
+        rows.append([f"{name} {tuple(e['shape'])}: eager / compiled",
+                     f"{e['speedup_vs_eager']:.2f}x", ">= 2.5x"])
         if "vs_torch_compile" in e:
             rows.append([f"{name}: compiled / torch.compile", f"{e['vs_torch_compile']:.2f}",
                          "<= 1.0"])

@@ -3,7 +3,6 @@ sweep (``staticgraph.ops.autodiff.backprop``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

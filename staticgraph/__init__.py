@@ -12,6 +12,7 @@
 
 from . import ops, optim
 from .api import *  # noqa: F403  (sg.exp, sg.sum, sg.softmax, ...)
+from .api import __all__ as api_names
 from .api import as_node
 from .gradients import gradients
 from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_default_graph,
@@ -23,3 +24,7 @@ from .session import Function, Session, compile
 from .trace import trace
 
 __version__ = "0.1.0"
+__all__ = ["ops", "optim", "as_node", "gradients", "Graph", "GraphError", "Node", "Variable",
+           "assign", "constant", "get_default_graph", "group", "name_scope", "placeholder",
+           "reset_default_graph", "ShapeError", "DTypeError", "RunError", "Function", "Session",
+           "compile", "trace", *api_names]

@@ -62,7 +62,8 @@ def test_float32_stays_float32(spec: OpSpec) -> None:
     arrays = _sample(spec, dtype=np.float32)
     out = spec.fn(EAGER_F, *_tensors(spec, arrays, requires_grad=False))
     assert out.dtype == eager.float32
-    np.testing.assert_allclose(out.numpy(), spec.ref(*[a.astype(np.float64) if a.dtype == np.float32 else a for a in arrays]),
+    wide = [a.astype(np.float64) if a.dtype == np.float32 else a for a in arrays]
+    np.testing.assert_allclose(out.numpy(), spec.ref(*wide),
                                rtol=2e-5, atol=2e-5)
 
 

@@ -14,7 +14,7 @@ from test_eager_ops import _diff_indices, _sample
 import eager
 import staticgraph as sg
 from staticgraph.passes import DEFAULT_PASSES, PASSES, check_invariants, specialize
-from staticgraph.passes.memory import BUFFER, FRESH
+from staticgraph.passes.memory import BUFFER
 
 PIPELINES = {"none": (), **{name: (name,) for name in PASSES},
              "plan_memory": ("plan_memory",), "all": DEFAULT_PASSES}
@@ -376,7 +376,8 @@ def test_generated_code_names_the_users_lines() -> None:
         x = sg.placeholder((3, 3), name="x")
         out = x @ x
     compiled = sg.Session(g).compiled(out, {x: np.eye(3, dtype=np.float32)})
-    assert "matmul" in compiled.executable.source and "test_passes.py:" in compiled.executable.source
+    source = compiled.executable.source
+    assert "matmul" in source and "test_passes.py:" in source
 
 
 def test_fetched_arrays_are_never_reused_while_the_caller_holds_them() -> None:

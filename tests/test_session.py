@@ -153,7 +153,7 @@ def test_a_shape_mismatch_raises_at_build_time_naming_op_shapes_and_line(graph) 
         line = inspect.currentframe().f_lineno + 1
         x @ w
     message = str(info.value)
-    assert message.startswith(f"matmul at ") and _at(line) in message
+    assert message.startswith("matmul at ") and _at(line) in message
     assert "(None, 784)" in message and "(748, 10)" in message
     assert "x (None, 784) float32" in message and "w (748, 10) float32" in message
     assert isinstance(info.value, ValueError)  # what numpy/TF habits catch

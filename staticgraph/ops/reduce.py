@@ -67,7 +67,8 @@ def _extremum_kernel(ufunc: np.ufunc, name: str):
     def kernel(x, axes, keepdims, out=None):
         if x.size == 0:
             raise ShapeError(f"{name}(): Expected reduction dim to be specified for "
-                             "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+                             "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                             "argument.")
         return ufunc.reduce(x, axis=axes, keepdims=keepdims, out=out)
     return kernel
 

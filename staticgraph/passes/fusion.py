@@ -30,7 +30,7 @@ from ..graph import Graph, Node
 from ..ops import Kind, Primitive
 from ..ops.autodiff import toposort
 from ..ops.shapes import Shape
-from .rewrite import copy_node
+from .rewrite import origin_of, copy_node
 
 REDUCTIONS = ("sum", "mean", "max", "min")
 _SEARCH_BUDGET = 2000  # nodes a cycle check may visit before it gives up (and refuses)
@@ -260,7 +260,7 @@ def _emit_group(new: Graph, group: _Group, mapping: dict[Node, Node],
                         new._unique_name("fused"), kind)
     last = group.members[-1]
     node = new._add(Node(new, "fused", tuple(mapping[x] for x in inputs), {}, (), np.dtype(bool),
-                         fused.name, fused, location=last.location, origin=last.origin if last.origin is not None else last))
+                         fused.name, fused, location=last.location, origin=origin_of(last)))
     for k, j in enumerate(leaving):
         m = group.members[j]
         mapping[m] = copy_node(new, m, (node,), op="output", prim=None, params={"index": k})

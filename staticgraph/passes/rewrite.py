@@ -10,7 +10,7 @@ from ..graph import Graph, Node
 from ..ops import Primitive
 
 
-def _origin(node: Node) -> Node:
+def origin_of(node: Node) -> Node:
     """The user's node that ``node`` stands for."""
     return node.origin if node.origin is not None else node
 
@@ -19,7 +19,7 @@ def copy_node(graph: Graph, node: Node, inputs: Sequence[Node], **changes) -> No
     """``node`` rebuilt in ``graph`` on ``inputs``; ``changes`` override its fields."""
     fields = dict(op=node.op, prim=node.prim, params=node.params, shape=node.shape,
                   dtype=node.dtype, value=node.value, trainable=node.trainable,
-                  location=node.location, origin=_origin(node))
+                  location=node.location, origin=origin_of(node))
     fields.update(changes)
     name = node.name if node.name not in graph._by_name else graph._unique_name(node.name)
     return graph._add(Node(graph, inputs=tuple(inputs), name=name, **fields))
@@ -31,14 +31,14 @@ def new_node(graph: Graph, prim: Primitive, inputs: Sequence[Node], like: Node,
     return graph._add(Node(graph, prim.name, tuple(inputs), params,
                            prim.shape_rule(*inputs, **params), prim.dtype_rule(*inputs, **params),
                            graph._unique_name(prim.name), prim, location=like.location,
-                           origin=_origin(like)))
+                           origin=origin_of(like)))
 
 
 def new_constant(graph: Graph, value, like: Node) -> Node:
     value.flags.writeable = False
     return graph._add(Node(graph, "constant", (), {}, value.shape, value.dtype,
                            graph._unique_name("constant"), value=value,
-                           location=like.location, origin=_origin(like)))
+                           location=like.location, origin=origin_of(like)))
 
 
 Rule = Callable[[Node, tuple[Node, ...], Graph], "Node | None"]

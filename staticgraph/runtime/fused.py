@@ -172,7 +172,8 @@ def _render_chunked(kernel: FusedKernel, name: str, chunk: int, workers: int):
     wrapper = [f"def {name}({params}):", f'    """{kernel.describe()}"""']
     sink_outs = [outputs[j] for j in sinks]
     if workers == 1:
-        wrapper.append(f"    {name}_part(0, {rows}, SCRATCH[0], ({''.join(o + ', ' for o in sink_outs)}), {params})")
+        sinks_tuple = "".join(o + ", " for o in sink_outs)
+        wrapper.append(f"    {name}_part(0, {rows}, SCRATCH[0], ({sinks_tuple}), {params})")
     else:
         namespace["PARTIALS"] = [tuple(np.empty(kernel.members[j].shape, kernel.members[j].dtype)
                                        for j in sinks) for _ in range(workers)]
