@@ -62,8 +62,9 @@ class Adam(Optimizer):
     """Adam (torch.optim.Adam); the step count is a Variable of the parameters' dtype."""
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.amsgrad = amsgrad
 
     def _updates(self, pairs):
         step = Variable(np.zeros((), pairs[0][0].dtype), name="adam/step", trainable=False)
@@ -71,8 +72,11 @@ class Adam(Optimizer):
         ops = [assign(step, t)]
         for v, g in pairs:
             m, s = _slot(v, "exp_avg"), _slot(v, "exp_avg_sq")
-            new_v, new_m, new_s, _ = optimizers.adam_step(
+            top = _slot(v, "max_exp_avg_sq") if self.amsgrad else None
+            new_v, new_m, new_s, new_top = optimizers.adam_step(
                 v, g, m, s, t, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
-                eps=self.eps, weight_decay=self.weight_decay)
+                eps=self.eps, weight_decay=self.weight_decay, max_exp_avg_sq=top)
             ops += [assign(v, new_v), assign(m, new_m), assign(s, new_s)]
+            if top is not None:
+                ops.append(assign(top, new_top))
         return ops

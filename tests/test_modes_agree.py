@@ -62,6 +62,7 @@ OPTIMIZERS = {
     "adam": lambda m, p: m.Adam(*([p] if p else []), lr=0.01),
     "adam_decay": lambda m, p: m.Adam(*([p] if p else []), lr=0.01, betas=(0.8, 0.99),
                                       weight_decay=1e-2),
+    "adam_amsgrad": lambda m, p: m.Adam(*([p] if p else []), lr=0.01, amsgrad=True),
 }
 
 
