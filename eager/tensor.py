@@ -63,14 +63,14 @@ class Tensor(Surface):
             # Let the shape/dtype rule say what was wrong, in torch's words where it has them.
             prim.shape_rule(*inputs, **params)
             prim.dtype_rule(*inputs, **params)
-            raise RuntimeError(f"{prim.name}: {exc}") from None
+            raise type(exc)(str(exc)) from None  # the kernel's own words, no numpy traceback
         dtype = prim.dtype_rule(*inputs, **params)
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         if data.dtype != dtype:
             data = data.astype(dtype)
         out = Tensor._make(data)
-        if data.base is not None or data is arrays[0]:
+        if prim.views and np.may_share_memory(data, arrays[0]):
             base = inputs[0]  # a view: it shares memory and the version counter
             out._base = base if base._base is None else base._base
             out._version = base._version

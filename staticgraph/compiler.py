@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .graph import Graph, Node
-from .passes import check_passes, optimize, specialize
+from .passes import optimize, specialize
 from .passes.memory import no_reuse_bytes, plan_memory
 from .runtime.interpreter import InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
@@ -22,9 +22,7 @@ class Compiled:
 
     def __init__(self, fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ...]],
                  passes: Sequence[str], backend: str = "numpy", debug: bool = False) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
-        self.passes = check_passes(passes)
+        self.passes = tuple(passes)  # checked by the Session
         self.specialized = specialize(fetches, feed_shapes)
         self.stages: list[tuple[str, Graph]] = []
         self.graph, self.report = optimize(self.specialized, self.passes, debug, self.stages)

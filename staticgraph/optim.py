@@ -67,6 +67,8 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
 
     def _updates(self, pairs):
+        # In the parameters' dtype, as eager's Python int meets them (float32 counts exactly
+        # up to 2**24 steps).
         step = Variable(np.zeros((), pairs[0][0].dtype), name="adam/step", trainable=False)
         t = step + 1
         ops = [assign(step, t)]

@@ -222,6 +222,13 @@ def _checked_feed(node: Node, value: Any) -> np.ndarray:
     if not np.can_cast(array.dtype, node.dtype, "same_kind"):
         raise TypeError(f"Cannot feed value of dtype {array.dtype.name} to {node.op} "
                         f"{node.name!r} of dtype {node.dtype.name} (created at {node.location})")
+    if array.dtype.kind in "iu" and node.dtype.kind in "iu" and array.size and \
+            not np.can_cast(array.dtype, node.dtype, "safe"):
+        limits = np.iinfo(node.dtype)
+        if array.min() < limits.min or array.max() > limits.max:
+            raise ValueError(f"Cannot feed values outside [{limits.min}, {limits.max}] to "
+                             f"{node.op} {node.name!r} of dtype {node.dtype.name} (created at "
+                             f"{node.location}): they would wrap around")
     if len(array.shape) != len(node.shape) or any(
             d is not None and d != a for d, a in zip(node.shape, array.shape)):
         raise ValueError(f"Cannot feed value of shape {array.shape} for {node.op} "

@@ -122,3 +122,30 @@ def test_clamp_needs_a_bound_and_masks_need_bools() -> None:
     assert (~mask).tolist() == [False, True]
     with pytest.raises(TypeError, match="work on bool tensors"):
         eager.tensor([1, 2]) & eager.tensor([2, 2])  # torch's bitwise and: not provided
+
+
+def test_advanced_indexing_makes_a_copy_not_a_view() -> None:
+    w = eager.ones(3, 3, requires_grad=True)
+    y = (w * w).sum()
+    with eager.no_grad():
+        picked = w[:, [0, 1]]
+        picked.add_(1)  # a copy: w is untouched, its version too
+    y.backward()
+    assert w.grad.tolist() == [[2.0] * 3] * 3 and w._version[0] == 0
+
+
+def test_setitem_with_repeated_indices_gives_no_gradient_to_overwritten_elements() -> None:
+    torch = pytest.importorskip("torch")
+    grads = []
+    for lib in (eager, torch):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0, 5.0], requires_grad=True)
+        y = x * 1
+        y[lib.tensor([0, 0, 2])] = lib.tensor([1.0, 2.0, 3.0])
+        (y * lib.arange(10.0, 15.0)).sum().backward()
+        grads.append(x.grad.tolist())
+    assert grads[0] == grads[1] == [0.0, 11.0, 0.0, 13.0, 14.0]
+
+
+def test_cross_entropy_refuses_labels_out_of_range() -> None:
+    with pytest.raises(IndexError, match="Target 12 is out of bounds"):
+        eager.nn.functional.cross_entropy(eager.zeros(2, 10), eager.tensor([3, 12]))

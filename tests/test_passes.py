@@ -37,7 +37,7 @@ def _ops_after(passes, build, feed_shape=(4, 3)):
 
 
 @pytest.mark.parametrize("build, gone", [
-    (lambda x: x * 1, "mul"), (lambda x: 1 * x, "mul"), (lambda x: x + 0, "add"),
+    (lambda x: x * 1, "mul"), (lambda x: 1 * x, "mul"), (lambda x: x + (-0.0), "add"),
     (lambda x: x - 0, "sub"), (lambda x: x / 1, "div"), (lambda x: -(-x), "neg"),
     (lambda x: x.T.T, "transpose"), (lambda x: x.expand(4, 3), "broadcast_to"),
     (lambda x: x.reshape(4, 3), "reshape"), (lambda x: x.detach(), "stop_gradient"),
@@ -49,6 +49,7 @@ def test_simplify_removes_what_changes_nothing(build, gone) -> None:
 
 @pytest.mark.parametrize("build, kept", [
     (lambda x: x - x, "sub"),                    # inf - inf is nan: not 0 for floats
+    (lambda x: x + 0, "add"),                    # -0.0 + 0.0 is +0.0: not x
     (lambda x: (x.log()).exp(), "exp"),          # log is nan below 0
     (lambda x: x * sg.constant(np.ones((2, 4, 3))), "mul"),  # the 1s broadcast x larger
     (lambda x: x * 2, "mul"),
@@ -394,3 +395,52 @@ def test_fetched_arrays_are_never_reused_while_the_caller_holds_them() -> None:
     np.testing.assert_array_equal(third, np.full((512, 512), np.exp(4.0)))
     dropped_id = id(session.run(out, {x: np.zeros((512, 512))}))
     assert id(session.run(out, {x: np.zeros((512, 512))})) == dropped_id  # dropped: reused
+
+
+def test_in_place_is_refused_where_rows_are_read_again() -> None:
+    """A fused kernel may not write over an input that it also reads as other rows (through
+    a transposing view, or whole), nor may a two-step `where` write over its own operand."""
+    rng = np.random.default_rng(0)
+    g = sg.Graph()
+    with g.as_default():
+        p = sg.placeholder((512, 512), name="p")
+        q = sg.placeholder((64, 64), name="q")
+        y = sg.placeholder((64, 1, 1), name="y")
+        a = sg.exp(p * 0.1)
+        b = sg.exp(q)
+        outs = [(a + sg.transpose(a)) * 2, (b + y).sum(2) * 2,
+                sg.where(q > 0, q * 2, q @ sg.constant(np.eye(64, dtype=np.float32) * 3))]
+    feeds = {p: rng.standard_normal((512, 512)).astype(np.float32),
+             q: rng.standard_normal((64, 64)).astype(np.float32),
+             y: rng.standard_normal((64, 1, 1)).astype(np.float32)}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(outs, feeds)
+    for got, want in zip(sg.Session(g).run(outs, feeds), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_reductions_over_rows_split_among_many_threads(monkeypatch) -> None:
+    import staticgraph.runtime.fused as fused
+    monkeypatch.setattr(fused.os, "cpu_count", lambda: 16)  # more workers than chunks
+    rows = 8 * (fused.CHUNK_ELEMENTS // 1024) + 1
+    assert all(lo < hi for lo, hi in fused.row_ranges(rows, fused.CHUNK_ELEMENTS // 1024, 16))
+    g = sg.Graph()
+    with g.as_default():
+        p = sg.placeholder((rows, 1024), "float64", name="p")
+        out = sg.sum(sg.exp(p * 0.01), 0)
+    x = np.random.default_rng(0).standard_normal((rows, 1024))
+    np.testing.assert_allclose(sg.Session(g).run(out, {p: x}), np.exp(x * 0.01).sum(0),
+                               rtol=1e-12)
+
+
+def test_a_training_step_after_assigning_a_variable() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((4, 3), name="x")
+        w = sg.Variable(np.ones((3, 2), np.float32))
+        step = sg.optim.SGD(0.1).minimize(((x @ w) ** 2).mean())
+    session, feed = sg.Session(g), {x: np.ones((4, 3), np.float32)}
+    session.run(step, feed)
+    session.assign(w, np.zeros((3, 2)))  # the session drops the array the step produced
+    session.run(step, feed)
+    session.run(step, feed)
+    np.testing.assert_array_equal(session.run(w), np.zeros((3, 2)))  # zero stays a fixpoint

@@ -1151,3 +1151,18 @@ def test_dimension_errors_name_the_op_and_the_line(graph) -> None:
         x.squeeze(0)  # the batch dimension might be 1, or not
     with pytest.raises(sg.DTypeError, match="mean\\(\\): could not infer output dtype"):
         sg.placeholder((2,), "int64").mean()
+
+
+def test_integer_feeds_that_would_wrap_around_are_refused(graph) -> None:
+    labels = sg.placeholder((2,), "int32", name="labels")
+    with pytest.raises(ValueError, match="would wrap around"):
+        sg.Session(graph).run(labels * 1, {labels: np.array([1, 2**40])})
+    assert sg.Session(graph).run(labels * 1, {labels: np.array([1, 2])}).tolist() == [1, 2]
+
+
+def test_out_of_range_labels_fail_the_run_naming_the_node(graph) -> None:
+    logits = sg.placeholder((2, 3), name="logits")
+    labels = sg.placeholder((2,), "int64", name="labels")
+    loss = sg.cross_entropy(logits, labels)
+    with pytest.raises(sg.RunError, match="Target 7 is out of bounds"):
+        sg.Session(graph).run(loss, {logits: np.zeros((2, 3)), labels: [0, 7]})

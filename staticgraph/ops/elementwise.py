@@ -166,7 +166,7 @@ fill = Primitive("fill", E, lambda x, value: np.full(x.shape, value, x.dtype), s
                  Saves.NOTHING, "FillBackward2", into=lambda x, out, value: out.fill(value))
 # The identity that hides its input from differentiation (eager's detach, tf.stop_gradient).
 stop_gradient = Primitive("stop_gradient", E, lambda x: x, same_shape, promoted, None,
-                          grad_name="")
+                          grad_name="", views=True)
 
 
 def _comparison(name: str, ufunc) -> Primitive:

@@ -89,6 +89,7 @@ def cross_entropy(input, target, reduction: str = "mean"):
         raise input._error("cross_entropy", ShapeError, "needs the number of classes (the last "
                            "dimension of the logits) to be known")
     # The one-hot mask is an elementwise comparison, so the whole loss fuses into one kernel.
+    target = target._apply(P.check_index, target, high=classes)
     one_hot = target.unsqueeze(-1) == input._lift(np.arange(classes))
     picked = (log_p * one_hot.to(log_p.dtype)).sum(class_dim)
     return _reduce_loss(-picked, reduction)

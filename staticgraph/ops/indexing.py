@@ -90,7 +90,7 @@ def _getitem_shape(x, *arrays, spec: Spec) -> Shape:
         if tag == "new":
             shape.append(1)
             continue
-        size = x.shape[dim]
+        size = x.shape[dim] if dim < x.ndim else None  # a 0-d boolean index uses no dimension
         if tag == "slice":
             shape.append(None if size is None else len(range(*slice(*entry[1:]).indices(size))))
         elif tag == "int" and not has_array:
@@ -137,7 +137,8 @@ def _dtype_of_first(x, *_, **__):
 # Variadic (one input per index array): only input 0 is differentiable.
 getitem = Primitive("getitem", Kind.OPAQUE, _getitem_kernel, _getitem_shape, _dtype_of_first,
                     lambda g, out, x, *arrays, spec, index: g._scatter_add(x, arrays, spec),
-                    Saves.INPUTS, "IndexBackward0", diff_inputs=(0,))
+                    Saves.INPUTS, "IndexBackward0", diff_inputs=(0,),
+                    views=True)  # basic indexing only; index arrays make a copy
 scatter_add = Primitive("scatter_add", Kind.OPAQUE, _scatter_add_kernel,
                         lambda g, like, *arrays, spec: like.shape, _dtype_of_first,
                         lambda g, out, x, like, *arrays, spec, index: g._getitem(arrays, spec),
@@ -152,10 +153,9 @@ def _index_put_kernel(x, value, *arrays, spec: Spec):
 
 
 def _index_put_vjp(g, out, x, value, *arrays, spec: Spec, index: int):
-    picked = g._getitem(arrays, spec)
-    if index == 0:  # the overwritten elements get no gradient
-        return g - picked._scatter_add(g, arrays, spec)
-    return picked
+    if index == 0:  # the overwritten elements get no gradient (even when written twice)
+        return g._index_put(g._lift(0, g.dtype), arrays, spec)
+    return g._getitem(arrays, spec)
 
 
 # out = x with out[index] = value: what ``x[index] = value`` records (torch's CopySlices).
@@ -163,4 +163,18 @@ index_put = Primitive("index_put", Kind.OPAQUE, _index_put_kernel,
                       lambda x, value, *arrays, spec: x.shape, _dtype_of_first, _index_put_vjp,
                       Saves.INPUTS, "CopySlices", diff_inputs=(0, 1))
 
-PRIMITIVES = (getitem, scatter_add, index_put)
+
+
+def _check_index_kernel(x, high: int):
+    bad = x[(x < 0) | (x >= high)]
+    if bad.size:
+        raise IndexError(f"Target {bad.flat[0]} is out of bounds.")
+    return x
+
+
+# x itself, once every value is a valid index below ``high`` (class labels: a one-hot made by
+# comparison would silently give a zero row for an out-of-range label).
+check_index = Primitive("check_index", Kind.OPAQUE, _check_index_kernel,
+                        lambda x, high: x.shape, _dtype_of_first, views=True)
+
+PRIMITIVES = (getitem, scatter_add, index_put, check_index)

@@ -20,11 +20,12 @@ def _dtype_of_first(x, *_, **__) -> np.dtype:
 
 reshape = Primitive("reshape", M, lambda x, shape: np.reshape(x, shape),
                     lambda x, shape: reshape_shape(x.shape, shape), _dtype_of_first,
-                    (lambda g, out, x, shape: g.reshape_as(x),), Saves.NOTHING, "ViewBackward0")
+                    (lambda g, out, x, shape: g.reshape_as(x),), Saves.NOTHING, "ViewBackward0",
+                    views=True)
 reshape_as = Primitive("reshape_as", M, lambda x, like: np.reshape(x, like.shape),
                        lambda x, like: like.shape, _dtype_of_first,
                        (lambda g, out, x, like: g.reshape_as(x), None), Saves.NOTHING,
-                       "ViewBackward0")
+                       "ViewBackward0", views=True)
 
 
 # -- transpose -------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 transpose = Primitive("transpose", M, lambda x, perm: np.transpose(x, perm),
                       lambda x, perm: tuple(x.shape[p] for p in perm), _dtype_of_first,
                       (lambda g, out, x, perm: g.permute(*_inverse(perm)),), Saves.NOTHING,
-                      "PermuteBackward0")
+                      "PermuteBackward0", views=True)
 
 
 # -- adding and removing size-1 axes -----------------------------------------------------------
@@ -58,10 +59,10 @@ def _squeeze_shape(x, axes: tuple[int, ...]) -> Shape:
 expand_dims = Primitive("expand_dims", M, lambda x, axes: np.expand_dims(x, axes),
                         _expand_dims_shape, _dtype_of_first,
                         (lambda g, out, x, axes: g._squeeze_axes(axes),), Saves.NOTHING,
-                        "UnsqueezeBackward0")
+                        "UnsqueezeBackward0", views=True)
 squeeze = Primitive("squeeze", M, lambda x, axes: np.squeeze(x, axes), _squeeze_shape,
                     _dtype_of_first, (lambda g, out, x, axes: g.unsqueeze(axes),),
-                    Saves.NOTHING, "SqueezeBackward1")
+                    Saves.NOTHING, "SqueezeBackward1", views=True)
 
 
 # -- broadcasting ----------------------------------------------------------------------------
@@ -86,7 +87,8 @@ broadcast_to = Primitive("broadcast_to", Kind.BROADCAST,
                          lambda x, shape: np.broadcast_to(x, _expanded(x.shape, shape)),
                          lambda x, shape: _expanded(x.shape, shape), _dtype_of_first,
                          (lambda g, out, x, shape: g._sum_to(x),), Saves.NOTHING,
-                         "ExpandBackward0", into=lambda x, out, shape: np.copyto(out, x))
+                         "ExpandBackward0", into=lambda x, out, shape: np.copyto(out, x),
+                         views=True)
 
 
 def _expand_as_shape(x, like) -> Shape:
@@ -99,7 +101,8 @@ def _expand_as_shape(x, like) -> Shape:
 expand_as = Primitive("expand_as", Kind.BROADCAST, lambda x, like: np.broadcast_to(x, like.shape),
                       _expand_as_shape, _dtype_of_first,
                       (lambda g, out, x, like: g._sum_to(x), None), Saves.NOTHING,
-                      "ExpandBackward0", into=lambda x, like, out: np.copyto(out, x))
+                      "ExpandBackward0", into=lambda x, like, out: np.copyto(out, x),
+                      views=True)
 
 
 # -- concatenation ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class Primitive:
     # ``into(*arrays, out=buffer, **params)`` writes the result into a preallocated buffer:
     # what compiled schedules and fused kernels call. None: the kernel must allocate.
     into: Callable[..., object] | None = None
+    views: bool = False  # the kernel may return a view of its first input (reshape, slicing)
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

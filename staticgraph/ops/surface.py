@@ -332,6 +332,9 @@ class Surface:
     def _scatter_add(self, like, arrays, spec):
         return self._apply(P.scatter_add, self, like, *arrays, spec=spec)
 
+    def _index_put(self, value, arrays, spec):
+        return self._apply(P.index_put, self, value, *arrays, spec=spec)
+
     # -- composites (written once, in functional) ----------------------------------------------
     def softmax(self, dim: int):
         return functional.softmax(self, dim)

@@ -14,7 +14,9 @@ per-row terms all become one kernel). What breaks a fusion, and why:
   that accumulates chunk by chunk, but nothing in the group may read its result, which is
   only complete after the last chunk;
 - a cycle: a node joins a group only if none of the group's other inputs depends on the
-  group (it would have to run both before and after the kernel).
+  group (it would have to run both before and after the kernel); and a last check over the
+  graph with every group contracted to one node dissolves any group on a cycle between
+  groups (two kernels feeding each other).
 
 A node with several consumers stays fusible: its value is simply also an output.
 """
@@ -50,7 +52,15 @@ class Member:
 
     @property
     def reduces_rows(self) -> bool:
-        return self.prim.name in REDUCTIONS and 0 in self.params["axes"]
+        """A sink: it reduces over the rows, so it is complete only after the last chunk."""
+        return _reduces_rows(self.prim.name, self.params)
+
+    def reads_rows(self, shape: Shape, rows: int) -> bool:
+        """Does an input of ``shape`` line up with this member's rows (a chunk of rows reads
+        the same rows of it), or is it read whole (it has no rows of its own)?"""
+        if self.prim.name in REDUCTIONS:
+            return len(shape) >= 1 and shape[0] == rows
+        return len(shape) == len(self.shape) and shape[0] == rows
 
 
 @dataclass(eq=False)
@@ -79,11 +89,10 @@ class FusedKernel:
 
 
 class _Group:
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-        self.members: list[Node] = []
-        self.first = 1 << 62  # topological index of the earliest member
-        self.last = -1        # ... and of the latest
+    def __init__(self, node: Node, index: int) -> None:
+        self.rows = _rows(node)
+        self.members: list[Node] = [node]
+        self.first = self.last = index  # topological indices of the earliest and latest
 
 
 def _fusible(node: Node) -> bool:
@@ -106,8 +115,12 @@ def _row_operands(node: Node) -> list[Node]:
     return [x for x in node.inputs if x.ndim == node.ndim]
 
 
+def _reduces_rows(op: str, params: dict) -> bool:
+    return op in REDUCTIONS and 0 in params["axes"]
+
+
 def _is_sink(node: Node) -> bool:
-    return node.op in REDUCTIONS and 0 in node.params["axes"]
+    return _reduces_rows(node.op, node.params)
 
 
 def _depends_on(start: list[Node], members: set[Node], first: int, index: dict[Node, int],
@@ -157,13 +170,13 @@ def _group_nodes(graph: Graph) -> dict[Node, _Group]:
             g = group_of.get(x)
             if g is not None and g.rows == rows and not _is_sink(x) and g not in candidates:
                 candidates.append(g)
-        merged = _join(node, candidates, rows, group_of, index)
+        merged = _join(node, candidates, group_of, index)
         for member in merged.members:
             group_of[member] = merged
     return group_of
 
 
-def _join(node: Node, candidates: list[_Group], rows: int, group_of: dict[Node, _Group],
+def _join(node: Node, candidates: list[_Group], group_of: dict[Node, _Group],
           index: dict[Node, int]) -> _Group:
     """Put ``node`` into the union of its operands' groups if that makes no cycle, else into
     the first one that allows it, else into a group of its own."""
@@ -180,10 +193,7 @@ def _join(node: Node, candidates: list[_Group], rows: int, group_of: dict[Node, 
             target.members.sort(key=index.__getitem__)
             target.first, target.last = min(first, index[node]), index[node]
             return target
-    group = _Group(rows)
-    group.members.append(node)
-    group.first = group.last = index[node]
-    return group
+    return _Group(node, index[node])
 
 
 def _without_cycles(graph: Graph, groups: list[_Group]) -> list[_Group]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..graph import Graph, Node
-from ..ops import Kind
 
 EXTERNAL, VIEW, BUFFER, FRESH, NONE = "external", "view", "buffer", "fresh", "none"
 
@@ -50,11 +49,9 @@ def nbytes(node: Node) -> int:
 
 def is_view(node: Node) -> bool:
     """Kernels that return a view of their first input (no buffer of their own)."""
-    if node.prim is None or node.op == "fused":
+    if node.prim is None or node.op == "fused" or not node.prim.views:
         return False
-    if node.op == "getitem":
-        return len(node.inputs) == 1  # basic indexing only: index arrays make a copy
-    return node.prim.kind in (Kind.MOVEMENT, Kind.BROADCAST) or node.op == "stop_gradient"
+    return node.op != "getitem" or len(node.inputs) == 1  # index arrays make a copy
 
 
 def _storage_kind(node: Node) -> str:
@@ -77,20 +74,34 @@ def no_reuse_bytes(graph: Graph) -> int:
     return sum(nbytes(n) for n in graph.nodes if _storage_kind(n) in (BUFFER, FRESH))
 
 
-def _in_place_candidates(value: Node, producer: Node) -> list[Node]:
+def _elementwise_ufunc(into) -> bool:
+    """A ufunc applied element by element may write over one of its operands (numpy reads
+    each element before writing it); matmul (a gufunc) and two-step kernels may not."""
+    return isinstance(into, np.ufunc) and into.signature is None
+
+
+def _in_place_candidates(value: Node, producer: Node, base_of: dict[Node, Node]) -> list[Node]:
     """Inputs of ``producer`` whose buffer ``value`` may take over while being computed."""
-    if producer.op == "fused":
-        kernel = producer.prim
-        last = kernel.members[-1]
-        if kernel.outputs != [len(kernel.members) - 1] or \
-                last.prim.kind not in (Kind.ELEMENTWISE, Kind.BROADCAST):
+    if producer.op != "fused":
+        if not _elementwise_ufunc(producer.prim.into):
             return []
-        # rows are read and written chunk by chunk, the last member writing last
         return [x for x in producer.inputs if x.shape == value.shape]
-    into = producer.prim.into
-    if isinstance(into, np.ufunc) and into.signature is None:  # elementwise: may write over
-        return [x for x in producer.inputs if x.shape == value.shape]  # an operand (not matmul)
-    return []
+    kernel = producer.prim
+    last = kernel.members[-1]
+    if kernel.outputs != [len(kernel.members) - 1] or not _elementwise_ufunc(last.prim.into):
+        return []
+    # Chunk by chunk, every member reads a row range of the input before the last member
+    # writes the same range: safe only if every read of it is row by row, and it does not
+    # come in a second time through a view (whose rows are other rows: x.T).
+    roots = [base_of.get(x, x) for x in producer.inputs]
+    candidates = []
+    for k, x in enumerate(producer.inputs):
+        reads = [m for m in kernel.members for tag, i in m.args if tag == "in" and i == k]
+        # (nodes compare elementwise: count them by identity)
+        if x.shape == value.shape and sum(r is x for r in roots) == 1 and all(
+                m.reads_rows(kernel.input_shapes[k], kernel.rows) for m in reads):
+            candidates.append(x)
+    return candidates
 
 
 def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
@@ -161,7 +172,7 @@ def _fresh_in_place(order, produced_by, plan: MemoryPlan) -> None:
         for value in produced_by.get(producer, ()):
             if storage[value] != FRESH or producer.op == "assign":
                 continue
-            for x in _in_place_candidates(value, producer):
+            for x in _in_place_candidates(value, producer, plan.base_of):
                 if storage.get(x) in (BUFFER, FRESH) and last_use[x] == i and \
                         x not in plan.base_of and nbytes(x) == nbytes(value) and \
                         x.dtype == value.dtype and x not in taken:
@@ -183,7 +194,7 @@ def _allocate(value: Node, producer: Node, i: int, size: int, free: list[int],
     if not reuse:
         plan.buffer_bytes.append(size)
         return len(plan.buffer_bytes) - 1
-    for x in _in_place_candidates(value, producer):
+    for x in _in_place_candidates(value, producer, plan.base_of):
         b = plan.buffer_of.get(x)
         if b is not None and plan.last_use[x] == i and plan.buffer_bytes[b] == size and \
                 x.dtype == value.dtype:

@@ -1,8 +1,9 @@
 """Algebraic simplification: rewrites that give exactly the same values, applied as nodes are
 copied (so a chain like neg(neg(neg x)) collapses in one sweep).
 
-Not rewritten, on purpose: ``x - x -> 0`` for floats (inf - inf and nan - nan are nan) and
-``exp(log x) -> x`` (log is nan for x < 0, and exp(log x) differs from x in the last bit).
+Not rewritten, on purpose: ``x - x -> 0`` for floats (inf - inf and nan - nan are nan),
+``x + 0 -> x`` (-0.0 + 0.0 is +0.0) and ``exp(log x) -> x`` (log is nan for x < 0, and
+exp(log x) differs from x in the last bit).
 """
 
 from __future__ import annotations
@@ -59,15 +60,22 @@ def _movement_chain(node, inputs, new):
     return None
 
 
+def _is_zero(node: Node, negative: bool) -> bool:
+    return _is_constant(node, 0) and bool(np.all(np.signbit(node.value) == negative))
+
+
 def _neutral_operand(node, inputs, new):
-    """x*1, 1*x, x/1, x+0, 0+x, x-0 -> x, when the constant does not broadcast x larger."""
+    """x*1, 1*x, x/1, x-0, x+(-0) -> x, when the constant does not broadcast x larger.
+    (x + 0 is not x: -0.0 + 0.0 is +0.0; x - 0.0 and x + -0.0 are exact.)"""
     if node.op not in ("mul", "div", "add", "sub"):
         return None
     a, b = inputs
-    neutral = 1 if node.op in ("mul", "div") else 0
-    if _is_constant(b, neutral) and _passes_through(node, a):
+    neutral = {"mul": lambda c: _is_constant(c, 1), "div": lambda c: _is_constant(c, 1),
+               "add": lambda c: _is_zero(c, negative=True),
+               "sub": lambda c: _is_zero(c, negative=False)}[node.op]
+    if neutral(b) and _passes_through(node, a):
         return a
-    if node.op in ("mul", "add") and _is_constant(a, neutral) and _passes_through(node, b):
+    if node.op in ("mul", "add") and neutral(a) and _passes_through(node, b):
         return b
     return None
 

@@ -2,8 +2,9 @@
 (work-groups) small enough for a chunk's intermediates to stay in cache, and each member is
 one numpy call writing (``out=``) into a scratch array sized for a chunk, or straight into
 its output's rows. Scratch arrays are reused once their value is dead. Large kernels split
-their rows among threads (numpy releases the GIL inside ufunc loops), each with its own
-scratch; a reduction over the rows (a sink) accumulates per thread and is combined after.
+their chunks among threads (numpy releases the GIL inside ufunc loops), each thread with its
+own scratch; a reduction over the rows (a sink) accumulates per thread and is combined after.
+A kernel that fits in one chunk is straight-line code on whole arrays.
 """
 
 from __future__ import annotations
@@ -42,11 +43,72 @@ def _widest(kernel: FusedKernel) -> int:
                 if not m.reduces_rows), default=1)
 
 
-def _sliced(member: Member, shape: tuple, rows: int) -> bool:
-    """Does this input line up with the member's rows (else it is read whole)?"""
-    if member.prim.name in _PARTIAL:
-        return len(shape) >= 1 and shape[0] == rows
-    return len(shape) == len(member.shape) and shape[0] == rows
+def row_ranges(rows: int, chunk: int, workers: int) -> list[tuple[int, int]]:
+    """Whole chunks shared among at most ``workers`` threads, none of them empty."""
+    chunks = np.array_split(np.arange(-(-rows // chunk)), min(workers, -(-rows // chunk)))
+    return [(int(c[0]) * chunk, min((int(c[-1]) + 1) * chunk, rows)) for c in chunks]
+
+
+class _Body:
+    """The members' calls, with scratch slots handed out and taken back as values die."""
+
+    def __init__(self, kernel: FusedKernel, chunked: bool) -> None:
+        self.kernel, self.chunked = kernel, chunked
+        self.lines: list[str] = []
+        self.slots: list[tuple[tuple, np.dtype]] = []   # slot -> (row shape, dtype)
+        self.sliced: set[int] = set()                    # inputs read a chunk of rows at a time
+        self.namespace: dict[str, Any] = {"np": np}
+        outputs = {j: f"o{k}" for k, j in enumerate(kernel.outputs)}
+        last_use = {j: j for j in range(len(kernel.members))}
+        for j, m in enumerate(kernel.members):
+            for tag, i in m.args:
+                if tag == "m":
+                    last_use[i] = j
+        free: dict[tuple, list[int]] = {}
+        slot_of: dict[int, int] = {}
+        value: dict[int, str] = {}
+        for j, m in enumerate(kernel.members):
+            call = ", ".join(value[i] if tag == "m" else self._input(m, i) for tag, i in m.args)
+            self.namespace[f"u{j}"] = (functools.partial(m.prim.into, **m.params) if m.params
+                                       else m.prim.into)
+            if m.reduces_rows and chunked:
+                value[j] = self._sink(j, m, call)
+                continue
+            if j in outputs:
+                target = f"{outputs[j]}[r:e]" if chunked else outputs[j]
+            else:
+                key = (tuple(m.shape[1:]), m.dtype.str)
+                slot = free[key].pop() if free.get(key) else None
+                if slot is None:
+                    slot = len(self.slots)
+                    self.slots.append(key[0:1] + (m.dtype,))
+                slot_of[j] = slot
+                target = f"s{slot}[:n]" if chunked else f"s{slot}"
+            self.lines += [f"t{j} = {target}", f"u{j}({call}, out=t{j})  # {m.name}"]
+            value[j] = f"t{j}"
+            for i in {i for tag, i in m.args if tag == "m"}:
+                if last_use[i] == j and i in slot_of:
+                    m_i = kernel.members[i]
+                    free.setdefault((tuple(m_i.shape[1:]), m_i.dtype.str), []).append(
+                        slot_of.pop(i))
+
+    def _input(self, member: Member, i: int) -> str:
+        if self.chunked and member.reads_rows(self.kernel.input_shapes[i], self.kernel.rows):
+            self.sliced.add(i)
+            return f"a{i}"
+        return f"i{i}"
+
+    def _sink(self, j: int, m: Member, call: str) -> str:
+        q = f"q{[k for k in self.kernel.outputs if self.kernel.members[k].reduces_rows].index(j)}"
+        self.namespace[f"r{j}"] = functools.partial(
+            _PARTIAL[m.prim.name], axis=m.params["axes"], keepdims=m.params["keepdims"])
+        self.namespace[f"c{j}"] = _COMBINE[m.prim.name]
+        self.lines += [f"p = r{j}({call})  # {m.name}",
+                       f"np.copyto({q}, p) if r == lo else c{j}({q}, p, out={q})"]
+        return q
+
+    def scratch(self, rows: int) -> tuple[np.ndarray, ...]:
+        return tuple(np.empty((rows,) + shape, dtype) for shape, dtype in self.slots)
 
 
 def render_fused(kernel: FusedKernel, name: str) -> tuple[str, dict[str, Any], int]:
@@ -54,142 +116,50 @@ def render_fused(kernel: FusedKernel, name: str) -> tuple[str, dict[str, Any], i
     scratch arrays) and the bytes of scratch it holds."""
     rows, widest = kernel.rows, _widest(kernel)
     chunk = min(rows, max(1, CHUNK_ELEMENTS // max(widest, 1)))
-    workers = 1
-    if chunk < rows and rows * widest >= PARALLEL_ELEMENTS:
-        workers = min(os.cpu_count() or 1, -(-rows // chunk))
+    inputs = [f"i{k}" for k in range(len(kernel.input_shapes))]
+    outputs = [f"o{k}" for k in range(len(kernel.outputs))]
+    params = ", ".join(inputs + outputs)
+    header = [f"def {name}({params}):", f'    """{kernel.describe()}"""']
+    body = _Body(kernel, chunked=chunk < rows)
     if chunk == rows:
-        return _render_straight(kernel, name)
-    return _render_chunked(kernel, name, chunk, workers)
-
-
-def _member_kernels(kernel: FusedKernel, namespace: dict) -> list[str]:
-    names = []
-    for j, m in enumerate(kernel.members):
-        namespace[f"u{j}"] = (functools.partial(m.prim.into, **m.params) if m.params
-                              else m.prim.into)
-        names.append(f"u{j}")
-    return names
-
-
-def _last_uses(kernel: FusedKernel) -> dict[int, int]:
-    last = {j: j for j in range(len(kernel.members))}
-    for j, m in enumerate(kernel.members):
-        for tag, i in m.args:
-            if tag == "m":
-                last[i] = j
-    return last
-
-
-def _render_straight(kernel: FusedKernel, name: str):
-    """Everything in one chunk: one call per member on whole arrays (tiny tensors)."""
-    namespace: dict[str, Any] = {"np": np}
-    calls = _member_kernels(kernel, namespace)
-    inputs = [f"i{k}" for k in range(len(kernel.input_shapes))]
-    outputs = {j: f"o{k}" for k, j in enumerate(kernel.outputs)}
-    lines = [f"def {name}({', '.join(inputs + list(outputs.values()))}):"]
-    scratch = 0
-    value: dict[int, str] = {}
-    for j, m in enumerate(kernel.members):
-        args = ", ".join(value[i] if tag == "m" else inputs[i] for tag, i in m.args)
-        target = outputs.get(j)
-        if target is None:
-            target = f"s{j}"
-            namespace[target] = np.empty(m.shape, m.dtype)
-            scratch += namespace[target].nbytes
-        lines.append(f"    {calls[j]}({args}, out={target})  # {m.name}")
-        value[j] = target
-    return "\n".join(lines) + "\n", namespace, scratch
-
-
-def _render_chunked(kernel: FusedKernel, name: str, chunk: int, workers: int):
-    rows = kernel.rows
-    namespace: dict[str, Any] = {"np": np, "_run_parallel": run_parallel}
-    calls = _member_kernels(kernel, namespace)
-    inputs = [f"i{k}" for k in range(len(kernel.input_shapes))]
-    outputs = {j: f"o{k}" for k, j in enumerate(kernel.outputs)}
+        scratch = body.scratch(rows)
+        body.namespace.update({f"s{k}": a for k, a in enumerate(scratch)})
+        lines = header + [f"    {line}" for line in body.lines]
+        return "\n".join(lines) + "\n", body.namespace, sum(a.nbytes for a in scratch)
+    workers = (os.cpu_count() or 1) if rows * widest >= PARALLEL_ELEMENTS else 1
+    ranges = row_ranges(rows, chunk, workers)
     sinks = [j for j in kernel.outputs if kernel.members[j].reduces_rows]
-    last_use = _last_uses(kernel)
-    slots: list[tuple[tuple, np.dtype]] = []   # scratch slot -> (row shape, dtype)
-    free: dict[tuple, list[int]] = {}
-    slot_of: dict[int, int] = {}
-    body: list[str] = []
-    value: dict[int, str] = {}
-    sliced: set[int] = set()
-    for j, m in enumerate(kernel.members):
-        args = []
-        for tag, i in m.args:
-            if tag == "m":
-                args.append(value[i])
-            elif _sliced(m, kernel.input_shapes[i], rows):
-                sliced.add(i)
-                args.append(f"a{i}")
-            else:
-                args.append(inputs[i])
-        call = ", ".join(args)
-        if m.reduces_rows:  # accumulate this chunk's partial result into the worker's sink
-            q = f"q{sinks.index(j)}"
-            namespace[f"r{j}"] = functools.partial(_PARTIAL[m.prim.name],
-                                                   axis=m.params["axes"],
-                                                   keepdims=m.params["keepdims"])
-            namespace[f"c{j}"] = _COMBINE[m.prim.name]
-            body += [f"p = r{j}({call})  # {m.name}",
-                     f"np.copyto({q}, p) if r == lo else c{j}({q}, p, out={q})"]
-            value[j] = q
-            continue
-        if j in outputs:
-            target = f"{outputs[j]}[r:e]"
-        else:
-            key = (tuple(m.shape[1:]), m.dtype.str)
-            slot = free[key].pop() if free.get(key) else None
-            if slot is None:
-                slot = len(slots)
-                slots.append((tuple(m.shape[1:]), m.dtype))
-            slot_of[j] = slot
-            target = f"s{slot}[:n]"
-        body += [f"t{j} = {target}", f"{calls[j]}({call}, out=t{j})  # {m.name}"]
-        value[j] = f"t{j}"
-        for i in {i for tag, i in m.args if tag == "m"}:
-            if last_use[i] == j and i in slot_of:
-                key = (tuple(kernel.members[i].shape[1:]), kernel.members[i].dtype.str)
-                free.setdefault(key, []).append(slot_of.pop(i))
-    params = ", ".join(inputs + list(outputs.values()))
-    scratch_sets = [tuple(np.empty((chunk,) + shape, dtype) for shape, dtype in slots)
-                    for _ in range(workers)]
-    slot_names = "".join(f"s{k}, " for k in range(len(slots)))
-    sink_names = "".join(f"q{k}, " for k in range(len(sinks)))
     part = [f"def {name}_part(lo, hi, S, Q, {params}):"]
-    part += [f"    ({slot_names}) = S"] if slots else []
-    part += [f"    ({sink_names}) = Q"] if sinks else []
+    part += [f"    ({''.join(f's{k}, ' for k in range(len(body.slots)))}) = S"] if body.slots \
+        else []
+    part += [f"    ({''.join(f'q{k}, ' for k in range(len(sinks)))}) = Q"] if sinks else []
     part += ["    with np.errstate(all='ignore'):  # a worker thread has its own error state",
-            f"        for r in range(lo, hi, {chunk}):",
-            f"            e = min(r + {chunk}, hi)",
-            "            n = e - r"]
-    part += [f"            a{i} = {inputs[i]}[r:e]" for i in sorted(sliced)]
-    part += [f"            {line}" for line in body]
-    bounds = [rows * w // workers // chunk * chunk for w in range(workers)] + [rows]
-    namespace["RANGES"] = list(zip(bounds[:-1], bounds[1:]))
-    namespace["SCRATCH"] = scratch_sets
-    wrapper = [f"def {name}({params}):", f'    """{kernel.describe()}"""']
-    sink_outs = [outputs[j] for j in sinks]
-    if workers == 1:
-        sinks_tuple = "".join(o + ", " for o in sink_outs)
-        wrapper.append(f"    {name}_part(0, {rows}, SCRATCH[0], ({sinks_tuple}), {params})")
+             f"        for r in range(lo, hi, {chunk}):",
+             f"            e = min(r + {chunk}, hi)",
+             "            n = e - r"]
+    part += [f"            a{i} = i{i}[r:e]" for i in sorted(body.sliced)]
+    part += [f"            {line}" for line in body.lines]
+    scratch = [body.scratch(chunk) for _ in ranges]
+    ns = body.namespace | {"_run_parallel": run_parallel, "RANGES": ranges, "SCRATCH": scratch}
+    sink_outs = [f"o{kernel.outputs.index(j)}" for j in sinks]
+    wrapper = header[:]
+    if len(ranges) == 1:  # one worker accumulates straight into the outputs
+        wrapper.append(f"    {name}_part(0, {rows}, SCRATCH[0], "
+                       f"({''.join(o + ', ' for o in sink_outs)}), {params})")
     else:
-        namespace["PARTIALS"] = [tuple(np.empty(kernel.members[j].shape, kernel.members[j].dtype)
-                                       for j in sinks) for _ in range(workers)]
+        ns["PARTIALS"] = [tuple(np.empty(kernel.members[j].shape, kernel.members[j].dtype)
+                                for j in sinks) for _ in ranges]
         wrapper.append(f"    _run_parallel({name}_part, RANGES, SCRATCH, PARTIALS, ({params},))")
-        for k, j in enumerate(sinks):
-            combine = f"c{j}"
-            wrapper.append(f"    np.copyto({outputs[j]}, PARTIALS[0][{k}])")
-            wrapper += [f"    {combine}({outputs[j]}, PARTIALS[{w}][{k}], out={outputs[j]})"
-                        for w in range(1, workers)]
-    for j in sinks:
+        for k, (j, out) in enumerate(zip(sinks, sink_outs)):
+            wrapper.append(f"    np.copyto({out}, PARTIALS[0][{k}])")
+            wrapper += [f"    c{j}({out}, PARTIALS[{w}][{k}], out={out})"
+                        for w in range(1, len(ranges))]
+    for j, out in zip(sinks, sink_outs):
         m = kernel.members[j]
         if m.prim.name == "mean":
-            wrapper.append(f"    np.true_divide({outputs[j]}, {_reduced_count(kernel, m)}, "
-                           f"out={outputs[j]})")
-    scratch_bytes = sum(a.nbytes for s in scratch_sets for a in s)
-    return "\n".join(part + [""] + wrapper) + "\n", namespace, scratch_bytes
+            wrapper.append(f"    np.true_divide({out}, {_reduced_count(kernel, m)}, out={out})")
+    scratch_bytes = sum(a.nbytes for s in scratch for a in s)
+    return "\n".join(part + [""] + wrapper) + "\n", ns, scratch_bytes
 
 
 def _reduced_count(kernel: FusedKernel, m: Member) -> int:

@@ -31,10 +31,12 @@ class _Recycler:
         self.shape, self.dtype, self.array = shape, dtype, None
 
     def __call__(self) -> np.ndarray:
-        # references: self.array, the argument of getrefcount; anything more is someone's
-        if self.array is None or sys.getrefcount(self.array) > 2:
-            self.array = np.empty(self.shape, self.dtype)
-        return self.array
+        # references: self.array, the argument of getrefcount; anything more is someone's.
+        # A read-only array was a Variable's value, frozen by its session: never again ours.
+        array = self.array
+        if array is None or sys.getrefcount(array) > 3 or not array.flags.writeable:
+            self.array = array = np.empty(self.shape, self.dtype)
+        return array
 
 
 def _fix(array: Any, dtype: np.dtype) -> np.ndarray:
