@@ -67,23 +67,30 @@ def _fit(step, n: int, epochs: int, progress) -> Run:
     return run
 
 
-def train_eager(data, epochs: int, progress) -> Run:
+def _train_by_run(lib, cross_entropy, data, epochs: int, progress):
+    """Define-by-run training, the same code for eager and torch (``lib``); returns the run
+    and the step function (for the measurements made after it)."""
     x_train, y_train, x_test, y_test = data
-    params = [eager.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
-    opt = eager.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+    params = [lib.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
+    opt = lib.optim.SGD(params, lr=LR, momentum=MOMENTUM)
 
     def step(idx):
         opt.zero_grad()
-        loss = F.cross_entropy(logits_of(eager.tensor(x_train[idx]), *params),
-                               eager.tensor(y_train[idx]))
+        loss = cross_entropy(logits_of(lib.from_numpy(x_train[idx]), *params),
+                             lib.from_numpy(y_train[idx]))
         loss.backward()
         opt.step()
         return loss.item()
     run = _fit(step, len(y_train), epochs, progress)
-    with eager.no_grad():
-        predicted = logits_of(eager.tensor(x_test), *params).argmax(1).numpy()
+    with lib.no_grad():
+        predicted = logits_of(lib.from_numpy(x_test), *params).argmax(1).numpy()
     run.accuracy = float(np.mean(predicted == y_test))
-    idx = next(batches(len(y_train), 1))  # measured on extra steps, after the test
+    return run, step
+
+
+def train_eager(data, epochs: int, progress) -> Run:
+    run, step = _train_by_run(eager, F.cross_entropy, data, epochs, progress)
+    idx = next(batches(len(data[1]), 1))  # measured on extra steps, after the test
     run.peak_bytes = _peak(lambda: step(idx))
     run.kernels_per_step = _count_eager_ops(lambda: step(idx))
     return run
@@ -119,22 +126,8 @@ def train_compiled(data, epochs: int, progress) -> tuple[Run, sg.Session, tuple]
 
 
 def train_torch(torch, data, epochs: int, progress) -> Run:
-    x_train, y_train, x_test, y_test = data
-    params = [torch.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
-    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
-
-    def step(idx):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(
-            logits_of(torch.from_numpy(x_train[idx]), *params), torch.from_numpy(y_train[idx]))
-        loss.backward()
-        opt.step()
-        return loss.item()
-    run = _fit(step, len(y_train), epochs, progress)
-    with torch.no_grad():
-        predicted = logits_of(torch.from_numpy(x_test), *params).argmax(1).numpy()
-    run.accuracy = float(np.mean(predicted == y_test))
-    idx = next(batches(len(y_train), 1))
+    run, step = _train_by_run(torch, torch.nn.functional.cross_entropy, data, epochs, progress)
+    idx = next(batches(len(data[1]), 1))
     run.kernels_per_step = _count_torch_ops(torch, lambda: step(idx))
     return run
 
