@@ -37,21 +37,35 @@ def _slot(variable: Node, name: str) -> Node:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum and weight decay (torch.optim.SGD)."""
+    """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov
+    (torch.optim.SGD)."""
 
     def __init__(self, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
-        self.lr, self.momentum, self.weight_decay, self.nesterov = (
-            lr, momentum, weight_decay, nesterov)
+                 nesterov: bool = False, dampening: float = 0.0) -> None:
+        self.lr, self.momentum, self.weight_decay, self.nesterov, self.dampening = (
+            lr, momentum, weight_decay, nesterov, dampening)
+
+    def _step(self, v: Node, g: Node, buffer: Node | None):
+        return optimizers.sgd_step(v, g, buffer, lr=self.lr, momentum=self.momentum,
+                                   dampening=self.dampening, weight_decay=self.weight_decay,
+                                   nesterov=self.nesterov)
 
     def _updates(self, pairs):
         ops = []
+        # torch's first step sets the buffer to the gradient. Without dampening, a zero
+        # buffer gives exactly that (0*m + 1*g); with it, the first step is chosen by a flag.
+        first = None
+        if self.momentum and self.dampening:
+            started = Variable(np.array(False), name="sgd/started", trainable=False)
+            first = ~started
+            ops.append(assign(started, started | True))
         for v, g in pairs:
-            # A zero buffer gives torch's first step (buffer = gradient) exactly: 0*m + 1*g.
             buffer = _slot(v, "momentum") if self.momentum else None
-            new_v, new_buffer = optimizers.sgd_step(
-                v, g, buffer, lr=self.lr, momentum=self.momentum,
-                weight_decay=self.weight_decay, nesterov=self.nesterov)
+            new_v, new_buffer = self._step(v, g, buffer)
+            if first is not None:
+                first_v, first_buffer = self._step(v, g, None)
+                new_v, new_buffer = new_v.where(~first, first_v), \
+                    new_buffer.where(~first, first_buffer)
             ops.append(assign(v, new_v))
             if buffer is not None:
                 ops.append(assign(buffer, new_buffer))

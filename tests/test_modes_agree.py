@@ -59,6 +59,8 @@ OPTIMIZERS = {
                                              weight_decay=1e-3),
     "sgd_nesterov": lambda m, p: m.SGD(*([p] if p else []), lr=0.05, momentum=0.9,
                                        nesterov=True),
+    "sgd_dampening": lambda m, p: m.SGD(*([p] if p else []), lr=0.1, momentum=0.9,
+                                        dampening=0.3),
     "adam": lambda m, p: m.Adam(*([p] if p else []), lr=0.01),
     "adam_decay": lambda m, p: m.Adam(*([p] if p else []), lr=0.01, betas=(0.8, 0.99),
                                       weight_decay=1e-2),
