@@ -78,8 +78,7 @@ def per_op_overhead(torch, repeats: int) -> dict:
     entry = {f"{k}_us": v * 1e6 for k, v in medians.items()}
     if "torch" in medians:
         entry["compiled_vs_torch"] = medians["compiled"] / medians["torch"]
-    entry["kernels_per_run"] = compiled.session._plans and next(
-        iter(compiled.session._plans.values())).executable.kernels_per_run
+    entry["kernels_per_run"] = compiled.compiled(ones).executable.kernels_per_run
     return entry
 
 

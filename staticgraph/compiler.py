@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .graph import Graph, Node
+from .graph import Node
 from .passes import optimize, specialize
 from .passes.memory import no_reuse_bytes, plan_memory
 from .runtime.interpreter import InterpretedExecutable
@@ -24,8 +24,7 @@ class Compiled:
                  passes: Sequence[str], backend: str = "numpy", debug: bool = False) -> None:
         self.passes = tuple(passes)  # checked by the Session
         self.specialized = specialize(fetches, feed_shapes)
-        self.stages: list[tuple[str, Graph]] = []
-        self.graph, self.report = optimize(self.specialized, self.passes, debug, self.stages)
+        self.graph, self.report = optimize(self.specialized, self.passes, debug)
         self.memory = plan_memory(self.graph, reuse="plan_memory" in self.passes)
         self.executable = (NumpyExecutable(self.graph, self.memory) if backend == "numpy"
                            else InterpretedExecutable(self.graph))

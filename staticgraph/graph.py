@@ -17,9 +17,8 @@ from .ops import Primitive, ShapeError, Surface, dtypes
 from .ops.primitives import P
 from .ops.shapes import Shape
 
-# Ops that are not primitives: where values come from, and the stateful updates.
+# Ops that are not primitives and where values come from (the others: assign, group).
 SOURCE_OPS = ("placeholder", "constant", "variable")
-STATE_OPS = ("assign", "group")
 
 _INTERNAL_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(__file__)), d) + os.sep
                        for d in ("staticgraph", "eager"))

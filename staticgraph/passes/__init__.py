@@ -66,10 +66,9 @@ def specialize(fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ..
     return graph
 
 
-def optimize(graph: Graph, passes: Sequence[str], debug: bool = False,
-             trace: list[tuple[str, Graph]] | None = None) -> tuple[Graph, PassReport]:
-    """Run the named passes in order (``debug`` checks the graph's invariants after each;
-    ``trace`` collects the graph after each, for drawings)."""
+def optimize(graph: Graph, passes: Sequence[str],
+             debug: bool = False) -> tuple[Graph, PassReport]:
+    """Run the named passes in order (``debug`` checks the graph's invariants after each)."""
     report = PassReport([("specialized", len(graph))])
     if debug:
         check_invariants(graph, "specialization")
@@ -78,8 +77,6 @@ def optimize(graph: Graph, passes: Sequence[str], debug: bool = False,
             continue
         graph = PASSES[name](graph)
         report.nodes.append((name, len(graph)))
-        if trace is not None:
-            trace.append((name, graph))
         if debug:
             check_invariants(graph, name)
     return graph, report
