@@ -10,7 +10,7 @@ from staticgraph.ops.functional import cat, stack, where
 from .tensor import Tensor
 
 __all__ = ["cat", "concat", "stack", "where", "matmul", "exp", "log", "sqrt", "tanh",
-           "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "max", "min",
+           "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "prod", "max", "min",
            "softmax", "log_softmax", "reshape", "transpose", "permute", "clamp", "flatten",
            "unsqueeze", "squeeze", "argmax"]
 
@@ -27,8 +27,9 @@ def _method(name: str):
 
 matmul, exp, log, sqrt, tanh, sigmoid, relu, abs, erf = map(
     _method, ["matmul", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf"])
-maximum, minimum, sum, mean, max, min, softmax, log_softmax = map(
-    _method, ["maximum", "minimum", "sum", "mean", "max", "min", "softmax", "log_softmax"])
+maximum, minimum, sum, mean, prod, max, min, softmax, log_softmax = map(
+    _method, ["maximum", "minimum", "sum", "mean", "prod", "max", "min", "softmax",
+              "log_softmax"])
 reshape, transpose, permute, clamp, flatten, unsqueeze, squeeze, argmax = map(
     _method, ["reshape", "transpose", "permute", "clamp", "flatten", "unsqueeze", "squeeze",
               "argmax"])

@@ -11,6 +11,7 @@ import numpy as np
 from staticgraph.ops import Primitive, Surface, dtypes
 from staticgraph.ops.indexing import parse_index
 from staticgraph.ops.primitives import P
+from staticgraph.runtime.numpy_table import NUMPY
 
 from . import autograd
 from ._format import format_tensor
@@ -70,7 +71,7 @@ class Tensor(Surface):
         if data.dtype != dtype:
             data = data.astype(dtype)
         out = Tensor._make(data)
-        if prim.views and np.may_share_memory(data, arrays[0]):
+        if NUMPY[prim].views and np.may_share_memory(data, arrays[0]):
             base = inputs[0]  # a view: it shares memory and the version counter
             out._base = base if base._base is None else base._base
             out._version = base._version

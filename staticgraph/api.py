@@ -46,6 +46,10 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Node:
     return as_node(x).mean(axis, keepdims)
 
 
+def prod(x: Any, axis: int | None = None, keepdims: bool = False) -> Node:
+    return as_node(x).prod(axis, keepdims)
+
+
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Node:
     return as_node(x).amax(axis, keepdims)
 
@@ -114,6 +118,10 @@ def gelu(x: Any, approximate: str = "none") -> Node:
     return functional.gelu(as_node(x), approximate)
 
 
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Node:
+    return functional.softplus(as_node(x), beta, threshold)
+
+
 def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
                eps: float = 1e-5) -> Node:
     return functional.layer_norm(as_node(x), normalized_shape, weight, bias, eps)
@@ -139,7 +147,7 @@ float32, float64, int32, int64, bool_ = (dtypes.float32, dtypes.float64, dtypes.
 
 __all__ = ["as_node", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign",
            "negative", "add", "subtract", "multiply", "divide", "pow", "maximum", "minimum",
-           "matmul", "sum", "mean", "max", "min", "argmax", "reshape", "transpose",
+           "matmul", "sum", "mean", "prod", "max", "min", "argmax", "reshape", "transpose",
            "expand_dims", "squeeze", "broadcast_to", "cast", "stop_gradient", "where", "concat",
-           "stack", "softmax", "log_softmax", "gelu", "layer_norm", "cross_entropy", "mse_loss",
-           "linear", "float32", "float64", "int32", "int64", "bool_"]
+           "stack", "softmax", "log_softmax", "gelu", "softplus", "layer_norm", "cross_entropy",
+           "mse_loss", "linear", "float32", "float64", "int32", "int64", "bool_"]

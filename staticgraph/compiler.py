@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .graph import Node
+from .graph import Node, Role
 from .passes import optimize, specialize
-from .passes.memory import no_reuse_bytes, plan_memory
+from .passes.memory import check_plan, no_reuse_bytes, plan_memory
 from .runtime.interpreter import InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
+from .runtime.numpy_table import NumpyAliasing
 
 BACKENDS = ("numpy", "interpreter")
 
@@ -25,7 +26,10 @@ class Compiled:
         self.passes = tuple(passes)  # checked by the Session
         self.specialized = specialize(fetches, feed_shapes)
         self.graph, self.report = optimize(self.specialized, self.passes, debug)
-        self.memory = plan_memory(self.graph, reuse="plan_memory" in self.passes)
+        # The interpreter runs the same numpy kernels: the plan it reports is numpy's.
+        self.memory = plan_memory(self.graph, NumpyAliasing, reuse="plan_memory" in self.passes)
+        if debug:
+            check_plan(self.graph, self.memory)
         self.executable = (NumpyExecutable(self.graph, self.memory) if backend == "numpy"
                            else InterpretedExecutable(self.graph))
         ex = self.executable
@@ -46,11 +50,11 @@ class Compiled:
     @property
     def no_reuse_bytes(self) -> int:
         """Every value of the graph as built in its own allocation."""
-        return no_reuse_bytes(self.specialized)
+        return no_reuse_bytes(self.specialized, NumpyAliasing)
 
     @property
     def fused_kernels(self) -> list[Node]:
-        return [n for n in self.graph.nodes if n.op == "fused"]
+        return [n for n in self.graph.nodes if n.role is Role.FUSED]
 
     def explain(self) -> str:
         """Pass by pass: node counts, the fused kernels and what is in them, the memory plan."""
@@ -59,10 +63,10 @@ class Compiled:
         lines.append(f"kernels per run: {self.executable.kernels_per_run} "
                      f"({len(fused)} fused)")
         for node in fused:
-            k = node.prim
-            outs = ", ".join(k.members[j].name for j in k.outputs)
-            lines.append(f"  {k.name} [{k.kind.value}, {k.rows} rows]: {k.describe()}"
-                         f"  -> {outs}")
+            k = node.fused
+            kind = "reduce" if k.reduces else "elementwise"
+            lines.append(f"  {k.name} [{kind}, {k.rows} rows]: {k.describe()}"
+                         f"  -> {', '.join(k.output_names())}")
         lines.append("memory: " + self.memory.describe())
         if self.memory.in_place:
             lines.append("  in place: " + ", ".join(f"{a} over {b}"

@@ -4,6 +4,7 @@ primitive's rules and remembers the user's file:line; no number is computed here
 from __future__ import annotations
 
 import contextlib
+import enum
 import itertools
 import os
 import sys
@@ -17,8 +18,23 @@ from .ops import Primitive, ShapeError, Surface, dtypes
 from .ops.primitives import P
 from .ops.shapes import Shape
 
-# Ops that are not primitives and where values come from (the others: assign, group).
-SOURCE_OPS = ("placeholder", "constant", "variable")
+
+
+class Role(enum.Enum):
+    """What a node is. Only OP nodes apply a primitive (``node.prim``); passes and runtimes
+    test a node's role or its primitive's fields, never a name."""
+
+    PLACEHOLDER = "placeholder"  # fed at run time
+    CONSTANT = "constant"        # ``node.value``, fixed when the graph is built
+    VARIABLE = "variable"        # state a Session keeps between runs
+    OP = "op"                    # a primitive applied to the inputs
+    ASSIGN = "assign"            # sets a Variable (inputs: the variable, the new value)
+    GROUP = "group"              # runs its inputs, has no value
+    FUSED = "fused"              # a fused kernel of a compiled program (``node.fused``)
+    OUTPUT = "output"            # one result of a fused kernel (``params["index"]``)
+
+
+SOURCES = (Role.PLACEHOLDER, Role.CONSTANT, Role.VARIABLE)  # where values come from
 
 _INTERNAL_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(__file__)), d) + os.sep
                        for d in ("staticgraph", "eager"))
@@ -48,20 +64,27 @@ class Node(Surface):
     """One value of a graph: the output of an op on other nodes. Operators and methods (the
     shared surface, torch names) build more nodes."""
 
-    __slots__ = ("graph", "op", "prim", "inputs", "params", "shape", "dtype", "name",
-                 "location", "value", "trainable", "origin", "__weakref__")
+    __slots__ = ("graph", "role", "prim", "inputs", "params", "shape", "dtype", "name",
+                 "location", "value", "trainable", "origin", "fused", "__weakref__")
     _surface_priority = 1  # node + eager tensor: the tensor becomes a constant
 
-    def __init__(self, graph: Graph, op: str, inputs: tuple[Node, ...], params: dict,
+    def __init__(self, graph: Graph, role: Role, inputs: tuple[Node, ...], params: dict,
                  shape: Shape, dtype: np.dtype, name: str, prim: Primitive | None = None,
                  value: np.ndarray | None = None, trainable: bool = False,
-                 location: str | None = None, origin: Node | None = None) -> None:
-        self.graph, self.op, self.prim, self.inputs, self.params = graph, op, prim, inputs, params
-        self.shape, self.dtype, self.name, self.value = tuple(shape), dtype, name, value
-        self.trainable = trainable
+                 location: str | None = None, origin: Node | None = None,
+                 fused: Any = None) -> None:
+        self.graph, self.role, self.prim, self.inputs = graph, role, prim, inputs
+        self.params, self.shape, self.dtype, self.name = params, tuple(shape), dtype, name
+        self.value, self.trainable = value, trainable
         self.location = location or user_location()
         # The user's node this one was compiled from (compiled graphs are copies).
         self.origin = origin
+        self.fused = fused  # a FUSED node's kernel (staticgraph.program.FusedKernel)
+
+    @property
+    def op(self) -> str:
+        """The primitive's name, or the role of a node that applies none (``placeholder``)."""
+        return self.prim.name if self.prim is not None else self.role.value
 
     @property
     def ndim(self) -> int:
@@ -74,8 +97,8 @@ class Node(Surface):
                 raise GraphError(f"{prim.name}: {x.name!r} belongs to another graph than "
                                  f"{self.name!r}; built at {user_location()}")
         shape, dtype = infer(prim, inputs, params, user_location())
-        return graph._add(Node(graph, prim.name, inputs, params, shape, dtype,
-                               graph._unique_name(prim.name), prim))
+        return graph.add(Node(graph, Role.OP, inputs, params, shape, dtype,
+                              graph.unique_name(prim.name), prim))
 
     def _lift(self, value: Any, dtype: np.dtype | None = None) -> Node:
         if isinstance(value, Node):
@@ -137,12 +160,13 @@ class Graph:
         self._scopes: list[str] = []
 
     # -- building ------------------------------------------------------------------------------
-    def _add(self, node: Node) -> Node:
+    def add(self, node: Node) -> Node:
+        """Append ``node`` (built on nodes of this graph, named with ``unique_name``)."""
         self._nodes.append(node)
         self._by_name[node.name] = node
         return node
 
-    def _unique_name(self, base: str) -> str:
+    def unique_name(self, base: str) -> str:
         """``matmul``, then ``matmul_1``, ``matmul_2``... within the current name scope."""
         base = "/".join(self._scopes + [base])
         if base not in self._by_name:
@@ -185,11 +209,11 @@ class Graph:
 
     @property
     def variables(self) -> list[Node]:
-        return [n for n in self._nodes if n.op == "variable"]
+        return [n for n in self._nodes if n.role is Role.VARIABLE]
 
     @property
     def trainable_variables(self) -> list[Node]:
-        return [n for n in self._nodes if n.op == "variable" and n.trainable]
+        return [n for n in self.variables if n.trainable]
 
     def listing(self) -> str:
         """One line per node: name, op, inputs, shape, dtype and where it was built."""
@@ -218,38 +242,24 @@ class Graph:
         names = {n.name for n in chosen}
         lines = ["digraph staticgraph {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
         for n in chosen:
-            if n.op == "fused":
-                lines += _fused_cluster(n)
+            if n.role is Role.FUSED:
+                lines += n.fused.dot_cluster(n.name, [i.name for i in n.inputs])
                 continue
-            shape = "ellipse" if n.op in SOURCE_OPS else "box"
+            shape = "ellipse" if n.role in SOURCES else "box"
             label = f"{n.name}\\n{n.op} {_shape_str(n.shape)} {n.dtype.name}"
             lines.append(f'  "{n.name}" [label="{label}", shape={shape}];')
         for n in chosen:
-            if n.op == "fused":
+            if n.role is Role.FUSED:
                 continue
             for i in n.inputs:
                 if i.name not in names:
                     continue
-                if i.op == "fused":  # an output of a fused kernel: from the member making it
-                    member = i.prim.outputs[n.params["index"]]
-                    lines.append(f'  "{i.name}/{member}" -> "{n.name}";')
+                if i.role is Role.FUSED:  # an output of a fused kernel: from its member
+                    source = i.fused.dot_member(i.name, n.params["index"])
+                    lines.append(f'  "{source}" -> "{n.name}";')
                 else:
                     lines.append(f'  "{i.name}" -> "{n.name}";')
         return "\n".join(lines + ["}"])
-
-
-def _fused_cluster(node: Node) -> list[str]:
-    kernel = node.prim
-    lines = [f'  subgraph "cluster_{node.name}" {{',
-             f'    label="{node.name}: {kernel.rows} rows"; style=rounded; color=blue;']
-    for j, m in enumerate(kernel.members):
-        lines.append(f'    "{node.name}/{j}" [label="{m.name}\\n{m.prim.name}", shape=box];')
-    lines.append("  }")
-    for j, m in enumerate(kernel.members):
-        for tag, i in m.args:
-            source = f"{node.name}/{i}" if tag == "m" else node.inputs[i].name
-            lines.append(f'  "{source}" -> "{node.name}/{j}";')
-    return lines
 
 
 _local = threading.local()
@@ -280,11 +290,11 @@ def name_scope(name: str):
     return get_default_graph().name_scope(name)
 
 
-def _source(op: str, shape: Shape, dtype: np.dtype, name: str | None, graph: Graph | None,
+def _source(role: Role, shape: Shape, dtype: np.dtype, name: str | None, graph: Graph | None,
             **kwargs: Any) -> Node:
     graph = graph if graph is not None else get_default_graph()
-    return graph._add(Node(graph, op, (), {}, shape, dtype,
-                           graph._unique_name(name or op), **kwargs))
+    return graph.add(Node(graph, role, (), {}, shape, dtype,
+                          graph.unique_name(name or role.value), **kwargs))
 
 
 def placeholder(shape: Sequence[int | None], dtype: Any = "float32", name: str | None = None,
@@ -293,7 +303,7 @@ def placeholder(shape: Sequence[int | None], dtype: Any = "float32", name: str |
     shape = tuple(None if d is None else int(d) for d in shape)
     if any(d is not None and d < 0 for d in shape):
         raise ShapeError(f"placeholder shape {shape} has a negative dimension")
-    return _source("placeholder", shape, dtypes.as_dtype(dtype), name, graph)
+    return _source(Role.PLACEHOLDER, shape, dtypes.as_dtype(dtype), name, graph)
 
 
 def constant(value: Any, dtype: Any = None, name: str | None = None,
@@ -301,7 +311,7 @@ def constant(value: Any, dtype: Any = None, name: str | None = None,
     """A value fixed when the graph is built (dtype inferred as ``eager.tensor`` does)."""
     array = np.array(dtypes.as_array(value, dtype))  # a copy: later changes to `value` don't leak
     array.flags.writeable = False  # shared by every run: nothing may write into it
-    return _source("constant", array.shape, array.dtype, name, graph, value=array)
+    return _source(Role.CONSTANT, array.shape, array.dtype, name, graph, value=array)
 
 
 def Variable(initial_value: Any, name: str | None = None, trainable: bool = True,
@@ -309,23 +319,31 @@ def Variable(initial_value: Any, name: str | None = None, trainable: bool = True
     """State that lives in a Session between runs, starting from ``initial_value``."""
     array = np.array(dtypes.as_array(initial_value, dtype))
     array.flags.writeable = False
-    return _source("variable", array.shape, array.dtype, name, graph, value=array,
+    return _source(Role.VARIABLE, array.shape, array.dtype, name, graph, value=array,
                    trainable=trainable)
 
 
 def assign(variable: Node, value: Any) -> Node:
     """An op that, when run, sets ``variable`` to ``value``; fetching it gives the new value.
     Updates are applied only when the whole run succeeds."""
-    if not isinstance(variable, Node) or variable.op != "variable":
+    if not isinstance(variable, Node) or variable.role is not Role.VARIABLE:
         raise TypeError(f"assign needs a Variable, got {variable!r}")
     value = variable._operand(value, variable.dtype)
-    known = all(a is None or b is None or a == b for a, b in zip(value.shape, variable.shape))
-    if len(value.shape) != len(variable.shape) or not known:
-        raise ShapeError(f"assign at {user_location()}: value of shape {_shape_str(value.shape)} "
-                         f"for variable {variable.name!r} of shape {_shape_str(variable.shape)}")
+    check_assigned_shape(variable, value.shape, user_location(), ShapeError)
     graph = variable.graph
-    return graph._add(Node(graph, "assign", (variable, value), {}, variable.shape,
-                           variable.dtype, graph._unique_name("assign")))
+    return graph.add(Node(graph, Role.ASSIGN, (variable, value), {}, variable.shape,
+                          variable.dtype, graph.unique_name("assign")))
+
+
+def check_assigned_shape(variable: Node, shape: Shape, where: str,
+                         error: type[Exception]) -> None:
+    """A value of ``shape`` fits ``variable`` (a size not known yet fits any), else ``error``:
+    when the graph is built, and again when the run's shapes are known."""
+    fits = len(shape) == len(variable.shape) and all(
+        a is None or b is None or a == b for a, b in zip(shape, variable.shape))
+    if not fits:
+        raise error(f"assign at {where}: value of shape {_shape_str(shape)} for variable "
+                    f"{variable.name!r} of shape {_shape_str(variable.shape)}")
 
 
 def group(*nodes: Node, name: str | None = None) -> Node:
@@ -333,5 +351,5 @@ def group(*nodes: Node, name: str | None = None) -> Node:
     if not nodes:
         raise ValueError("group() needs at least one node")
     graph = nodes[0].graph
-    return graph._add(Node(graph, "group", tuple(nodes), {}, (), dtypes.bool_,
-                           graph._unique_name(name or "group")))
+    return graph.add(Node(graph, Role.GROUP, tuple(nodes), {}, (), dtypes.bool_,
+                          graph.unique_name(name or "group")))

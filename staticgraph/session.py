@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, GraphError, Node, _shape_str, get_default_graph
+from .graph import Graph, GraphError, Node, Role, _shape_str, get_default_graph
 from .ops.autodiff import toposort
 from .compiler import BACKENDS, Compiled
 from .passes import DEFAULT_PASSES, check_passes
@@ -19,7 +19,7 @@ from .passes import DEFAULT_PASSES, check_passes
 
 def _check_fed(fetches: list[Node], fed: set[Node]) -> None:
     needed = toposort(fetches, lambda n: () if n in fed else n.inputs)
-    missing = [n for n in needed if n.op == "placeholder" and n not in fed]
+    missing = [n for n in needed if n.role is Role.PLACEHOLDER and n not in fed]
     if missing:
         p = missing[0]
         raise GraphError(f"You must feed a value for placeholder {p.name!r} (shape "
@@ -57,7 +57,8 @@ class Session:
         return rebuild([_fetched(n, v) for n, v in zip(flat, outputs)])
 
     def _compiled(self, fetches: list[Node], feeds: dict[Node, np.ndarray]) -> Compiled:
-        key = (tuple(fetches), tuple((n, a.shape) for n, a in feeds.items()))
+        # The feeds' order does not matter: {a: .., b: ..} and {b: .., a: ..} are one plan.
+        key = (tuple(fetches), frozenset((n, a.shape) for n, a in feeds.items()))
         compiled = self._plans.get(key)
         if compiled is None:
             _check_fed(fetches, set(feeds))
@@ -94,7 +95,7 @@ class Session:
         feeds = {}
         for key, value in feed_dict.items():
             node = self._as_fetch(key)
-            if node.op in ("variable", "assign", "group"):
+            if node.role in (Role.VARIABLE, Role.ASSIGN, Role.GROUP):
                 raise GraphError(f"cannot feed {node.op} {node.name!r}; use sess.assign for "
                                  "Variables")
             feeds[node] = _checked_feed(node, value)
@@ -114,7 +115,7 @@ class Session:
     def assign(self, variable: Node, value: Any) -> None:
         """Set a Variable's value directly (shape and dtype must match)."""
         variable = self._as_fetch(variable)
-        if variable.op != "variable":
+        if variable.role is not Role.VARIABLE:
             raise TypeError(f"assign needs a Variable, got {variable!r}")
         self._values[variable] = _checked_value(variable, value)
 

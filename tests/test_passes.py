@@ -140,7 +140,7 @@ def test_dce_removes_what_simplification_orphaned() -> None:
 # -- fusion ------------------------------------------------------------------------------------
 
 def _fused(compiled):
-    return [n.prim for n in compiled.graph.nodes if n.op == "fused"]
+    return [n.fused for n in compiled.fused_kernels]
 
 
 def test_an_elementwise_chain_becomes_one_kernel() -> None:

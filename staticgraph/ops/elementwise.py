@@ -39,38 +39,32 @@ def boolean(*_, **__) -> np.dtype:
 
 def quiet(ufunc: Callable) -> Callable:
     """log(0), x/0, sqrt(-1) give inf/nan silently, as in torch, instead of numpy warnings.
-    (Compiled schedules silence the whole run once instead, and call the ufunc itself.)"""
+    (Compiled schedules silence the whole run once instead, and call the ufunc itself: the
+    numpy runtime's table.)"""
     def kernel(*arrays):
         with np.errstate(all="ignore"):
             return ufunc(*arrays)
     kernel.__name__ = ufunc.__name__
-    kernel.ufunc = ufunc
     return kernel
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid_kernel(x: np.ndarray) -> np.ndarray:
     # exp(-|x|) never overflows, so both branches are exact and warning-free.
     e = np.exp(-np.abs(x))
     r = 1 / (1 + e)
     return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
 
 
-def _ufunc_of(kernel: Callable) -> Callable | None:
-    """A ufunc kernel is its own ``into`` (it takes ``out=``)."""
-    ufunc = getattr(kernel, "ufunc", kernel)
-    return ufunc if isinstance(ufunc, np.ufunc) else None
+def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float) -> Primitive:
+    return Primitive(name=name, kind=E, kernel=kernel, shape_rule=same_shape,
+                     dtype_rule=dtype_rule, vjps=(vjp,), saves=saves,
+                     grad_name=name.capitalize() + "Backward0")
 
 
-def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float,
-           into: Callable | None = None) -> Primitive:
-    return Primitive(name, E, kernel, same_shape, dtype_rule, (vjp,), saves,
-                     name.capitalize() + "Backward0", into=into or _ufunc_of(kernel))
-
-
-def _binary(name: str, kernel, vjps, saves=Saves.INPUTS, dtype_rule=promoted,
-            grad_name: str = "") -> Primitive:
-    return Primitive(name, E, kernel, broadcast_shape, dtype_rule, vjps, saves,
-                     grad_name or name.capitalize() + "Backward0", into=_ufunc_of(kernel))
+def _binary(name: str, kernel, vjps, saves=Saves.INPUTS, dtype_rule=promoted) -> Primitive:
+    return Primitive(name=name, kind=E, kernel=kernel, shape_rule=broadcast_shape,
+                     dtype_rule=dtype_rule, vjps=vjps, saves=saves,
+                     grad_name=name.capitalize() + "Backward0")
 
 
 def _pow_base_vjp(g, out, x, y):
@@ -112,16 +106,39 @@ exp = _unary("exp", quiet(np.exp), lambda g, out, x: g * out, Saves.OUTPUT)
 log = _unary("log", quiet(np.log), lambda g, out, x: g / x)
 sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUTPUT)
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
-sigmoid = _unary("sigmoid", _sigmoid, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT,
-                 into=lambda x, out: np.copyto(out, _sigmoid(x)))
+sigmoid = _unary("sigmoid", sigmoid_kernel, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
 relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(out > 0, 0),
-              Saves.OUTPUT, promoted, into=lambda x, out: np.maximum(x, 0, out=out))
+              Saves.OUTPUT, promoted)
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
 sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
 erf = _unary("erf", special.erf,
              lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
 
-def _where_into(c, x, y, out):
+
+def softplus_kernel(x: np.ndarray, beta: float, threshold: float,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """torch's softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold
+    (where the two agree to float precision and exp would overflow)."""
+    linear = x * beta > threshold
+    with np.errstate(over="ignore"):
+        out = np.multiply(x, beta, out=out)
+        np.exp(out, out=out)
+    np.log1p(out, out=out)
+    np.divide(out, beta, out=out)
+    np.copyto(out, x, where=linear, casting="unsafe")
+    return out
+
+
+def _softplus_vjp(g, out, x, beta, threshold):
+    # torch's softplus_backward: the sigmoid of beta x, and 1 where the result is x itself.
+    return (g * (x * beta).sigmoid()).where(x * beta <= threshold, g)
+
+
+softplus = Primitive(name="softplus", kind=E, kernel=softplus_kernel, shape_rule=same_shape,
+                     dtype_rule=promoted_float, vjps=(_softplus_vjp,), saves=Saves.INPUTS,
+                     grad_name="SoftplusBackward0")
+
+def where_into(c, x, y, out):
     """where() as bit arithmetic for floats: out = (x & m) | (y & ~m), m all ones where c.
     Exactly np.where (nan, inf and -0.0 included) but about 8x faster: np.where branches
     per element, which random masks (relu's) make slow."""
@@ -142,35 +159,36 @@ def _where_into(c, x, y, out):
 def _where(c, x, y):
     out = np.empty(np.broadcast_shapes(np.shape(c), np.shape(x), np.shape(y)),
                    np.result_type(x, y))
-    return _where_into(c, x, y, out)
+    return where_into(c, x, y, out)
 
 
-where = Primitive("where", E, _where, broadcast_shape,
-                  lambda c, x, y: dtypes.result_type(x, y),
-                  (None, lambda g, out, c, x, y: g.where(c, 0),
-                   lambda g, out, c, x, y: g.where(~c, 0)), Saves.INPUTS, "WhereBackward0",
-                  into=_where_into)
+where = Primitive(name="where", kind=E, kernel=_where, shape_rule=broadcast_shape,
+                  dtype_rule=lambda c, x, y: dtypes.result_type(x, y),
+                  vjps=(None, lambda g, out, c, x, y: g.where(c, 0),
+                        lambda g, out, c, x, y: g.where(~c, 0)),
+                  saves=Saves.INPUTS, grad_name="WhereBackward0")
 
 
 def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
-cast = Primitive("cast", E, _cast_kernel, same_shape, lambda x, dtype: dtype,
-                 (lambda g, out, x, dtype: g.to(x.dtype),), Saves.NOTHING, "ToCopyBackward0",
-                 into=lambda x, out, dtype: np.copyto(out, x, casting="unsafe"))
+cast = Primitive(name="cast", kind=E, kernel=_cast_kernel, shape_rule=same_shape,
+                 dtype_rule=lambda x, dtype: dtype,
+                 vjps=(lambda g, out, x, dtype: g.to(x.dtype),), grad_name="ToCopyBackward0")
 # A tensor of x's shape and dtype filled with ``value``: zero_/fill_ in eager, and the
 # zeros and ones gradient code needs when shapes are known only at run time.
-fill = Primitive("fill", E, lambda x, value: np.full(x.shape, value, x.dtype), same_shape,
-                 lambda x, value: x.dtype, (lambda g, out, x, value: g._fill(0),),
-                 Saves.NOTHING, "FillBackward2", into=lambda x, out, value: out.fill(value))
+fill = Primitive(name="fill", kind=E, kernel=lambda x, value: np.full(x.shape, value, x.dtype),
+                 shape_rule=same_shape, dtype_rule=lambda x, value: x.dtype,
+                 vjps=(lambda g, out, x, value: g._fill(0),), grad_name="FillBackward2")
 # The identity that hides its input from differentiation (eager's detach, tf.stop_gradient).
-stop_gradient = Primitive("stop_gradient", E, lambda x: x, same_shape, promoted, None,
-                          grad_name="", views=True)
+stop_gradient = Primitive(name="stop_gradient", kind=E, kernel=lambda x: x,
+                          shape_rule=same_shape, dtype_rule=promoted)
 
 
 def _comparison(name: str, ufunc) -> Primitive:
-    return Primitive(name, E, ufunc, broadcast_shape, boolean, into=ufunc)
+    return Primitive(name=name, kind=E, kernel=ufunc, shape_rule=broadcast_shape,
+                     dtype_rule=boolean)
 
 
 eq = _comparison("eq", np.equal)
@@ -181,9 +199,9 @@ gt = _comparison("gt", np.greater)
 ge = _comparison("ge", np.greater_equal)
 logical_and = _comparison("logical_and", np.logical_and)
 logical_or = _comparison("logical_or", np.logical_or)
-logical_not = Primitive("logical_not", E, np.logical_not, same_shape, boolean,
-                        into=np.logical_not)
+logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
+                        shape_rule=same_shape, dtype_rule=boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, abs, sign, erf, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
+              relu, abs, sign, erf, softplus, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
               logical_and, logical_or, logical_not)

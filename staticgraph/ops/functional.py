@@ -46,6 +46,10 @@ def relu(x):
     return x.relu()
 
 
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    return x._apply(P.softplus, x, beta=float(beta), threshold=float(threshold))
+
+
 def layer_norm(x, normalized_shape: int | Sequence[int], weight: Any = None, bias: Any = None,
                eps: float = 1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)

@@ -135,15 +135,24 @@ def _dtype_of_first(x, *_, **__):
 
 
 # Variadic (one input per index array): only input 0 is differentiable.
-getitem = Primitive("getitem", Kind.OPAQUE, _getitem_kernel, _getitem_shape, _dtype_of_first,
-                    lambda g, out, x, *arrays, spec, index: g._scatter_add(x, arrays, spec),
-                    Saves.INPUTS, "IndexBackward0", diff_inputs=(0,),
-                    views=True)  # basic indexing only; index arrays make a copy
-scatter_add = Primitive("scatter_add", Kind.OPAQUE, _scatter_add_kernel,
-                        lambda g, like, *arrays, spec: like.shape, _dtype_of_first,
-                        lambda g, out, x, like, *arrays, spec, index: g._getitem(arrays, spec),
-                        Saves.INPUTS, "IndexPutBackward0", diff_inputs=(0,))
-
+getitem = Primitive(name="getitem",
+                    kind=Kind.OPAQUE,
+                    kernel=_getitem_kernel,
+                    shape_rule=_getitem_shape,
+                    dtype_rule=_dtype_of_first,
+                    vjps=lambda g, out, x, *arrays, spec, index: g._scatter_add(x, arrays, spec),
+                    saves=Saves.INPUTS,
+                    grad_name="IndexBackward0",
+                    diff_inputs=(0,))
+scatter_add = Primitive(name="scatter_add",
+                        kind=Kind.OPAQUE,
+                        kernel=_scatter_add_kernel,
+                        shape_rule=lambda g, like, *arrays, spec: like.shape,
+                        dtype_rule=_dtype_of_first,
+                        vjps=lambda g, out, x, like, *arrays, spec, index: g._getitem(arrays, spec),
+                        saves=Saves.INPUTS,
+                        grad_name="IndexPutBackward0",
+                        diff_inputs=(0,))
 
 
 def _index_put_kernel(x, value, *arrays, spec: Spec):
@@ -159,10 +168,15 @@ def _index_put_vjp(g, out, x, value, *arrays, spec: Spec, index: int):
 
 
 # out = x with out[index] = value: what ``x[index] = value`` records (torch's CopySlices).
-index_put = Primitive("index_put", Kind.OPAQUE, _index_put_kernel,
-                      lambda x, value, *arrays, spec: x.shape, _dtype_of_first, _index_put_vjp,
-                      Saves.INPUTS, "CopySlices", diff_inputs=(0, 1))
-
+index_put = Primitive(name="index_put",
+                      kind=Kind.OPAQUE,
+                      kernel=_index_put_kernel,
+                      shape_rule=lambda x, value, *arrays, spec: x.shape,
+                      dtype_rule=_dtype_of_first,
+                      vjps=_index_put_vjp,
+                      saves=Saves.INPUTS,
+                      grad_name="CopySlices",
+                      diff_inputs=(0, 1))
 
 
 def _check_index_kernel(x, high: int):
@@ -174,7 +188,10 @@ def _check_index_kernel(x, high: int):
 
 # x itself, once every value is a valid index below ``high`` (class labels: a one-hot made by
 # comparison would silently give a zero row for an out-of-range label).
-check_index = Primitive("check_index", Kind.OPAQUE, _check_index_kernel,
-                        lambda x, high: x.shape, _dtype_of_first, views=True)
+check_index = Primitive(name="check_index",
+                        kind=Kind.OPAQUE,
+                        kernel=_check_index_kernel,
+                        shape_rule=lambda x, high: x.shape,
+                        dtype_rule=_dtype_of_first)
 
 PRIMITIVES = (getitem, scatter_add, index_put, check_index)

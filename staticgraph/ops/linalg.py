@@ -46,8 +46,13 @@ def _b_vjp(g, out, a, b):
     return a.mT @ g
 
 
-matmul = Primitive("matmul", Kind.OPAQUE, np.matmul, _matmul_shape,
-                   lambda a, b: dtypes.result_type(a, b), (_a_vjp, _b_vjp), Saves.INPUTS,
-                   "MmBackward0", into=np.matmul)
+matmul = Primitive(name="matmul",
+                   kind=Kind.OPAQUE,
+                   kernel=np.matmul,
+                   shape_rule=_matmul_shape,
+                   dtype_rule=lambda a, b: dtypes.result_type(a, b),
+                   vjps=(_a_vjp, _b_vjp),
+                   saves=Saves.INPUTS,
+                   grad_name="MmBackward0")
 
 PRIMITIVES = (matmul,)

@@ -18,14 +18,20 @@ def _dtype_of_first(x, *_, **__) -> np.dtype:
 
 # -- reshape ---------------------------------------------------------------------------------
 
-reshape = Primitive("reshape", M, lambda x, shape: np.reshape(x, shape),
-                    lambda x, shape: reshape_shape(x.shape, shape), _dtype_of_first,
-                    (lambda g, out, x, shape: g.reshape_as(x),), Saves.NOTHING, "ViewBackward0",
-                    views=True)
-reshape_as = Primitive("reshape_as", M, lambda x, like: np.reshape(x, like.shape),
-                       lambda x, like: like.shape, _dtype_of_first,
-                       (lambda g, out, x, like: g.reshape_as(x), None), Saves.NOTHING,
-                       "ViewBackward0", views=True)
+reshape = Primitive(name="reshape",
+                    kind=M,
+                    kernel=lambda x, shape: np.reshape(x, shape),
+                    shape_rule=lambda x, shape: reshape_shape(x.shape, shape),
+                    dtype_rule=_dtype_of_first,
+                    vjps=(lambda g, out, x, shape: g.reshape_as(x),),
+                    grad_name="ViewBackward0")
+reshape_as = Primitive(name="reshape_as",
+                       kind=M,
+                       kernel=lambda x, like: np.reshape(x, like.shape),
+                       shape_rule=lambda x, like: like.shape,
+                       dtype_rule=_dtype_of_first,
+                       vjps=(lambda g, out, x, like: g.reshape_as(x), None),
+                       grad_name="ViewBackward0")
 
 
 # -- transpose -------------------------------------------------------------------------------
@@ -34,10 +40,13 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
 
-transpose = Primitive("transpose", M, lambda x, perm: np.transpose(x, perm),
-                      lambda x, perm: tuple(x.shape[p] for p in perm), _dtype_of_first,
-                      (lambda g, out, x, perm: g.permute(*_inverse(perm)),), Saves.NOTHING,
-                      "PermuteBackward0", views=True)
+transpose = Primitive(name="transpose",
+                      kind=M,
+                      kernel=lambda x, perm: np.transpose(x, perm),
+                      shape_rule=lambda x, perm: tuple(x.shape[p] for p in perm),
+                      dtype_rule=_dtype_of_first,
+                      vjps=(lambda g, out, x, perm: g.permute(*_inverse(perm)),),
+                      grad_name="PermuteBackward0")
 
 
 # -- adding and removing size-1 axes -----------------------------------------------------------
@@ -56,13 +65,20 @@ def _squeeze_shape(x, axes: tuple[int, ...]) -> Shape:
     return tuple(d for i, d in enumerate(x.shape) if i not in axes)
 
 
-expand_dims = Primitive("expand_dims", M, lambda x, axes: np.expand_dims(x, axes),
-                        _expand_dims_shape, _dtype_of_first,
-                        (lambda g, out, x, axes: g._squeeze_axes(axes),), Saves.NOTHING,
-                        "UnsqueezeBackward0", views=True)
-squeeze = Primitive("squeeze", M, lambda x, axes: np.squeeze(x, axes), _squeeze_shape,
-                    _dtype_of_first, (lambda g, out, x, axes: g.unsqueeze(axes),),
-                    Saves.NOTHING, "SqueezeBackward1", views=True)
+expand_dims = Primitive(name="expand_dims",
+                        kind=M,
+                        kernel=lambda x, axes: np.expand_dims(x, axes),
+                        shape_rule=_expand_dims_shape,
+                        dtype_rule=_dtype_of_first,
+                        vjps=(lambda g, out, x, axes: g._squeeze_axes(axes),),
+                        grad_name="UnsqueezeBackward0")
+squeeze = Primitive(name="squeeze",
+                    kind=M,
+                    kernel=lambda x, axes: np.squeeze(x, axes),
+                    shape_rule=_squeeze_shape,
+                    dtype_rule=_dtype_of_first,
+                    vjps=(lambda g, out, x, axes: g.unsqueeze(axes),),
+                    grad_name="SqueezeBackward1")
 
 
 # -- broadcasting ----------------------------------------------------------------------------
@@ -83,12 +99,13 @@ def _expanded(in_shape: Shape, shape: tuple[int, ...]) -> Shape:
     return target
 
 
-broadcast_to = Primitive("broadcast_to", Kind.BROADCAST,
-                         lambda x, shape: np.broadcast_to(x, _expanded(x.shape, shape)),
-                         lambda x, shape: _expanded(x.shape, shape), _dtype_of_first,
-                         (lambda g, out, x, shape: g._sum_to(x),), Saves.NOTHING,
-                         "ExpandBackward0", into=lambda x, out, shape: np.copyto(out, x),
-                         views=True)
+broadcast_to = Primitive(name="broadcast_to",
+                         kind=Kind.BROADCAST,
+                         kernel=lambda x, shape: np.broadcast_to(x, _expanded(x.shape, shape)),
+                         shape_rule=lambda x, shape: _expanded(x.shape, shape),
+                         dtype_rule=_dtype_of_first,
+                         vjps=(lambda g, out, x, shape: g._sum_to(x),),
+                         grad_name="ExpandBackward0")
 
 
 def _expand_as_shape(x, like) -> Shape:
@@ -98,11 +115,13 @@ def _expand_as_shape(x, like) -> Shape:
     return like.shape
 
 
-expand_as = Primitive("expand_as", Kind.BROADCAST, lambda x, like: np.broadcast_to(x, like.shape),
-                      _expand_as_shape, _dtype_of_first,
-                      (lambda g, out, x, like: g._sum_to(x), None), Saves.NOTHING,
-                      "ExpandBackward0", into=lambda x, like, out: np.copyto(out, x),
-                      views=True)
+expand_as = Primitive(name="expand_as",
+                      kind=Kind.BROADCAST,
+                      kernel=lambda x, like: np.broadcast_to(x, like.shape),
+                      shape_rule=_expand_as_shape,
+                      dtype_rule=_dtype_of_first,
+                      vjps=(lambda g, out, x, like: g._sum_to(x), None),
+                      grad_name="ExpandBackward0")
 
 
 # -- concatenation ---------------------------------------------------------------------------
@@ -132,10 +151,13 @@ def _concat_vjp(g, out, *xs, axis: int, index: int):
     return g[(slice(None),) * axis + (slice(start, start + sizes[-1]),)]
 
 
-concat = Primitive("concat", Kind.OPAQUE, lambda *xs, axis: np.concatenate(xs, axis),
-                   _concat_shape, lambda *xs, axis: dtypes.result_type(*xs), _concat_vjp,
-                   Saves.NOTHING, "CatBackward0",
-                   into=lambda *xs, out, axis: np.concatenate(xs, axis, out=out))
+concat = Primitive(name="concat",
+                   kind=Kind.OPAQUE,
+                   kernel=lambda *xs, axis: np.concatenate(xs, axis),
+                   shape_rule=_concat_shape,
+                   dtype_rule=lambda *xs, axis: dtypes.result_type(*xs),
+                   vjps=_concat_vjp,
+                   grad_name="CatBackward0")
 
 PRIMITIVES = (reshape, reshape_as, transpose, expand_dims, squeeze, broadcast_to, expand_as,
               concat)

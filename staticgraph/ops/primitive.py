@@ -33,7 +33,20 @@ class Saves(enum.Flag):
 VJP = Callable[..., Any]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, kw_only=True)
+class Reduction:
+    """What a reduction computes, as data (tinygrad's REDUCE_AXIS carries its ALU op): fold
+    the reduced elements with ``combine``, a binary elementwise primitive that is associative
+    and commutative (so any split into chunks and any order gives the same result), then, if
+    ``mean``, divide by how many there were. Fusion and code generation read this, never a
+    primitive's name: a reduction's partial results over chunks of rows are combined with
+    ``combine``."""
+
+    combine: Primitive
+    mean: bool = False
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Primitive:
     """One operation.
 
@@ -44,7 +57,9 @@ class Primitive:
     the shared operator surface so it runs on eager Tensors and on graph Nodes alike;
     ``None`` where input i is not differentiable. A variadic primitive (concat) gives one
     callable taking ``index=`` instead. Results need not be unbroadcast: autodiff does it.
-    ``into`` is the kernel's variant that writes into ``out=`` (numpy ufunc style).
+    ``reduction`` says what a reduce primitive computes, as data (see ``Reduction``).
+    How a backend runs a primitive (numpy's ``out=`` variants and views, OpenCL code, ONNX
+    operators) lives in that backend's table, keyed by primitive, not here.
     """
 
     name: str
@@ -56,10 +71,7 @@ class Primitive:
     saves: Saves = Saves.NOTHING
     grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
     diff_inputs: tuple[int, ...] | None = None  # variadic: the differentiable inputs (None: all)
-    # ``into(*arrays, out=buffer, **params)`` writes the result into a preallocated buffer:
-    # what compiled schedules and fused kernels call. None: the kernel must allocate.
-    into: Callable[..., object] | None = None
-    views: bool = False  # the kernel may return a view of its first input (reshape, slicing)
+    reduction: Reduction | None = None  # Kind.REDUCE over ``axes`` (with ``keepdims``)
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from . import dtypes
-from .primitive import Kind, Primitive, Saves
+from . import dtypes, elementwise
+from .primitive import Kind, Primitive, Reduction, Saves
 from .shapes import Shape, ShapeError, reduced_shape, sum_to_axes
 
 R = Kind.REDUCE
@@ -73,15 +73,43 @@ def _extremum_kernel(ufunc: np.ufunc, name: str):
     return kernel
 
 
-sum = Primitive("sum", R, _sum_kernel, reduced, _sum_dtype, (_sum_vjp,), Saves.NOTHING,
-                "SumBackward1", into=_sum_kernel)
-mean = Primitive("mean", R, _mean_kernel, reduced, _mean_dtype, (_mean_vjp,), Saves.NOTHING,
-                 "MeanBackward1", into=_mean_kernel)
-_max, _min = _extremum_kernel(np.maximum, "max"), _extremum_kernel(np.minimum, "min")
-max = Primitive("max", R, _max, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),
-                Saves.INPUTS | Saves.OUTPUT, "MaxBackward1", into=_max)
-min = Primitive("min", R, _min, reduced, lambda x, **_: x.dtype, (_extremum_vjp,),
-                Saves.INPUTS | Saves.OUTPUT, "MinBackward1", into=_min)
+def _reduction(name: str, kernel, combine: Primitive, dtype_rule, vjp, saves, grad_name: str,
+               mean: bool = False) -> Primitive:
+    return Primitive(name=name, kind=R, kernel=kernel, shape_rule=reduced, dtype_rule=dtype_rule,
+                     vjps=(vjp,), saves=saves, grad_name=grad_name,
+                     reduction=Reduction(combine=combine, mean=mean))
+
+
+def _same_dtype(x, **_) -> np.dtype:
+    return x.dtype
+
+
+def _prod_kernel(x, axes, keepdims, out=None):
+    return np.multiply.reduce(x, axis=axes, keepdims=keepdims, out=out,
+                              dtype=np.int64 if x.dtype.kind in "biu" else None)
+
+
+def _prod_vjp(g, out, x, axes, keepdims):
+    """d prod / d x_i is the product of the others: out / x_i where x_i != 0; where x_i is
+    the one zero, the product of the nonzero others; 0 where there are two zeros or more
+    (torch's prod_backward). Written without dividing by zero, so it differentiates again."""
+    g, out = _keep_reduced_axes(g, axes, keepdims), _keep_reduced_axes(out, axes, keepdims)
+    zero = x == 0
+    safe = x.where(~zero, 1)
+    others_if_zero = safe.prod(axes, keepdim=True).where(zero.sum(axes, keepdim=True) == 1, 0)
+    return g.expand_as(x) * (out / safe).where(~zero, others_if_zero)
+
+
+sum = _reduction("sum", _sum_kernel, elementwise.add, _sum_dtype, _sum_vjp, Saves.NOTHING,
+                 "SumBackward1")
+mean = _reduction("mean", _mean_kernel, elementwise.add, _mean_dtype, _mean_vjp, Saves.NOTHING,
+                  "MeanBackward1", mean=True)
+prod = _reduction("prod", _prod_kernel, elementwise.mul, _sum_dtype, _prod_vjp,
+                  Saves.INPUTS | Saves.OUTPUT, "ProdBackward1")
+max = _reduction("max", _extremum_kernel(np.maximum, "max"), elementwise.maximum, _same_dtype,
+                 _extremum_vjp, Saves.INPUTS | Saves.OUTPUT, "MaxBackward1")
+min = _reduction("min", _extremum_kernel(np.minimum, "min"), elementwise.minimum, _same_dtype,
+                 _extremum_vjp, Saves.INPUTS | Saves.OUTPUT, "MinBackward1")
 
 
 def _arg_shape(x, axis: int | None, keepdims: bool) -> Shape:
@@ -96,25 +124,34 @@ def _arg_kernel(arg_reduce):
     return kernel
 
 
-argmax = Primitive("argmax", R, _arg_kernel(np.argmax), _arg_shape, lambda x, **_: dtypes.int64)
-argmin = Primitive("argmin", R, _arg_kernel(np.argmin), _arg_shape, lambda x, **_: dtypes.int64)
+def _arg(name: str, arg_reduce) -> Primitive:
+    return Primitive(name=name, kind=R, kernel=_arg_kernel(arg_reduce), shape_rule=_arg_shape,
+                     dtype_rule=lambda x, **_: dtypes.int64)
+
+
+argmax, argmin = _arg("argmax", np.argmax), _arg("argmin", np.argmin)
+
+
+def sum_to_into(x, like, out):
+    """Sum ``x`` down to the shape of ``like`` in one reduction, written into ``out``."""
+    kept, lead = sum_to_axes(x.shape, like.shape)
+    summed_shape = (1,) * lead + tuple(like.shape)  # keepdims: the lead axes stay as 1s
+    np.add.reduce(x, axis=tuple(range(lead)) + kept, keepdims=True,
+                  out=out.reshape(summed_shape), dtype=out.dtype)
+    return out
 
 
 def _sum_to_kernel(x, like):
-    kept, lead = sum_to_axes(x.shape, like.shape)
-    if lead:
-        x = x.sum(axis=tuple(range(lead)))
-    if kept:
-        x = x.sum(axis=tuple(a - lead for a in kept), keepdims=True)
-    return x
+    return sum_to_into(x, like, np.empty(like.shape, x.dtype))  # new memory, never x itself
 
 
 # Reduce a broadcast result back to the shape of ``like``: the one place gradients of
 # broadcasting inputs are summed (autodiff calls it), with ``like`` supplying the shape at
 # run time so unknown dimensions work.
-sum_to = Primitive("sum_to", R, _sum_to_kernel, lambda x, like: like.shape,
-                   lambda x, like: x.dtype, (lambda g, out, x, like: g.expand_as(x), None),
-                   Saves.NOTHING, "SumToBackward0")
+sum_to = Primitive(name="sum_to", kind=R, kernel=_sum_to_kernel,
+                   shape_rule=lambda x, like: like.shape, dtype_rule=lambda x, like: x.dtype,
+                   vjps=(lambda g, out, x, like: g.expand_as(x), None),
+                   grad_name="SumToBackward0")
 
 
 def _size_of_kernel(x, axes):
@@ -123,7 +160,7 @@ def _size_of_kernel(x, axes):
 
 # The number of elements over ``axes`` as a scalar of x's dtype: mean's gradient needs it
 # when the batch dimension is unknown until run time (TF's tf.size).
-size_of = Primitive("size_of", Kind.OPAQUE, _size_of_kernel, lambda x, axes: (),
-                    lambda x, axes: x.dtype)
+size_of = Primitive(name="size_of", kind=Kind.OPAQUE, kernel=_size_of_kernel,
+                    shape_rule=lambda x, axes: (), dtype_rule=lambda x, axes: x.dtype)
 
-PRIMITIVES = (sum, mean, max, min, argmax, argmin, sum_to, size_of)
+PRIMITIVES = (sum, mean, prod, max, min, argmax, argmin, sum_to, size_of)

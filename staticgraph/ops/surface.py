@@ -164,6 +164,9 @@ class Surface:
     def mean(self, dim=None, keepdim: bool = False):
         return self._reduce(P.mean, dim, keepdim, "MeanBackward0" if dim is None else None)
 
+    def prod(self, dim=None, keepdim: bool = False):
+        return self._reduce(P.prod, dim, keepdim, "ProdBackward0" if dim is None else None)
+
     def _extremum(self, prim: Primitive, arg: Primitive, binary: Primitive, dim, keepdim):
         if dim is None:
             return self._apply(prim, self, axes=self._axes(None), keepdims=False)

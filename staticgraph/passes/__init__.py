@@ -1,5 +1,5 @@
-"""The compiler's passes, each a pure function ``Graph -> Graph`` in its own module, and the
-pipeline that runs them on a graph specialised to the shapes being fed.
+"""The compiler's passes, each a pure function ``Program -> Program`` in its own module, and
+the pipeline that runs them on a graph specialised to the shapes being fed.
 
 ``passes`` names a pipeline: any of PASSES' keys plus "plan_memory" (applied by the
 scheduler), in order; ``()`` runs the graph as built, one kernel per node, no buffer reuse.
@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..graph import Graph, GraphError, Node, infer
+from ..graph import GraphError, Node, Role, infer
 from ..ops.autodiff import toposort
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
+from ..program import Program
 from .fusion import fuse
 from .rewrite import copy_node
 from .simplify import simplify
 
-PASSES: dict[str, Callable[[Graph], Graph]] = {
+PASSES: dict[str, Callable[[Program], Program]] = {
     "simplify": simplify,
     "fold_constants": fold_constants,
     "cse": eliminate_common_subexpressions,
@@ -43,21 +44,22 @@ def check_passes(passes: Sequence[str]) -> tuple[str, ...]:
     return tuple(passes)
 
 
-def specialize(fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ...]]) -> Graph:
+def specialize(fetches: Sequence[Node],
+               feed_shapes: Mapping[Node, tuple[int, ...]]) -> Program:
     """The subgraph ``fetches`` need, copied with the fed shapes: every shape becomes concrete
     (bar data-dependent ones), so passes and memory planning can use it. A fed node becomes a
     placeholder of the fed shape; a shape mismatch between fed values raises here, naming the
     node and where it was built."""
     needed = toposort(fetches, lambda n: () if n in feed_shapes else n.inputs)
-    graph = Graph()
+    graph = Program()
     mapping: dict[Node, Node] = {}
     for node in needed:
         if node in feed_shapes:
-            mapping[node] = copy_node(graph, node, (), op="placeholder", prim=None, params={},
-                                      shape=feed_shapes[node], value=None)
+            mapping[node] = copy_node(graph, node, (), role=Role.PLACEHOLDER, prim=None,
+                                      params={}, shape=feed_shapes[node], value=None)
             continue
         inputs = tuple(mapping[i] for i in node.inputs)
-        if node.prim is None:
+        if node.role is not Role.OP:
             mapping[node] = copy_node(graph, node, inputs)
         else:
             shape, _ = infer(node.prim, inputs, node.params, node.location)
@@ -66,8 +68,8 @@ def specialize(fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ..
     return graph
 
 
-def optimize(graph: Graph, passes: Sequence[str],
-             debug: bool = False) -> tuple[Graph, PassReport]:
+def optimize(graph: Program, passes: Sequence[str],
+             debug: bool = False) -> tuple[Program, PassReport]:
     """Run the named passes in order (``debug`` checks the graph's invariants after each)."""
     report = PassReport([("specialized", len(graph))])
     if debug:
@@ -82,7 +84,7 @@ def optimize(graph: Graph, passes: Sequence[str],
     return graph, report
 
 
-def check_invariants(graph: Graph, after: str) -> None:
+def check_invariants(graph: Program, after: str) -> None:
     """Single assignment in a topological order, unique names, outputs present, and every
     primitive node's shape and dtype what its rules say."""
     seen: set[Node] = set()
@@ -93,7 +95,7 @@ def check_invariants(graph: Graph, after: str) -> None:
         missing = [i.name for i in node.inputs if i not in seen]
         if missing:
             raise GraphError(f"after {after}: {node.name!r} uses {missing} before they exist")
-        if node.prim is not None and node.op != "fused":
+        if node.role is Role.OP:
             shape, dtype = infer(node.prim, node.inputs, node.params, node.location)
             if (tuple(shape), dtype) != (node.shape, node.dtype):
                 raise GraphError(f"after {after}: {node.name!r} says {node.shape} {node.dtype} "

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..graph import Node, Role
+from ..program import Program
 from .rewrite import new_constant, rewrite
 
 MAX_ELEMENTS = 1 << 16
 
 
-def fold_constants(graph: Graph) -> Graph:
-    def rule(node: Node, inputs: tuple[Node, ...], new: Graph) -> Node | None:
-        if node.prim is None or not inputs or any(i.op != "constant" for i in inputs):
+def fold_constants(graph: Program) -> Program:
+    def rule(node: Node, inputs: tuple[Node, ...], new: Program) -> Node | None:
+        if node.role is not Role.OP or not inputs or \
+                any(i.role is not Role.CONSTANT for i in inputs):
             return None
         if None in node.shape or np.prod(node.shape, dtype=np.int64) > MAX_ELEMENTS:
             return None  # too big to keep as a constant, or a size only the data decides

@@ -7,16 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..graph import Node, Role
+from ..program import Program
 from .rewrite import copy_node, rewrite
 
 
 def _key(node: Node, inputs: tuple[Node, ...]) -> Any:
-    if node.op == "constant":
+    if node.role is Role.CONSTANT:
         return ("constant", node.dtype.str, node.shape, node.value.tobytes())
-    if node.prim is None:
-        return None  # placeholders, variables and updates are each their own value
-    return (node.op, tuple(map(id, inputs)), _hashable(node.params))
+    if node.role is not Role.OP:
+        return None  # placeholders, variables, updates and fused kernels are each their own
+    return (node.prim, tuple(map(id, inputs)), _hashable(node.params))
 
 
 def _hashable(value: Any) -> Any:
@@ -29,10 +30,10 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def eliminate_common_subexpressions(graph: Graph) -> Graph:
+def eliminate_common_subexpressions(graph: Program) -> Program:
     seen: dict[Any, Node] = {}
 
-    def rule(node: Node, inputs: tuple[Node, ...], new: Graph) -> Node | None:
+    def rule(node: Node, inputs: tuple[Node, ...], new: Program) -> Node | None:
         key = _key(node, inputs)
         if key is None:
             return None

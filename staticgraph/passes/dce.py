@@ -3,14 +3,14 @@ are outputs of the run)."""
 
 from __future__ import annotations
 
-from ..graph import Graph
 from ..ops.autodiff import toposort
+from ..program import Program
 from .rewrite import copy_node
 
 
-def eliminate_dead_code(graph: Graph) -> Graph:
+def eliminate_dead_code(graph: Program) -> Program:
     needed = set(toposort(graph.outputs, lambda n: n.inputs))
-    new = Graph()
+    new = Program()
     mapping = {}
     for node in graph.nodes:
         if node in needed:

@@ -23,69 +23,16 @@ A node with several consumers stays fusible: its value is simply also an output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import networkx as nx
 import numpy as np
 
-from ..graph import Graph, Node
-from ..ops import Kind, Primitive
+from ..graph import Node, Role
+from ..ops import Kind
 from ..ops.autodiff import toposort
-from ..ops.shapes import Shape
-from .rewrite import origin_of, copy_node
+from ..program import FusedKernel, Member, Program
+from .rewrite import copy_node, origin_of
 
-REDUCTIONS = ("sum", "mean", "max", "min")
 _SEARCH_BUDGET = 2000  # nodes a cycle check may visit before it gives up (and refuses)
-
-
-@dataclass(frozen=True)
-class Member:
-    """One op of a fused kernel. ``args`` are ("in", k) for the kernel's k-th input or
-    ("m", j) for the j-th member's value."""
-
-    prim: Primitive
-    args: tuple[tuple[str, int], ...]
-    params: dict
-    shape: Shape
-    dtype: np.dtype
-    name: str
-
-    @property
-    def reduces_rows(self) -> bool:
-        """A sink: it reduces over the rows, so it is complete only after the last chunk."""
-        return _reduces_rows(self.prim.name, self.params)
-
-    def reads_rows(self, shape: Shape, rows: int) -> bool:
-        """Does an input of ``shape`` line up with this member's rows (a chunk of rows reads
-        the same rows of it), or is it read whole (it has no rows of its own)?"""
-        if self.prim.name in REDUCTIONS:
-            return len(shape) >= 1 and shape[0] == rows
-        return len(shape) == len(self.shape) and shape[0] == rows
-
-
-@dataclass(eq=False)
-class FusedKernel:
-    """A fused group: its members in order, the shapes of its inputs, which members leave
-    the kernel, and N, the rows every member shares."""
-
-    members: list[Member]
-    input_shapes: list[Shape]
-    outputs: list[int]
-    rows: int
-    name: str = "fused"
-    kind: Kind = field(default=Kind.ELEMENTWISE)
-
-    def kernel(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The reference meaning: each member's own numpy kernel on whole arrays."""
-        values: list[np.ndarray] = []
-        for m in self.members:
-            args = [arrays[i] if tag == "in" else values[i] for tag, i in m.args]
-            values.append(np.asarray(m.prim.kernel(*args, **m.params)).astype(m.dtype,
-                                                                               copy=False))
-        return tuple(values[j] for j in self.outputs)
-
-    def describe(self) -> str:
-        return " -> ".join(m.prim.name for m in self.members)
 
 
 class _Group:
@@ -95,32 +42,40 @@ class _Group:
         self.first = self.last = index  # topological indices of the earliest and latest
 
 
+def _is_reduction(node: Node) -> bool:
+    return node.role is Role.OP and node.prim.reduction is not None
+
+
 def _fusible(node: Node) -> bool:
-    if node.prim is None or node.prim.into is None or node.op == "fused":
+    """By the primitive's kind: elementwise and broadcast ops, and reductions that say what
+    they compute (``Primitive.reduction``), over values with a leading axis of known size.
+    Movement and opaque ops (and argmax, whose result is no monoid) are boundaries."""
+    if node.role is not Role.OP:
         return False
-    if node.prim.kind in (Kind.ELEMENTWISE, Kind.BROADCAST):
-        return node.ndim >= 1 and node.shape[0] is not None
-    return node.op in REDUCTIONS and node.inputs[0].ndim >= 1 and \
-        node.inputs[0].shape[0] is not None
+    kind = node.prim.kind
+    if kind in (Kind.ELEMENTWISE, Kind.BROADCAST):
+        rows_of = node
+    elif kind is Kind.REDUCE and node.prim.reduction is not None:
+        rows_of = node.inputs[0]
+    else:
+        return False
+    return rows_of.ndim >= 1 and rows_of.shape[0] is not None
 
 
 def _rows(node: Node) -> int:
-    return node.inputs[0].shape[0] if node.op in REDUCTIONS else node.shape[0]
+    return node.inputs[0].shape[0] if _is_reduction(node) else node.shape[0]
 
 
 def _row_operands(node: Node) -> list[Node]:
     """The operands whose rows line up with the node's rows (they may share its group)."""
-    if node.op in REDUCTIONS:
+    if _is_reduction(node):
         return [node.inputs[0]]
     return [x for x in node.inputs if x.ndim == node.ndim]
 
 
-def _reduces_rows(op: str, params: dict) -> bool:
-    return op in REDUCTIONS and 0 in params["axes"]
-
-
 def _is_sink(node: Node) -> bool:
-    return _reduces_rows(node.op, node.params)
+    """It reduces over the rows: complete only after the last chunk."""
+    return _is_reduction(node) and 0 in node.params["axes"]
 
 
 def _depends_on(start: list[Node], members: set[Node], first: int, index: dict[Node, int],
@@ -158,7 +113,7 @@ def _rows_line_up(node: Node, choice: list[_Group], members: set[Node]) -> bool:
                for m in readers for x in m.inputs if x in members)
 
 
-def _group_nodes(graph: Graph) -> dict[Node, _Group]:
+def _group_nodes(graph: Program) -> dict[Node, _Group]:
     index = {n: i for i, n in enumerate(graph.nodes)}
     group_of: dict[Node, _Group] = {}
     for node in graph.nodes:
@@ -196,7 +151,7 @@ def _join(node: Node, candidates: list[_Group], group_of: dict[Node, _Group],
     return _Group(node, index[node])
 
 
-def _without_cycles(graph: Graph, groups: list[_Group]) -> list[_Group]:
+def _without_cycles(graph: Program, groups: list[_Group]) -> list[_Group]:
     """The grouping checks above look only so far; this makes sure: with every group
     contracted to one kernel, the graph must stay acyclic. A group on a cycle is dissolved
     (its nodes run as separate kernels) until none is left."""
@@ -217,7 +172,7 @@ def _without_cycles(graph: Graph, groups: list[_Group]) -> list[_Group]:
         groups = [g for g in groups if g is not victim]
 
 
-def fuse(graph: Graph) -> Graph:
+def fuse(graph: Program) -> Program:
     group_of = _group_nodes(graph)
     candidates = list({id(g): g for g in group_of.values() if len(g.members) > 1}.values())
     groups = {id(g): g for g in _without_cycles(graph, candidates)}
@@ -237,7 +192,7 @@ def fuse(graph: Graph) -> Graph:
             return [unit(x) for m in u.members for x in m.inputs if x not in inside]
         return [unit(x) for x in u.inputs]
 
-    new = Graph()
+    new = Program()
     mapping: dict[Node, Node] = {}
     for u in toposort([unit(o) for o in graph.outputs], parents):
         if isinstance(u, _Group):
@@ -248,7 +203,7 @@ def fuse(graph: Graph) -> Graph:
     return new
 
 
-def _emit_group(new: Graph, group: _Group, mapping: dict[Node, Node],
+def _emit_group(new: Program, group: _Group, mapping: dict[Node, Node],
                 consumers: dict[Node, list[Node]], outputs: set[Node]) -> None:
     inside = {m: j for j, m in enumerate(group.members)}
     position: dict[Node, int] = {}  # the kernel's inputs (nodes compare elementwise: no `in`)
@@ -264,13 +219,14 @@ def _emit_group(new: Graph, group: _Group, mapping: dict[Node, Node],
     leaving = [j for j, m in enumerate(group.members)
                if m in outputs or _is_sink(m) or
                any(c not in inside for c in consumers.get(m, ()))]
-    kind = Kind.REDUCE if any(m.op in REDUCTIONS for m in group.members) else Kind.ELEMENTWISE
     inputs = list(position)
-    fused = FusedKernel(members, [x.shape for x in inputs], leaving, group.rows,
-                        new._unique_name("fused"), kind)
+    name = new.unique_name("fused")
+    fused = FusedKernel(members, [x.shape for x in inputs], leaving, group.rows, name)
     last = group.members[-1]
-    node = new._add(Node(new, "fused", tuple(mapping[x] for x in inputs), {}, (), np.dtype(bool),
-                         fused.name, fused, location=last.location, origin=origin_of(last)))
+    node = new.add(Node(new, Role.FUSED, tuple(mapping[x] for x in inputs), {}, (),
+                        np.dtype(bool), name, location=last.location, origin=origin_of(last),
+                        fused=fused))
     for k, j in enumerate(leaving):
         m = group.members[j]
-        mapping[m] = copy_node(new, m, (node,), op="output", prim=None, params={"index": k})
+        mapping[m] = copy_node(new, m, (node,), role=Role.OUTPUT, prim=None,
+                               params={"index": k})

@@ -7,15 +7,20 @@ at that very kernel.
 Never planned: feeds, Variables and constants (they belong to the caller or the session),
 values that are fetched or escape through a view (the caller keeps them: they are allocated
 fresh every run), and results of kernels that cannot write into a given buffer.
+
+What a kernel may alias is the runtime's fact, not this pass's: the runtime passes its
+``Aliasing`` (views, writing into a buffer, in-place), read from its table by primitive.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..graph import SOURCES, GraphError, Node, Role
+from ..program import Program
 
 EXTERNAL, VIEW, BUFFER, FRESH, NONE = "external", "view", "buffer", "fresh", "none"
 
@@ -40,6 +45,20 @@ class MemoryPlan:
                 f"every run peak at {(self.peak_bytes - total) / 1e6:.2f} MB")
 
 
+class Aliasing(Protocol):
+    """What a runtime's kernels may do with memory (see runtime/numpy_table.py)."""
+
+    def views(self, node: Node) -> bool:
+        """The OP node's kernel may return a view of its first input."""
+
+    def writes_into(self, node: Node) -> bool:
+        """The OP node's kernel can write into a buffer it is given."""
+
+    def in_place_inputs(self, value: Node, producer: Node,
+                        base_of: dict[Node, Node]) -> list[Node]:
+        """Inputs of ``producer`` (an OP or FUSED node) whose buffer ``value`` may take over."""
+
+
 def nbytes(node: Node) -> int:
     """0 for a shape the data decides (a boolean mask's selection): it cannot be planned."""
     if None in node.shape:
@@ -47,66 +66,29 @@ def nbytes(node: Node) -> int:
     return int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
 
 
-def is_view(node: Node) -> bool:
-    """Kernels that return a view of their first input (no buffer of their own)."""
-    if node.prim is None or node.op == "fused" or not node.prim.views:
-        return False
-    return node.op != "getitem" or len(node.inputs) == 1  # index arrays make a copy
-
-
-def _storage_kind(node: Node) -> str:
-    if node.op in ("placeholder", "variable", "constant"):
+def _storage_kind(node: Node, aliasing: Aliasing) -> str:
+    if node.role in SOURCES:
         return EXTERNAL
-    if node.op in ("group", "fused"):
+    if node.role in (Role.GROUP, Role.FUSED):
         return NONE
-    if node.op == "assign":
+    if node.role is Role.ASSIGN:
         return FRESH  # it becomes the session's new value
-    if node.op == "output":
+    if node.role is Role.OUTPUT:
         return BUFFER  # written by its fused kernel
-    if is_view(node):
+    if aliasing.views(node):
         return VIEW
-    return BUFFER if node.prim.into is not None and None not in node.shape else FRESH
+    return BUFFER if aliasing.writes_into(node) and None not in node.shape else FRESH
 
 
-def no_reuse_bytes(graph: Graph) -> int:
+def no_reuse_bytes(graph: Program, aliasing: Aliasing) -> int:
     """Memory if every value computed had its own allocation (no planning, no fusion: pass
     the graph as built)."""
-    return sum(nbytes(n) for n in graph.nodes if _storage_kind(n) in (BUFFER, FRESH))
+    return sum(nbytes(n) for n in graph.nodes if _storage_kind(n, aliasing) in (BUFFER, FRESH))
 
 
-def _elementwise_ufunc(into) -> bool:
-    """A ufunc applied element by element may write over one of its operands (numpy reads
-    each element before writing it); matmul (a gufunc) and two-step kernels may not."""
-    return isinstance(into, np.ufunc) and into.signature is None
-
-
-def _in_place_candidates(value: Node, producer: Node, base_of: dict[Node, Node]) -> list[Node]:
-    """Inputs of ``producer`` whose buffer ``value`` may take over while being computed."""
-    if producer.op != "fused":
-        if not _elementwise_ufunc(producer.prim.into):
-            return []
-        return [x for x in producer.inputs if x.shape == value.shape]
-    kernel = producer.prim
-    last = kernel.members[-1]
-    if kernel.outputs != [len(kernel.members) - 1] or not _elementwise_ufunc(last.prim.into):
-        return []
-    # Chunk by chunk, every member reads a row range of the input before the last member
-    # writes the same range: safe only if every read of it is row by row, and it does not
-    # come in a second time through a view (whose rows are other rows: x.T).
-    roots = [base_of.get(x, x) for x in producer.inputs]
-    candidates = []
-    for k, x in enumerate(producer.inputs):
-        reads = [m for m in kernel.members for tag, i in m.args if tag == "in" and i == k]
-        # (nodes compare elementwise: count them by identity)
-        if x.shape == value.shape and sum(r is x for r in roots) == 1 and all(
-                m.reads_rows(kernel.input_shapes[k], kernel.rows) for m in reads):
-            candidates.append(x)
-    return candidates
-
-
-def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
+def plan_memory(graph: Program, aliasing: Aliasing, reuse: bool = True) -> MemoryPlan:
     order = graph.nodes
-    storage = {n: _storage_kind(n) for n in order}
+    storage = {n: _storage_kind(n, aliasing) for n in order}
     base_of = {n: _root(n, storage) for n in order if storage[n] == VIEW}
     # What the caller receives escapes the plan: it (or what it views) is allocated fresh.
     for out in graph.outputs:
@@ -116,7 +98,7 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
     # A Variable's new value computed this run is handed to the session as it is (no copy):
     # it too escapes, and the assign is only another name for it.
     for node in order:
-        value = node.inputs[1] if node.op == "assign" else None
+        value = node.inputs[1] if node.role is Role.ASSIGN else None
         if value is not None and storage[value] in (BUFFER, FRESH) and value.dtype == node.dtype:
             storage[value], storage[node] = FRESH, VIEW
             base_of[node] = value
@@ -126,15 +108,15 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
             last_use[x] = max(last_use[x], i)
             holder = base_of.get(x, x)
             last_use[holder] = max(last_use[holder], i)
-    for out in [*graph.outputs, *(n for n in order if n.op == "assign")]:
+    for out in [*graph.outputs, *(n for n in order if n.role is Role.ASSIGN)]:
         last_use[base_of.get(out, out)] = len(order)  # returned by the run
     produced_by: dict[Node, list[Node]] = {}
     for n in order:  # a fused kernel writes all its outputs when it runs
-        produced_by.setdefault(n.inputs[0] if n.op == "output" else n, []).append(n)
+        produced_by.setdefault(n.inputs[0] if n.role is Role.OUTPUT else n, []).append(n)
 
     plan = MemoryPlan(storage, {}, base_of, last_use=last_use)
     if reuse:
-        _fresh_in_place(order, produced_by, plan)
+        _fresh_in_place(order, produced_by, plan, aliasing)
     free: list[int] = []
     owners_dying: dict[int, list[Node]] = {}
     fresh_dying: dict[int, int] = {}
@@ -144,7 +126,8 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
             kind = storage[value]
             size = nbytes(value) if kind in (BUFFER, FRESH) else 0
             if kind == BUFFER:
-                plan.buffer_of[value] = _allocate(value, producer, i, size, free, plan, reuse)
+                plan.buffer_of[value] = _allocate(value, producer, i, size, free, plan, reuse,
+                                                  aliasing)
                 owners_dying.setdefault(last_use[value], []).append(value)
             elif kind == FRESH:
                 taken = plan.takes_over.get(value)
@@ -162,7 +145,7 @@ def plan_memory(graph: Graph, reuse: bool = True) -> MemoryPlan:
     return plan
 
 
-def _fresh_in_place(order, produced_by, plan: MemoryPlan) -> None:
+def _fresh_in_place(order, produced_by, plan: MemoryPlan, aliasing: Aliasing) -> None:
     """A value that escapes (fetched, or a Variable's new value) is new memory every run; when
     its kernel may run in place over an input that dies there, that input is allocated fresh
     instead and handed on (an optimizer step writes the new weights over the gradient)."""
@@ -170,9 +153,9 @@ def _fresh_in_place(order, produced_by, plan: MemoryPlan) -> None:
     taken: set[Node] = set()
     for i, producer in enumerate(order):
         for value in produced_by.get(producer, ()):
-            if storage[value] != FRESH or producer.op == "assign":
+            if storage[value] != FRESH or producer.role is Role.ASSIGN:
                 continue
-            for x in _in_place_candidates(value, producer, plan.base_of):
+            for x in aliasing.in_place_inputs(value, producer, plan.base_of):
                 if storage.get(x) in (BUFFER, FRESH) and last_use[x] == i and \
                         x not in plan.base_of and nbytes(x) == nbytes(value) and \
                         x.dtype == value.dtype and x not in taken:
@@ -190,11 +173,11 @@ def _root(node: Node, storage: dict[Node, str]) -> Node:
 
 
 def _allocate(value: Node, producer: Node, i: int, size: int, free: list[int],
-              plan: MemoryPlan, reuse: bool) -> int:
+              plan: MemoryPlan, reuse: bool, aliasing: Aliasing) -> int:
     if not reuse:
         plan.buffer_bytes.append(size)
         return len(plan.buffer_bytes) - 1
-    for x in _in_place_candidates(value, producer, plan.base_of):
+    for x in aliasing.in_place_inputs(value, producer, plan.base_of):
         b = plan.buffer_of.get(x)
         if b is not None and plan.last_use[x] == i and plan.buffer_bytes[b] == size and \
                 x.dtype == value.dtype:
@@ -209,3 +192,32 @@ def _allocate(value: Node, producer: Node, i: int, size: int, free: list[int],
         return best
     plan.buffer_bytes.append(size)
     return len(plan.buffer_bytes) - 1
+
+
+def check_plan(graph: Program, plan: MemoryPlan) -> None:
+    """The plan's invariants (``debug=True`` checks them): no two values alive at once share
+    a buffer (a hand-over in place is the one exception: the new value starts where the old
+    one ends), nothing the caller owns is planned, and nothing returned is a planned buffer
+    (the next run would overwrite it)."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    start = {n: order[n.inputs[0]] if n.role is Role.OUTPUT else order[n]
+             for n in plan.buffer_of}
+    handed = set(plan.in_place)
+    by_buffer: dict[int, list[Node]] = {}
+    for value, buffer in plan.buffer_of.items():
+        by_buffer.setdefault(buffer, []).append(value)
+    for values in by_buffer.values():
+        values.sort(key=start.__getitem__)
+        for earlier, later in zip(values, values[1:]):
+            end = plan.last_use[earlier]
+            if not (end < start[later] or end == -1 or (later.name, earlier.name) in handed):
+                raise GraphError(f"memory plan: {earlier.name!r} (live to step {end}) and "
+                                 f"{later.name!r} (from step {start[later]}) share a buffer")
+    for node, kind in plan.storage.items():
+        if (node.role in SOURCES) != (kind == EXTERNAL):
+            raise GraphError(f"memory plan: {node.name!r} ({node.op}) is stored as {kind}")
+    for out in [*graph.outputs, *(n for n in graph.nodes if n.role is Role.ASSIGN)]:
+        root = plan.base_of.get(out, out)
+        if plan.storage.get(root) == BUFFER:
+            raise GraphError(f"memory plan: {out.name!r} is returned from a buffer the next "
+                             "run reuses")

@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..passes.fusion import FusedKernel, Member
+from ..program import FusedKernel, Member
+from .numpy_table import NUMPY, combine_partials, reduce_partial
 
 CHUNK_ELEMENTS = 1 << 17  # a chunk's widest member: 512 KB of float32 (an L2 here; L3 at worst)
 PARALLEL_ELEMENTS = 1 << 20  # below this a kernel runs on the calling thread
-_COMBINE = {"sum": np.add, "mean": np.add, "max": np.maximum, "min": np.minimum}
-_PARTIAL = {"sum": np.add.reduce, "mean": np.add.reduce, "max": np.maximum.reduce,
-            "min": np.minimum.reduce}
 
 
 @functools.cache
@@ -69,8 +67,8 @@ class _Body:
         value: dict[int, str] = {}
         for j, m in enumerate(kernel.members):
             call = ", ".join(value[i] if tag == "m" else self._input(m, i) for tag, i in m.args)
-            self.namespace[f"u{j}"] = (functools.partial(m.prim.into, **m.params) if m.params
-                                       else m.prim.into)
+            into = NUMPY[m.prim].into
+            self.namespace[f"u{j}"] = functools.partial(into, **m.params) if m.params else into
             if m.reduces_rows and chunked:
                 value[j] = self._sink(j, m, call)
                 continue
@@ -101,8 +99,8 @@ class _Body:
     def _sink(self, j: int, m: Member, call: str) -> str:
         q = f"q{[k for k in self.kernel.outputs if self.kernel.members[k].reduces_rows].index(j)}"
         self.namespace[f"r{j}"] = functools.partial(
-            _PARTIAL[m.prim.name], axis=m.params["axes"], keepdims=m.params["keepdims"])
-        self.namespace[f"c{j}"] = _COMBINE[m.prim.name]
+            reduce_partial(m.prim), axis=m.params["axes"], keepdims=m.params["keepdims"])
+        self.namespace[f"c{j}"] = combine_partials(m.prim)
         self.lines += [f"p = r{j}({call})  # {m.name}",
                        f"np.copyto({q}, p) if r == lo else c{j}({q}, p, out={q})"]
         return q
@@ -156,7 +154,7 @@ def render_fused(kernel: FusedKernel, name: str) -> tuple[str, dict[str, Any], i
                         for w in range(1, len(ranges))]
     for j, out in zip(sinks, sink_outs):
         m = kernel.members[j]
-        if m.prim.name == "mean":
+        if m.prim.reduction.mean:
             wrapper.append(f"    np.true_divide({out}, {_reduced_count(kernel, m)}, out={out})")
     scratch_bytes = sum(a.nbytes for s in scratch for a in s)
     return "\n".join(part + [""] + wrapper) + "\n", ns, scratch_bytes

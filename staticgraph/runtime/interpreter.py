@@ -8,11 +8,25 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..graph import Node, Role, check_assigned_shape
+from ..program import Program
 
 
 class RunError(RuntimeError):
     """A kernel failed while a graph ran; says which node and where it was built."""
+
+
+class Executable:
+    """What every runtime's executable shares: ``run(feeds, variables) -> (outputs, new
+    values of the assigned variables)``, with feeds and variables in the order of
+    ``placeholders`` and ``variables``."""
+
+    def __init__(self, graph: Program) -> None:
+        self.graph = graph
+        self.placeholders = [n for n in graph.nodes if n.role is Role.PLACEHOLDER]
+        self.variables = [n for n in graph.nodes if n.role is Role.VARIABLE]
+        self.assigns = [n for n in graph.nodes if n.role is Role.ASSIGN]
+        self.kernels_per_run = 0
 
 
 def evaluate(steps: Sequence[Node], values: dict[Node, np.ndarray],
@@ -21,20 +35,21 @@ def evaluate(steps: Sequence[Node], values: dict[Node, np.ndarray],
     Variable updates; nothing is written to ``variables``."""
     updates: dict[Node, np.ndarray] = {}
     for node in steps:
-        if node.op == "variable":
-            values[node] = variables[node]
-        elif node.op == "constant":
-            values[node] = node.value
-        elif node.op == "assign":
-            values[node] = updates[node.inputs[0]] = _checked_assign(node, values)
-        elif node.op == "group":
-            values[node] = None
-        elif node.op == "output":  # one result of a fused kernel
-            values[node] = values[node.inputs[0]][node.params["index"]]
-        elif node.op == "fused":
-            values[node] = node.prim.kernel(*(values[i] for i in node.inputs))
-        else:
+        role = node.role
+        if role is Role.OP:
             values[node] = run_kernel(node, [values[i] for i in node.inputs])
+        elif role is Role.VARIABLE:
+            values[node] = variables[node]
+        elif role is Role.CONSTANT:
+            values[node] = node.value
+        elif role is Role.ASSIGN:
+            values[node] = updates[node.inputs[0]] = _checked_assign(node, values)
+        elif role is Role.GROUP:
+            values[node] = None
+        elif role is Role.OUTPUT:  # one result of a fused kernel
+            values[node] = values[node.inputs[0]][node.params["index"]]
+        elif role is Role.FUSED:
+            values[node] = node.fused.kernel(*(values[i] for i in node.inputs))
     return updates
 
 
@@ -52,24 +67,18 @@ def run_kernel(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
 def _checked_assign(node: Node, values: dict[Node, np.ndarray]) -> np.ndarray:
     variable, value = node.inputs
     array = np.asarray(values[value])
-    if array.shape != variable.shape:
-        raise RunError(f"assign {node.name!r} (built at {node.location}) got a value of shape "
-                       f"{array.shape} for variable {variable.name!r} of shape "
-                       f"{variable.shape}")
+    check_assigned_shape(variable, array.shape, node.location, RunError)
     return array.astype(variable.dtype, copy=True)
 
 
-class InterpretedExecutable:
+class InterpretedExecutable(Executable):
     """The interpreter behind the same interface as the compiled runtime (the reference the
     compiled one is tested against)."""
 
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        self.variables = [n for n in graph.nodes if n.op == "variable"]
-        self.assigns = [n for n in graph.nodes if n.op == "assign"]
-        self.kernels_per_run = sum(n.prim is not None for n in graph.nodes)
-        self._steps = [n for n in graph.nodes if n.op != "placeholder"]
+    def __init__(self, graph: Program) -> None:
+        super().__init__(graph)
+        self.kernels_per_run = sum(n.role in (Role.OP, Role.FUSED) for n in graph.nodes)
+        self._steps = [n for n in graph.nodes if n.role is not Role.PLACEHOLDER]
 
     def run(self, feeds: Sequence[np.ndarray], variables: Sequence[np.ndarray]):
         values = dict(zip(self.placeholders, feeds))

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..graph import Node, Role, check_assigned_shape
 from ..passes.memory import BUFFER, FRESH, VIEW, MemoryPlan
+from ..program import Program
 from .fused import render_fused
-from .interpreter import RunError
+from .interpreter import Executable, RunError
+from .numpy_table import NUMPY
 
 _ids = itertools.count()
 
@@ -45,18 +47,15 @@ def _fix(array: Any, dtype: np.dtype) -> np.ndarray:
     return array if array.dtype == dtype else array.astype(dtype)
 
 
-class NumpyExecutable:
-    """``run(feeds, variables) -> (outputs, new values of the assigned variables)``, with
-    feeds and variables in the order of ``placeholders`` and ``variables``."""
+class NumpyExecutable(Executable):
+    """The schedule as generated Python over the memory plan's buffers; each primitive runs
+    as the numpy table says (``into`` a buffer, a view, or its allocating kernel)."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan) -> None:
-        self.graph, self.plan = graph, plan
-        self.placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        self.variables = [n for n in graph.nodes if n.op == "variable"]
-        self.assigns = [n for n in graph.nodes if n.op == "assign"]
+    def __init__(self, graph: Program, plan: MemoryPlan) -> None:
+        super().__init__(graph)
+        self.plan = plan
         self.fused_sources: dict[str, str] = {}
         self.scratch_bytes = 0
-        self.kernels_per_run = 0
         self._namespace: dict[str, Any] = {"np": np, "_fix": _fix}
         self._buffers = [np.empty(size, np.uint8) for size in plan.buffer_bytes]
         self._filename = f"<staticgraph-{next(_ids)}>"
@@ -110,26 +109,27 @@ class NumpyExecutable:
         order = self.graph.nodes
         dying: dict[int, list[Node]] = {}
         for n in order:  # locals to `del` after their last use, so fresh arrays are freed
-            if plan.storage[n] in (FRESH, VIEW) and n.op not in ("output", "assign"):
+            if plan.storage[n] in (FRESH, VIEW) and n.role not in (Role.OUTPUT, Role.ASSIGN):
                 dying.setdefault(plan.last_use[n], []).append(n)
         fed = {n: k for k, n in enumerate(self.placeholders)}  # (nodes compare elementwise:
         held = {n: k for k, n in enumerate(self.variables)}    # dicts, not list.index)
         fetched = set(self.graph.outputs)
         for i, node in enumerate(order):
-            if node.op == "placeholder":
-                names[node] = f"feeds[{fed[node]}]"
-            elif node.op == "variable":
-                names[node] = f"variables[{held[node]}]"
-            elif node.op == "constant":
-                names[node] = self._bind("c", node.value)
-            elif node.op == "group":
-                names[node] = "None"
-            elif node.op == "assign":
-                self._render_assign(node)
-            elif node.op == "fused":
-                self._render_fused(node)
-            elif node.op != "output":  # outputs are named by their fused kernel
+            role = node.role
+            if role is Role.OP:
                 self._render_primitive(node)
+            elif role is Role.PLACEHOLDER:
+                names[node] = f"feeds[{fed[node]}]"
+            elif role is Role.VARIABLE:
+                names[node] = f"variables[{held[node]}]"
+            elif role is Role.CONSTANT:
+                names[node] = self._bind("c", node.value)
+            elif role is Role.GROUP:
+                names[node] = "None"
+            elif role is Role.ASSIGN:
+                self._render_assign(node)
+            elif role is Role.FUSED:
+                self._render_fused(node)  # (its OUTPUT nodes are named there)
             dead = [names[n] for n in dying.get(i, ()) if n not in fetched]
             if dead:
                 self._emit(f"del {', '.join(dead)}")
@@ -154,9 +154,7 @@ class NumpyExecutable:
 
     def _render_assign(self, node: Node) -> None:
         value = node.inputs[1]
-        if value.shape != node.shape:
-            raise RunError(f"assign {node.name!r} (built at {node.location}) got a value of "
-                           f"shape {value.shape} for a variable of shape {node.shape}")
+        check_assigned_shape(node.inputs[0], value.shape, node.location, RunError)
         if self.plan.storage[node] == VIEW:  # the value was computed fresh for it
             self._names[node] = self._names[value]
             return
@@ -173,9 +171,10 @@ class NumpyExecutable:
             self._emit(f"{self._local(node)} = {call}{comment}", node)
             return
         self.kernels_per_run += 1
-        if node.prim.into is not None and None not in node.shape:
+        into = NUMPY[node.prim].into
+        if into is not None and None not in node.shape:
             out = self._target(node)
-            self._emit(f"{self._kernel(node.prim.into, node.params)}({args}, out={out})"
+            self._emit(f"{self._kernel(into, node.params)}({args}, out={out})"
                        f"{comment}", node)
         else:
             call = f"{self._kernel(node.prim.kernel, node.params)}({args})"
@@ -183,8 +182,9 @@ class NumpyExecutable:
                        f"{comment}", node)
 
     def _render_fused(self, node: Node) -> None:
-        kernel = node.prim
-        outputs = sorted((n for n in self.graph.nodes if n.op == "output" and n.inputs[0] is node),
+        kernel = node.fused
+        outputs = sorted((n for n in self.graph.nodes
+                          if n.role is Role.OUTPUT and n.inputs[0] is node),
                          key=lambda n: n.params["index"])
         targets = [self._target(o) for o in outputs]
         name = f"fused_{len(self.fused_sources)}"

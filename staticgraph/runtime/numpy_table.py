@@ -1,0 +1,134 @@
+"""The numpy runtime's table, keyed by primitive (tinygrad's ``code_for_op`` per renderer):
+how each primitive runs in a compiled schedule, and what memory planning may assume of it.
+
+- ``into(*arrays, out=buffer, **params)`` writes the result into a preallocated buffer: what
+  the schedule and fused kernels call. Without it the primitive's reference kernel runs and
+  allocates (``ALLOCATES``); such a primitive cannot be a member of a fused kernel.
+- ``views``: the kernel may return a view of its first input (reshape, slicing), so the
+  value has no buffer of its own and keeps its base alive. Eager mode reads it too: a view
+  shares its base's version counter, as torch's view ops do.
+- ``in_place`` (derived): an elementwise ufunc reads each element before writing it, so its
+  result may take over an operand's buffer.
+
+Every primitive has an entry; ``tests/test_backend_tables.py`` names any that is missing,
+checks that every fusible primitive has an ``into``, and that no kernel returns memory it
+shares with an input unless its entry says ``views``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import Node, Role
+from ..ops import P, Primitive
+from ..ops.elementwise import sigmoid_kernel, softplus_kernel, where_into
+from ..ops.reduce import sum_to_into
+
+
+@dataclass(frozen=True)
+class NumpyLowering:
+    into: Callable[..., object] | None = None
+    views: bool = False
+
+    @property
+    def in_place(self) -> bool:
+        """May write over an operand of its result's shape (matmul, a gufunc, and kernels of
+        several steps may not)."""
+        return isinstance(self.into, np.ufunc) and self.into.signature is None
+
+
+ALLOCATES = NumpyLowering()   # the reference kernel allocates its result
+VIEWS = NumpyLowering(views=True)
+
+
+def _copy_into(x, *_, out, **__):
+    np.copyto(out, x, casting="unsafe")
+
+
+def _own_out(prim: Primitive) -> NumpyLowering:
+    """The reference kernel itself takes ``out=`` (the reductions call ufunc.reduce)."""
+    return NumpyLowering(into=prim.kernel)
+
+
+NUMPY: dict[Primitive, NumpyLowering] = {
+    # elementwise: the ufunc itself (a compiled run silences floating-point warnings once)
+    P.add: NumpyLowering(np.add), P.sub: NumpyLowering(np.subtract),
+    P.mul: NumpyLowering(np.multiply), P.div: NumpyLowering(np.true_divide),
+    P.pow: NumpyLowering(np.power), P.maximum: NumpyLowering(np.maximum),
+    P.minimum: NumpyLowering(np.minimum), P.neg: NumpyLowering(np.negative),
+    P.exp: NumpyLowering(np.exp), P.log: NumpyLowering(np.log),
+    P.sqrt: NumpyLowering(np.sqrt), P.tanh: NumpyLowering(np.tanh),
+    P.abs: NumpyLowering(np.abs), P.sign: NumpyLowering(np.sign),
+    P.erf: NumpyLowering(P.erf.kernel),  # scipy.special.erf is a ufunc
+    P.sigmoid: NumpyLowering(lambda x, out: np.copyto(out, sigmoid_kernel(x))),
+    P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
+    P.softplus: NumpyLowering(softplus_kernel),
+    P.where: NumpyLowering(where_into),
+    P.cast: NumpyLowering(_copy_into),
+    P.fill: NumpyLowering(lambda x, out, value: out.fill(value)),
+    P.stop_gradient: NumpyLowering(_copy_into, views=True),
+    P.eq: NumpyLowering(np.equal), P.ne: NumpyLowering(np.not_equal),
+    P.lt: NumpyLowering(np.less), P.le: NumpyLowering(np.less_equal),
+    P.gt: NumpyLowering(np.greater), P.ge: NumpyLowering(np.greater_equal),
+    P.logical_and: NumpyLowering(np.logical_and), P.logical_or: NumpyLowering(np.logical_or),
+    P.logical_not: NumpyLowering(np.logical_not),
+    # reductions
+    P.sum: _own_out(P.sum), P.mean: _own_out(P.mean), P.prod: _own_out(P.prod),
+    P.max: _own_out(P.max), P.min: _own_out(P.min),
+    P.argmax: ALLOCATES, P.argmin: ALLOCATES, P.size_of: ALLOCATES,
+    P.sum_to: NumpyLowering(sum_to_into),
+    # movement: numpy views; broadcasts also materialise into a buffer inside fused kernels
+    P.reshape: VIEWS, P.reshape_as: VIEWS, P.transpose: VIEWS, P.expand_dims: VIEWS,
+    P.squeeze: VIEWS,
+    P.broadcast_to: NumpyLowering(_copy_into, views=True),
+    P.expand_as: NumpyLowering(_copy_into, views=True),
+    P.concat: NumpyLowering(lambda *xs, out, axis: np.concatenate(xs, axis, out=out)),
+    # indexing: basic indexing is a view (index arrays make a copy); check_index returns x
+    P.getitem: VIEWS, P.check_index: VIEWS, P.scatter_add: ALLOCATES, P.index_put: ALLOCATES,
+    # linear algebra
+    P.matmul: NumpyLowering(np.matmul),
+}
+
+
+def reduce_partial(prim: Primitive) -> Callable[..., np.ndarray]:
+    """A reduction over one chunk of rows: its combining primitive's ufunc, reduced."""
+    return NUMPY[prim.reduction.combine].into.reduce
+
+
+def combine_partials(prim: Primitive) -> np.ufunc:
+    return NUMPY[prim.reduction.combine].into
+
+
+# -- what memory planning may assume (passes.memory.Aliasing for this runtime) ----------------
+
+class NumpyAliasing:
+    """The aliasing facts of the numpy runtime's kernels, read from the table."""
+
+    @staticmethod
+    def views(node: Node) -> bool:
+        return node.role is Role.OP and NUMPY[node.prim].views
+
+    @staticmethod
+    def writes_into(node: Node) -> bool:
+        return node.role is Role.OP and NUMPY[node.prim].into is not None
+
+    @staticmethod
+    def in_place_inputs(value: Node, producer: Node, base_of: dict[Node, Node]) -> list[Node]:
+        """Inputs of ``producer`` whose buffer ``value`` may take over while being computed."""
+        if producer.role is Role.OP:
+            if not NUMPY[producer.prim].in_place:
+                return []
+            return [x for x in producer.inputs if x.shape == value.shape]
+        kernel = producer.fused
+        if not kernel.writes_last_only or not NUMPY[kernel.members[-1].prim].in_place:
+            return []
+        # Chunk by chunk, every member reads a row range of the input before the last member
+        # writes the same range: safe only if every read of it is row by row, and it does not
+        # come in a second time through a view (whose rows are other rows: x.T).
+        roots = [base_of.get(x, x) for x in producer.inputs]
+        return [x for k, x in enumerate(producer.inputs)
+                if x.shape == value.shape and sum(r is x for r in roots) == 1
+                and kernel.reads_by_rows(k)]
