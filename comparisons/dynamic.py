@@ -75,7 +75,7 @@ def debugging() -> dict:
         print(hidden[:, :4])
     eager_print = out.getvalue().strip()
     g, x, y, logits, loss, update = build_graph()
-    hidden_node = next(n for n in g.nodes if n.op == "relu")
+    hidden_node = next(n for n in g.nodes if n.prim is sg.ops.P.relu)
     graph_print = repr(hidden_node)
     fetched = sg.Session(g).run(hidden_node, {x: x_train[:2]})[:, :4]
     return {"eager_print": eager_print, "graph_print": graph_print,

@@ -15,17 +15,10 @@ from .nodes import AccumulateGrad, BackwardNode, Node
 __all__ = ["backward", "grad"]
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 def _root(t: Any, index: int) -> Node:
-    if t._grad_fn is not None:
-        return t._grad_fn
-    if t._requires_grad:
-        return t._grad_accumulator()
+    edge = t._gradient_edge()
+    if edge is not None:
+        return edge
     raise RuntimeError(f"element {index} of tensors does not require grad and does not have a "
                        "grad_fn")
 
@@ -70,9 +63,9 @@ def _sweep(seeds, retain_graph: bool, create_graph: bool, targets=None) -> dict[
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,
              create_graph: bool = False) -> None:
     """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad`` (and retained ``.grad``)."""
-    outputs = _as_list(tensors)
+    outputs = autodiff.as_list(tensors)
     retain = create_graph if retain_graph is None else retain_graph
-    grads = _sweep(_seeds(outputs, _as_list(grad_tensors)), retain, create_graph)
+    grads = _sweep(_seeds(outputs, autodiff.as_list(grad_tensors)), retain, create_graph)
     with set_grad_enabled(create_graph):
         for node, g in grads.items():
             if isinstance(node, AccumulateGrad):
@@ -86,14 +79,14 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
 def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
          create_graph: bool = False, allow_unused: bool | None = None) -> tuple:
     """The gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated."""
-    outputs, inputs = _as_list(outputs), _as_list(inputs)
+    outputs, inputs = autodiff.as_list(outputs), autodiff.as_list(inputs)
     nodes = []
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-        nodes.append(t._grad_fn if t._grad_fn is not None else t._grad_accumulator())
+        nodes.append(t._gradient_edge())
     retain = create_graph if retain_graph is None else retain_graph
-    grads = _sweep(_seeds(outputs, _as_list(grad_outputs)), retain, create_graph, set(nodes))
+    grads = _sweep(_seeds(outputs, autodiff.as_list(grad_outputs)), retain, create_graph, set(nodes))
     result = []
     for i, node in enumerate(nodes):
         g = grads.get(node)

@@ -56,8 +56,11 @@ class BackwardNode(Node):
     __slots__ = ("_prim", "_params", "_positions", "_inputs", "_versions", "_meta", "_out",
                  "_freed", "_retained")
 
-    def _save(self, prim: Primitive, params: dict, inputs: tuple, out: Any,
-              positions: tuple[int, ...]) -> None:
+    def __init__(self, prim: Primitive, params: dict, inputs: tuple, out: Any,
+                 positions: tuple[int, ...], edges: tuple[Node | None, ...]) -> None:
+        """Recorded when ``out = prim(*inputs, **params)`` ran; ``edges[k]`` is where the
+        gradient of input ``positions[k]`` goes."""
+        self._next = edges
         self._prim, self._params, self._freed, self._retained = prim, params, False, None
         self._positions = positions
         if prim.saves_inputs:

@@ -78,13 +78,18 @@ class Tensor(Surface):
         # Only floating-point results carry gradients (a cast to int ends the history).
         if prim.vjps is not None and data.dtype.kind == "f" and is_grad_enabled():
             positions = prim.differentiable_positions(len(inputs))
-            edges = tuple(_edge(inputs[i]) for i in positions)
+            edges = tuple(inputs[i]._gradient_edge() for i in positions)
             if any(e is not None for e in edges):
-                node = node_class(grad_name or prim.grad_name)()
-                node._next = edges
-                node._save(prim, params, inputs, out, positions)
-                out._grad_fn = node
+                out._grad_fn = node_class(grad_name or prim.grad_name)(
+                    prim, params, inputs, out, positions, edges)
         return out
+
+    def _gradient_edge(self) -> Node | None:
+        """Where a gradient for this tensor goes: its grad_fn, its leaf accumulator, or
+        nowhere."""
+        if self._grad_fn is not None:
+            return self._grad_fn
+        return self._grad_accumulator() if self._requires_grad else None
 
     def _lift(self, value: Any, dtype: np.dtype | None = None) -> Tensor:
         if isinstance(value, Tensor):
@@ -345,10 +350,3 @@ class Tensor(Surface):
     __isub__ = sub_
     __imul__ = mul_
     __itruediv__ = div_
-
-
-def _edge(t: Tensor) -> Node | None:
-    """Where a gradient for ``t`` goes: its grad_fn, its leaf accumulator, or nowhere."""
-    if t._grad_fn is not None:
-        return t._grad_fn
-    return t._grad_accumulator() if t._requires_grad else None

@@ -10,10 +10,6 @@ from .graph import GraphError, Node, user_location
 from .ops import autodiff, dtypes
 
 
-def _as_list(value: Any) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 def ones_like(node: Node) -> Node:
     return node._fill(1)
 
@@ -40,8 +36,8 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     """
     if unconnected not in ("none", "zero"):
         raise ValueError(f"unconnected must be 'none' or 'zero', got {unconnected!r}")
-    ys, xs = _as_list(ys), _as_list(xs)
-    weights = _as_list(grad_ys) if grad_ys is not None else [None] * len(ys)
+    ys, xs = autodiff.as_list(ys), autodiff.as_list(xs)
+    weights = autodiff.as_list(grad_ys) if grad_ys is not None else [None] * len(ys)
     if len(weights) != len(ys):
         raise ValueError(f"grad_ys has {len(weights)} entries for {len(ys)} ys")
     for n in ys + xs:

@@ -13,6 +13,13 @@ from .primitive import Primitive
 N = TypeVar("N", bound=Hashable)
 
 
+def as_list(value: Any) -> list:
+    """What the gradient APIs take: one value, a list or tuple of them, or None (none)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def toposort(roots: Iterable[N], parents: Callable[[N], Sequence[N | None]]) -> list[N]:
     """Every node reachable from ``roots``, each after all of its parents (iterative DFS)."""
     order: list[N] = []
