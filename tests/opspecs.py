@@ -16,7 +16,10 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import special
 
+from staticgraph.graph import Node
+from staticgraph.ops import Surface
 from staticgraph.ops import functional as shared
+from staticgraph.ops.indexing import parse_index
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,29 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def _setitem(x, index, value):
+    """x with ``x[index] = value``, out of place: clone-then-assign in eager and torch (torch's
+    CopySlices); a graph node, which cannot be assigned to, records the same index_put."""
+    if not isinstance(x, Node):
+        y = x.clone()
+        y[index] = value
+        return y
+    spec, arrays = parse_index(index, lambda item: isinstance(item, Surface))
+    return x._index_put(x._operand(value).to(x.dtype), [x._operand(a) for a in arrays], spec)
+
+
+def _np_setitem(x, index, value):
+    y = x.copy()
+    y[index] = value
+    return y
+
+
 # Free functions of each mode, under one set of names.
 EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           cross_entropy=shared.cross_entropy, mse_loss=shared.mse_loss,
                           linear=shared.linear, cat=shared.cat, stack=shared.stack,
                           where=shared.where, softmax=shared.softmax,
-                          log_softmax=shared.log_softmax)
+                          log_softmax=shared.log_softmax, softplus=shared.softplus)
 
 
 def torch_f():
@@ -96,7 +116,7 @@ def torch_f():
     return SimpleNamespace(gelu=tf.gelu, layer_norm=tf.layer_norm, cross_entropy=tf.cross_entropy,
                            mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
                            stack=torch.stack, where=torch.where, softmax=torch.softmax,
-                           log_softmax=torch.log_softmax)
+                           log_softmax=torch.log_softmax, softplus=tf.softplus)
 
 
 S = OpSpec
@@ -122,6 +142,30 @@ SPECS: list[OpSpec] = [
       "MinimumBackward0", second_order=False),
     S("where", lambda F, c, a, b: F.where(c, a, b), (Input((3, 4), "mask"),) + _in((3, 4), (4,)),
       np.where, "WhereBackward0"),
+    # comparisons and logic: bool masks, so each picks between differentiable values
+    S("lt", lambda F, a, b: a.where(a < b, b), _in((3, 4), (4,)),
+      lambda a, b: np.where(a < b, a, b), "WhereBackward0", second_order=False),
+    S("le", lambda F, a, b: a.where(a <= b, b), _in((3, 4), (3, 1)),
+      lambda a, b: np.where(a <= b, a, b), "WhereBackward0", second_order=False),
+    S("gt", lambda F, a, b: a.where(a > b, b), _in((3, 4), (4,)),
+      lambda a, b: np.where(a > b, a, b), "WhereBackward0", second_order=False),
+    S("ge", lambda F, a, b: a.where(a >= b, -b), _in((4,), (3, 4)),
+      lambda a, b: np.where(a >= b, a, -b), "WhereBackward0", second_order=False),
+    S("eq", lambda F, a, i, j: a.where(i == j, 0), (Input((3, 4)), Input((3, 4), "int:2"),
+                                                    Input((4,), "int:2")),
+      lambda a, i, j: np.where(i == j, a, 0), "WhereBackward0"),
+    S("ne", lambda F, a, i: a.where(i != 1, -a), (Input((3, 4)), Input((3, 4), "int:3")),
+      lambda a, i: np.where(i != 1, a, -a), "WhereBackward0"),
+    S("logical_and", lambda F, m, n, a, b: F.where(m & n, a, b),
+      _in((3, 4), (4,), kind="mask") + _in((3, 4), (3, 4)),
+      lambda m, n, a, b: np.where(m & n, a, b), "WhereBackward0"),
+    S("logical_or", lambda F, m, n, a, b: F.where(m | n, a, b),
+      _in((3, 1), (3, 4), kind="mask") + _in((3, 4), (4,)),
+      lambda m, n, a, b: np.where(m | n, a, b), "WhereBackward0"),
+    S("logical_not", lambda F, m, a: a.where(~m, 0), (Input((3, 4), "mask"), Input((3, 4))),
+      lambda m, a: np.where(~m, a, 0), "WhereBackward0"),
+    S("type_as", lambda F, a, m: a * m.type_as(a), (Input((3, 4)), Input((3, 4), "mask")),
+      lambda a, m: a * m, "MulBackward0"),
     # elementwise unary
     S("exp", lambda F, a: a.exp(), _in((3, 4)), np.exp, "ExpBackward0"),
     S("log", lambda F, a: a.log(), _in((3, 4), kind="positive"), np.log, "LogBackward0"),
@@ -136,6 +180,12 @@ SPECS: list[OpSpec] = [
     S("erf", lambda F, a: a.erf(), _in((3, 4)), special.erf, "ErfBackward0"),
     S("clamp", lambda F, a: a.clamp(-0.5, 0.5), _in((3, 4), kind="away"),
       lambda a: np.clip(a, -0.5, 0.5), second_order=False),
+    S("sign", lambda F, a: a.sign(), _in((3, 4), kind="away"), np.sign, "SignBackward0"),
+    S("softplus", lambda F, a: F.softplus(a), _in((3, 4)), lambda a: np.log1p(np.exp(a)),
+      "SoftplusBackward0"),
+    S("softplus_threshold", lambda F, a: F.softplus(a * 4, beta=0.5, threshold=1.5),
+      _in((3, 4)), lambda a: np.where(a * 2 > 1.5, a * 4, np.log1p(np.exp(a * 2)) / 0.5),
+      "SoftplusBackward0"),
     # reductions
     S("sum", lambda F, a: a.sum(), _in((3, 4)), np.sum, "SumBackward0"),
     S("sum_dim", lambda F, a: a.sum(1), _in((2, 3, 4)), lambda a: a.sum(1), "SumBackward1"),
@@ -143,6 +193,12 @@ SPECS: list[OpSpec] = [
       lambda a: a.sum((0, 2), keepdims=True), "SumBackward1"),
     S("mean", lambda F, a: a.mean(), _in((3, 4)), np.mean, "MeanBackward0"),
     S("mean_dim", lambda F, a: a.mean(-1), _in((3, 4)), lambda a: a.mean(-1), "MeanBackward1"),
+    S("prod", lambda F, a: a.prod(), _in((3, 4)), np.prod, "ProdBackward0"),
+    S("prod_dim", lambda F, a: a.prod(1), _in((2, 3, 4)), lambda a: a.prod(1), "ProdBackward1"),
+    # zeros: one in a row (its gradient is the product of the others), two, or none
+    S("prod_zeros", lambda F, a, m: (a * m).prod(0, keepdim=True),
+      (Input((4, 5)), Input((4, 5), "mask")), lambda a, m: (a * m).prod(0, keepdims=True),
+      "ProdBackward1"),
     S("max", lambda F, a: a.max(), _in((3, 4)), np.max, "MaxBackward1", second_order=False),
     S("max_dim", lambda F, a: a.max(1).values, _in((3, 4)), lambda a: a.max(1), "MaxBackward0",
       second_order=False),
@@ -150,6 +206,10 @@ SPECS: list[OpSpec] = [
       lambda a: a.min(0, keepdims=True), "MinBackward0", second_order=False),
     S("amax", lambda F, a: a.amax((0, 1)), _in((3, 4, 2)), lambda a: a.max((0, 1)),
       "AmaxBackward0", second_order=False),
+    S("argmax", lambda F, a: a * a.argmax(1, keepdim=True), _in((3, 4)),
+      lambda a: a * a.argmax(1)[:, None], "MulBackward0"),
+    S("argmin", lambda F, a: a * a.argmin(), _in((3, 4)), lambda a: a * a.argmin(),
+      "MulBackward0"),
     # matmul in numpy's cases
     S("mm", lambda F, a, b: a @ b, _in((2, 3), (3, 4)), np.matmul, "MmBackward0"),
     S("dot", lambda F, a, b: a @ b, _in((3,), (3,)), np.matmul, "DotBackward0"),
@@ -161,6 +221,8 @@ SPECS: list[OpSpec] = [
     # movement
     S("reshape", lambda F, a: a.reshape(4, -1), _in((2, 3, 2)), lambda a: a.reshape(4, -1),
       "ViewBackward0"),
+    S("reshape_as", lambda F, a, b: a.reshape_as(b), _in((2, 3), (3, 2)),
+      lambda a, b: a.reshape(b.shape), "ViewBackward0"),
     S("view", lambda F, a: a.view(6), _in((2, 3)), lambda a: a.reshape(6), "ViewBackward0"),
     S("flatten", lambda F, a: a.flatten(1), _in((2, 3, 2)), lambda a: a.reshape(2, 6),
       "ViewBackward0"),
@@ -192,6 +254,13 @@ SPECS: list[OpSpec] = [
       lambda a, i, j: a[i, j], "IndexBackward0"),
     S("mask", lambda F, a, m: a[m], (Input((3, 4)), Input((3, 4), "mask")),
       lambda a, m: a[m], "IndexBackward0"),
+    S("index_put", lambda F, a, v: _setitem(a, np.s_[1:, [2, 0]], v), _in((3, 4), (2,)),
+      lambda a, v: _np_setitem(a, np.s_[1:, [2, 0]], v), "torch::autograd::CopySlices"),
+    S("index_put_basic", lambda F, a, v: _setitem(a, np.s_[0, ::2], v), _in((3, 4), (2,)),
+      lambda a, v: _np_setitem(a, np.s_[0, ::2], v), "torch::autograd::CopySlices"),
+    # torch's own name here is IndexPutBackward0 (a mask writes through index_put_)
+    S("index_put_mask", lambda F, a, m, v: _setitem(a, m, v),
+      (Input((3, 4)), Input((3, 4), "mask"), Input(())), _np_setitem),
     S("cat", lambda F, a, b: F.cat([a, b], 1), _in((2, 3), (2, 2)),
       lambda a, b: np.concatenate([a, b], 1), "CatBackward0"),
     S("stack", lambda F, a, b: F.stack([a, b], 1), _in((2, 3), (2, 3)),

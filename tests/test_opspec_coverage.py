@@ -1,0 +1,63 @@
+"""Every primitive is exercised by the op-spec table: each spec's function is built in graph
+mode on placeholders (as test_graph_ops does), and the primitives of the nodes its outputs
+depend on, and of its gradient graph, are collected. Graphs are only built, never run."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from opspecs import EAGER_F, SPECS
+
+import staticgraph as sg
+from staticgraph.ops import PRIMITIVES
+from staticgraph.ops.autodiff import toposort
+
+# Primitives no user-facing function of both modes builds: only gradient rules do.
+GRADIENT_ONLY = {
+    "sum_to": "autodiff sums a broadcast input's cotangent back to the input's shape",
+    "size_of": "mean's gradient divides by a count that is known only at run time",
+    "scatter_add": "getitem's gradient (repeated indices accumulate)",
+    "fill": "the ones seeding sg.gradients and the zeros of unconnected inputs",
+}
+
+
+def _prims(outputs) -> set[str]:
+    """The primitives of every node the outputs depend on (nodes built but unused, such as
+    the indices of ``max(dim).values``, exercise nothing)."""
+    return {n.prim.name for n in toposort(outputs, lambda n: n.inputs) if n.prim is not None}
+
+
+@functools.cache
+def _coverage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """For each spec, the primitives of its forward graph and of its gradient graph."""
+    forward, backward = {}, {}
+    for spec in SPECS:
+        arrays = [i.sample(np.random.default_rng(0)) for i in spec.inputs]
+        graph = sg.Graph()
+        with graph.as_default():
+            xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
+            out = spec.fn(EAGER_F, *xs)
+            diff = [x for x, i in zip(xs, spec.inputs) if i.differentiable]
+            grads = [g for g in sg.gradients(out.sum(), diff) if g is not None]
+        forward[spec.name], backward[spec.name] = _prims([out]), _prims(grads) if grads else set()
+    return forward, backward
+
+
+def test_every_primitive_is_exercised_by_a_spec() -> None:
+    forward, _ = _coverage()
+    covered = set().union(*forward.values())
+    missing = sorted(set(PRIMITIVES) - covered - set(GRADIENT_ONLY))
+    assert not missing, f"primitives no spec in tests/opspecs.py exercises: {missing}"
+
+
+def test_gradient_only_primitives_are_exercised_by_gradients() -> None:
+    forward, backward = _coverage()
+    unknown = sorted(set(GRADIENT_ONLY) - set(PRIMITIVES))
+    assert not unknown, f"GRADIENT_ONLY names no primitive: {unknown}"
+    in_gradients = set().union(*backward.values())
+    missing = sorted(set(GRADIENT_ONLY) - in_gradients)
+    assert not missing, f"GRADIENT_ONLY primitives no spec's gradient graph uses: {missing}"
+    direct = {p: [s for s, prims in forward.items() if p in prims] for p in GRADIENT_ONLY}
+    direct = {p: specs for p, specs in direct.items() if specs}
+    assert not direct, f"in forward graphs, so no longer gradient-only: {direct}"
