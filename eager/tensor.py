@@ -339,11 +339,16 @@ class Tensor(Surface):
 
     def __setitem__(self, index: Any, value: Any) -> None:
         spec, arrays = parse_index(index, lambda item: isinstance(item, Tensor))
+        # torch writes through a view (CopySlices) unless the index is only index arrays
+        # besides `:` and `...`, which it puts in place (IndexPutBackward0).
+        whole = all(e[0] == "ellipsis" or e == ("slice", None, None, None)
+                    for e in spec if e[0] != "array")
+        name = "IndexPutBackward0" if arrays and whole else "CopySlices"
 
         def put(t: Tensor) -> Tensor:
             v = t._operand(value, t.dtype) if not isinstance(value, Tensor) else value
             return t._apply(P.index_put, t, v.to(t.dtype), *[t._operand(a) for a in arrays],
-                            spec=spec, grad_name="CopySlices")
+                            spec=spec, grad_name=name)
         self._inplace(put, value, leaf="a view of a leaf Variable")
 
     __iadd__ = add_

@@ -260,7 +260,7 @@ SPECS: list[OpSpec] = [
       lambda a, v: _np_setitem(a, np.s_[0, ::2], v), "torch::autograd::CopySlices"),
     # torch's own name here is IndexPutBackward0 (a mask writes through index_put_)
     S("index_put_mask", lambda F, a, m, v: _setitem(a, m, v),
-      (Input((3, 4)), Input((3, 4), "mask"), Input(())), _np_setitem),
+      (Input((3, 4)), Input((3, 4), "mask"), Input(())), _np_setitem, "IndexPutBackward0"),
     S("cat", lambda F, a, b: F.cat([a, b], 1), _in((2, 3), (2, 2)),
       lambda a, b: np.concatenate([a, b], 1), "CatBackward0"),
     S("stack", lambda F, a, b: F.stack([a, b], 1), _in((2, 3), (2, 3)),
