@@ -286,3 +286,25 @@ SPECS: list[OpSpec] = [
 ]
 
 SPEC_IDS = [s.name for s in SPECS]
+
+
+@dataclass(frozen=True)
+class SpecGraph:
+    """A spec built in graph mode on placeholders for its sampled inputs, with the gradient
+    graph of ``out.sum()`` with respect to its differentiable inputs (built, not run)."""
+
+    arrays: list
+    placeholders: list
+    out: object
+    grads: list
+
+
+def spec_graph(spec: OpSpec) -> SpecGraph:
+    import staticgraph as sg
+    arrays = [i.sample(np.random.default_rng(0)) for i in spec.inputs]
+    with sg.Graph().as_default():
+        xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
+        out = spec.fn(EAGER_F, *xs)
+        diff = [x for x, i in zip(xs, spec.inputs) if i.differentiable]
+        grads = [g for g in sg.gradients(out.sum(), diff) if g is not None]
+    return SpecGraph(arrays, xs, out, grads)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from opspecs import EAGER_F, SPECS
+from opspecs import SPECS, spec_graph
 
-import staticgraph as sg
 from staticgraph.graph import Role
 from staticgraph.ops import PRIMITIVES, Kind
 from staticgraph.ops.autodiff import toposort
@@ -46,16 +45,10 @@ def _spec_nodes():
     spec's forward and gradient graph, evaluated with the reference kernels."""
     found = []
     for spec in SPECS:
-        arrays = [i.sample(np.random.default_rng(0)) for i in spec.inputs]
-        graph = sg.Graph()
-        with graph.as_default():
-            xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
-            out = spec.fn(EAGER_F, *xs)
-            diff = [x for x, i in zip(xs, spec.inputs) if i.differentiable]
-            grads = [g for g in sg.gradients(out.sum(), diff) if g is not None]
-        values = dict(zip(xs, arrays))
+        built = spec_graph(spec)
+        values = dict(zip(built.placeholders, built.arrays))
         with np.errstate(all="ignore"):
-            for node in toposort([out, *grads], lambda n: n.inputs):
+            for node in toposort([built.out, *built.grads], lambda n: n.inputs):
                 if node.role is Role.CONSTANT:
                     values[node] = node.value
                 elif node.role is Role.OP:

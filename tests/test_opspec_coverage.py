@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-from opspecs import EAGER_F, SPECS
+from opspecs import SPECS, spec_graph
 
-import staticgraph as sg
 from staticgraph.ops import PRIMITIVES
 from staticgraph.ops.autodiff import toposort
 
@@ -33,14 +31,8 @@ def _coverage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """For each spec, the primitives of its forward graph and of its gradient graph."""
     forward, backward = {}, {}
     for spec in SPECS:
-        arrays = [i.sample(np.random.default_rng(0)) for i in spec.inputs]
-        graph = sg.Graph()
-        with graph.as_default():
-            xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
-            out = spec.fn(EAGER_F, *xs)
-            diff = [x for x, i in zip(xs, spec.inputs) if i.differentiable]
-            grads = [g for g in sg.gradients(out.sum(), diff) if g is not None]
-        forward[spec.name], backward[spec.name] = _prims([out]), _prims(grads) if grads else set()
+        built = spec_graph(spec)
+        forward[spec.name], backward[spec.name] = _prims([built.out]), _prims(built.grads)
     return forward, backward
 
 

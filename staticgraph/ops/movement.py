@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes
-from .primitive import Kind, Primitive, Saves
+from .primitive import Kind, Primitive
 from .shapes import Shape, ShapeError, broadcast_shapes, reshape_shape
 
 M = Kind.MOVEMENT
