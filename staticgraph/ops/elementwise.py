@@ -50,6 +50,8 @@ def quiet(ufunc: Callable) -> Callable:
 
 def sigmoid_kernel(x: np.ndarray) -> np.ndarray:
     # exp(-|x|) never overflows, so both branches are exact and warning-free.
+    if x.dtype.kind not in "fc":  # torch: the sigmoid of integers is a float
+        x = x.astype(dtypes.DEFAULT_FLOAT)
     e = np.exp(-np.abs(x))
     r = 1 / (1 + e)
     return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
@@ -77,14 +79,15 @@ def _pow_exponent_vjp(g, out, x, y):
     return (g * out * x.log()).where(~((x == 0) & (y >= 0)), 0)
 
 
-def _extremum_vjp(first_wins: Callable) -> tuple:
-    """maximum/minimum: the winner takes the gradient, a tie splits it in half (torch)."""
-    def winner(g, out, x, y):
-        return (g * 0.5).where(x == y, g.where(first_wins(x, y), 0))
+def _extremum_vjp(loses: Callable) -> tuple:
+    """maximum/minimum: the winner takes the gradient, a tie splits it in half; a NaN on
+    either side passes it to both (torch masks only the side that loses)."""
+    def first(g, out, x, y):
+        return (g * 0.5).where(x == y, g.where(~loses(x, y), 0))
 
-    def loser(g, out, x, y):
-        return (g * 0.5).where(x == y, g.where(first_wins(y, x), 0))
-    return winner, loser
+    def second(g, out, x, y):
+        return (g * 0.5).where(x == y, g.where(~loses(y, x), 0))
+    return first, second
 
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
@@ -98,8 +101,8 @@ div = _binary("div", quiet(np.true_divide),
               dtype_rule=promoted_float)
 pow = _binary("pow", quiet(np.power), (_pow_base_vjp, _pow_exponent_vjp),
               Saves.INPUTS | Saves.OUTPUT)
-maximum = _binary("maximum", np.maximum, _extremum_vjp(lambda x, y: x > y))
-minimum = _binary("minimum", np.minimum, _extremum_vjp(lambda x, y: x < y))
+maximum = _binary("maximum", np.maximum, _extremum_vjp(lambda x, y: x < y))
+minimum = _binary("minimum", np.minimum, _extremum_vjp(lambda x, y: x > y))
 
 neg = _unary("neg", np.negative, lambda g, out, x: -g, Saves.NOTHING, promoted)
 exp = _unary("exp", quiet(np.exp), lambda g, out, x: g * out, Saves.OUTPUT)
@@ -107,7 +110,8 @@ log = _unary("log", quiet(np.log), lambda g, out, x: g / x)
 sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUTPUT)
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
 sigmoid = _unary("sigmoid", sigmoid_kernel, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(out > 0, 0),
+# torch's threshold_backward: 0 where out <= 0, else the gradient (NaN passes it on).
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(~(out <= 0), 0),
               Saves.OUTPUT, promoted)
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
 sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
@@ -169,6 +173,36 @@ where = Primitive(name="where", kind=E, kernel=_where, shape_rule=broadcast_shap
                   saves=Saves.INPUTS, grad_name="WhereBackward0")
 
 
+def clamp_bounds(bounds: tuple, has_min: bool, has_max: bool) -> tuple:
+    """(min or None, max or None) from clamp's bound inputs."""
+    return (bounds[0] if has_min else None), (bounds[-1] if has_max else None)
+
+
+def _clamp_kernel(x, *bounds, has_min: bool, has_max: bool):
+    lo, hi = clamp_bounds(bounds, has_min, has_max)
+    out = x if lo is None else np.maximum(x, lo)
+    return out if hi is None else np.minimum(out, hi)
+
+
+def _clamp_vjp(g, out, x, *bounds, has_min: bool, has_max: bool, index: int):
+    """torch's clamp_backward: x gets the gradient where it lies within the bounds (ends
+    included); a tensor bound gets it where it clamped x."""
+    lo, hi = clamp_bounds(bounds, has_min, has_max)
+    if index == 0:
+        inside = x >= lo if lo is not None else None
+        if hi is not None:
+            inside = x <= hi if inside is None else inside & (x <= hi)
+        return g.where(inside, 0)
+    return g.where(x < lo, 0) if index == 1 and has_min else g.where(x > hi, 0)
+
+
+# x with values below min set to min and above max set to max; the bounds are inputs
+# (``has_min``/``has_max`` say which are there), numbers lifted as constants.
+clamp = Primitive(name="clamp", kind=E, kernel=_clamp_kernel, shape_rule=broadcast_shape,
+                  dtype_rule=promoted, vjps=_clamp_vjp, saves=Saves.INPUTS,
+                  grad_name="ClampBackward0")
+
+
 def _cast_kernel(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype)
 
@@ -203,5 +237,5 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
                         shape_rule=same_shape, dtype_rule=boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, abs, sign, erf, softplus, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
+              relu, abs, sign, erf, softplus, clamp, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
               logical_and, logical_or, logical_not)

@@ -60,15 +60,29 @@ def _sum_kernel(x, axes, keepdims, out=None):
 def _mean_kernel(x, axes, keepdims, out=None):
     total = np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
     count = math.prod(x.shape[a] for a in axes)
+    if count == 0:  # the mean of nothing is nan, as in torch, without a warning
+        with np.errstate(invalid="ignore"):
+            return np.true_divide(total, count, out=out)
     return np.true_divide(total, count, out=out)
+
+
+def _check_not_empty(name: str, x: np.ndarray, axes: tuple[int, ...]) -> None:
+    """torch refuses an extremum over no elements, and only that: other dimensions may be
+    empty (the result is then empty too)."""
+    if x.size and x.ndim:
+        return
+    if x.ndim and len(axes) == x.ndim:
+        raise ShapeError(f"{name}(): Expected reduction dim to be specified for "
+                         "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                         "argument.")
+    empty = next((a for a in axes if x.shape[a] == 0), None)
+    if empty is not None:
+        raise ShapeError(f"{name}(): Expected reduction dim {empty} to have non-zero size.")
 
 
 def _extremum_kernel(ufunc: np.ufunc, name: str):
     def kernel(x, axes, keepdims, out=None):
-        if x.size == 0:
-            raise ShapeError(f"{name}(): Expected reduction dim to be specified for "
-                             "input.numel() == 0. Specify the reduction dim with the 'dim' "
-                             "argument.")
+        _check_not_empty(name, x, axes)
         return ufunc.reduce(x, axis=axes, keepdims=keepdims, out=out)
     return kernel
 
@@ -118,14 +132,16 @@ def _arg_shape(x, axis: int | None, keepdims: bool) -> Shape:
     return reduced_shape(x.shape, (axis,), keepdims)
 
 
-def _arg_kernel(arg_reduce):
+def _arg_kernel(arg_reduce, name: str):
     def kernel(x, axis, keepdims):
+        _check_not_empty(name, x, tuple(range(x.ndim)) if axis is None else (axis,))
         return arg_reduce(x, axis=axis, keepdims=keepdims).astype(np.int64, copy=False)
     return kernel
 
 
 def _arg(name: str, arg_reduce) -> Primitive:
-    return Primitive(name=name, kind=R, kernel=_arg_kernel(arg_reduce), shape_rule=_arg_shape,
+    return Primitive(name=name, kind=R, kernel=_arg_kernel(arg_reduce, name),
+                     shape_rule=_arg_shape,
                      dtype_rule=lambda x, **_: dtypes.int64)
 
 

@@ -130,12 +130,15 @@ class Surface:
         if min is None and max is None:
             raise self._error("clamp", RuntimeError,
                               "At least one of 'min' or 'max' must not be None")
-        out = self
-        if min is not None:
-            out = out.maximum(min)
-        if max is not None:
-            out = out.minimum(max)
-        return out
+        bounds = [b for b in (min, max) if b is not None]
+        tensors = any(isinstance(b, Surface) for b in bounds)
+        # Numbers take part in the result's dtype as torch's weak scalars do.
+        dtype = dtypes.result_type(self, *bounds)
+        bounds = [self._operand(b) if isinstance(b, Surface) else self._lift(b, dtype)
+                  for b in bounds]
+        return self._apply(P.clamp, self, *bounds, has_min=min is not None,
+                           has_max=max is not None,
+                           grad_name="ClampBackward0" if tensors else "ClampBackward1")
 
     def where(self, condition, other):
         """torch's ``x.where(cond, y)``: x where cond holds, else y."""
@@ -154,8 +157,14 @@ class Surface:
     def _axis(self, dim: int, ndim: int | None = None) -> int:
         return self._axes(dim, ndim)[0]
 
+    def _reduced_axes(self, dim) -> tuple[int, ...]:
+        """A reduction's ``dim``: None and () mean every axis (torch); a 0-d value takes
+        dim 0 or -1 and reduces nothing."""
+        axes = self._axes(None if isinstance(dim, (tuple, list)) and not dim else dim)
+        return axes if self.ndim else ()
+
     def _reduce(self, prim: Primitive, dim, keepdim: bool, grad_name: str | None):
-        return self._apply(prim, self, axes=self._axes(dim), keepdims=bool(keepdim),
+        return self._apply(prim, self, axes=self._reduced_axes(dim), keepdims=bool(keepdim),
                            grad_name=grad_name)
 
     def sum(self, dim=None, keepdim: bool = False):
@@ -172,10 +181,10 @@ class Surface:
             return self._apply(prim, self, axes=self._axes(None), keepdims=False)
         if isinstance(dim, Surface):
             return self._binary(binary, dim)
-        axis = self._axis(dim)
-        values = self._apply(prim, self, axes=(axis,), keepdims=bool(keepdim),
+        axes = self._reduced_axes(dim)
+        values = self._apply(prim, self, axes=axes, keepdims=bool(keepdim),
                              grad_name=prim.grad_name[:-1] + "0")
-        return MinMax(values, self._apply(arg, self, axis=axis, keepdims=bool(keepdim)))
+        return MinMax(values, self._arg(arg, dim, keepdim))
 
     def max(self, dim=None, keepdim: bool = False):
         """Full max, ``(values, indices)`` along ``dim``, or elementwise with a tensor."""
@@ -190,13 +199,15 @@ class Surface:
     def amin(self, dim=None, keepdim: bool = False):
         return self._reduce(P.min, dim, keepdim, "AminBackward0")
 
-    def argmax(self, dim=None, keepdim: bool = False):
+    def _arg(self, prim: Primitive, dim, keepdim: bool):
         axis = None if dim is None else self._axis(dim)
-        return self._apply(P.argmax, self, axis=axis, keepdims=bool(keepdim))
+        return self._apply(prim, self, axis=axis if self.ndim else None, keepdims=bool(keepdim))
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        return self._arg(P.argmax, dim, keepdim)
 
     def argmin(self, dim=None, keepdim: bool = False):
-        axis = None if dim is None else self._axis(dim)
-        return self._apply(P.argmin, self, axis=axis, keepdims=bool(keepdim))
+        return self._arg(P.argmin, dim, keepdim)
 
     # -- linear algebra ----------------------------------------------------------------------
     def matmul(self, other):

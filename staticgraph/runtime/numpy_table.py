@@ -7,8 +7,11 @@ how each primitive runs in a compiled schedule, and what memory planning may ass
 - ``views``: the kernel may return a view of its first input (reshape, slicing), so the
   value has no buffer of its own and keeps its base alive. Eager mode reads it too: a view
   shares its base's version counter, as torch's view ops do.
-- ``in_place`` (derived): an elementwise ufunc reads each element before writing it, so its
-  result may take over an operand's buffer.
+- ``ufunc``: the primitive is this elementwise ufunc. It reads each element before writing
+  it, so its result may take over an operand's buffer (``in_place``), and a reduction whose
+  ``combine`` it is joins partial results with it. Its ``into`` computes as numpy promotes
+  and casts into the buffer, as the reference kernel's result is cast to the dtype rule's
+  (torch's promotion, which numpy's differs from for small ints and 0-d values).
 
 Every primitive has an entry; ``tests/test_backend_tables.py`` names any that is missing,
 checks that every fusible primitive has an ``into``, and that no kernel returns memory it
@@ -17,6 +20,7 @@ shares with an input unless its entry says ``views``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..graph import Node, Role
 from ..ops import P, Primitive
-from ..ops.elementwise import sigmoid_kernel, softplus_kernel, where_into
+from ..ops.elementwise import clamp_bounds, sigmoid_kernel, softplus_kernel, where_into
 from ..ops.reduce import sum_to_into
 
 
@@ -32,20 +36,35 @@ from ..ops.reduce import sum_to_into
 class NumpyLowering:
     into: Callable[..., object] | None = None
     views: bool = False
+    ufunc: np.ufunc | None = None
 
     @property
     def in_place(self) -> bool:
         """May write over an operand of its result's shape (matmul, a gufunc, and kernels of
         several steps may not)."""
-        return isinstance(self.into, np.ufunc) and self.into.signature is None
+        return self.ufunc is not None
 
 
 ALLOCATES = NumpyLowering()   # the reference kernel allocates its result
 VIEWS = NumpyLowering(views=True)
 
 
+def _ufunc(ufunc: np.ufunc) -> NumpyLowering:
+    return NumpyLowering(functools.partial(ufunc, casting="unsafe"), ufunc=ufunc)
+
+
 def _copy_into(x, *_, out, **__):
     np.copyto(out, x, casting="unsafe")
+
+
+def _clamp_into(x, *bounds, out, has_min, has_max):
+    lo, hi = clamp_bounds(bounds, has_min, has_max)
+    if lo is None:
+        np.minimum(x, hi, out=out, casting="unsafe")
+        return
+    np.maximum(x, lo, out=out, casting="unsafe")
+    if hi is not None:
+        np.minimum(out, hi, out=out, casting="unsafe")
 
 
 def _own_out(prim: Primitive) -> NumpyLowering:
@@ -55,26 +74,27 @@ def _own_out(prim: Primitive) -> NumpyLowering:
 
 NUMPY: dict[Primitive, NumpyLowering] = {
     # elementwise: the ufunc itself (a compiled run silences floating-point warnings once)
-    P.add: NumpyLowering(np.add), P.sub: NumpyLowering(np.subtract),
-    P.mul: NumpyLowering(np.multiply), P.div: NumpyLowering(np.true_divide),
-    P.pow: NumpyLowering(np.power), P.maximum: NumpyLowering(np.maximum),
-    P.minimum: NumpyLowering(np.minimum), P.neg: NumpyLowering(np.negative),
-    P.exp: NumpyLowering(np.exp), P.log: NumpyLowering(np.log),
-    P.sqrt: NumpyLowering(np.sqrt), P.tanh: NumpyLowering(np.tanh),
-    P.abs: NumpyLowering(np.abs), P.sign: NumpyLowering(np.sign),
-    P.erf: NumpyLowering(P.erf.kernel),  # scipy.special.erf is a ufunc
+    P.add: _ufunc(np.add), P.sub: _ufunc(np.subtract),
+    P.mul: _ufunc(np.multiply), P.div: _ufunc(np.true_divide),
+    P.pow: _ufunc(np.power), P.maximum: _ufunc(np.maximum),
+    P.minimum: _ufunc(np.minimum), P.neg: _ufunc(np.negative),
+    P.exp: _ufunc(np.exp), P.log: _ufunc(np.log),
+    P.sqrt: _ufunc(np.sqrt), P.tanh: _ufunc(np.tanh),
+    P.abs: _ufunc(np.abs), P.sign: _ufunc(np.sign),
+    P.erf: _ufunc(P.erf.kernel),  # scipy.special.erf
     P.sigmoid: NumpyLowering(lambda x, out: np.copyto(out, sigmoid_kernel(x))),
     P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
     P.softplus: NumpyLowering(softplus_kernel),
+    P.clamp: NumpyLowering(_clamp_into),
     P.where: NumpyLowering(where_into),
     P.cast: NumpyLowering(_copy_into),
     P.fill: NumpyLowering(lambda x, out, value: out.fill(value)),
     P.stop_gradient: NumpyLowering(_copy_into, views=True),
-    P.eq: NumpyLowering(np.equal), P.ne: NumpyLowering(np.not_equal),
-    P.lt: NumpyLowering(np.less), P.le: NumpyLowering(np.less_equal),
-    P.gt: NumpyLowering(np.greater), P.ge: NumpyLowering(np.greater_equal),
-    P.logical_and: NumpyLowering(np.logical_and), P.logical_or: NumpyLowering(np.logical_or),
-    P.logical_not: NumpyLowering(np.logical_not),
+    P.eq: _ufunc(np.equal), P.ne: _ufunc(np.not_equal),
+    P.lt: _ufunc(np.less), P.le: _ufunc(np.less_equal),
+    P.gt: _ufunc(np.greater), P.ge: _ufunc(np.greater_equal),
+    P.logical_and: _ufunc(np.logical_and), P.logical_or: _ufunc(np.logical_or),
+    P.logical_not: _ufunc(np.logical_not),
     # reductions
     P.sum: _own_out(P.sum), P.mean: _own_out(P.mean), P.prod: _own_out(P.prod),
     P.max: _own_out(P.max), P.min: _own_out(P.min),
@@ -89,17 +109,17 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     # indexing: basic indexing is a view (index arrays make a copy); check_index returns x
     P.getitem: VIEWS, P.check_index: VIEWS, P.scatter_add: ALLOCATES, P.index_put: ALLOCATES,
     # linear algebra
-    P.matmul: NumpyLowering(np.matmul),
+    P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }
 
 
 def reduce_partial(prim: Primitive) -> Callable[..., np.ndarray]:
     """A reduction over one chunk of rows: its combining primitive's ufunc, reduced."""
-    return NUMPY[prim.reduction.combine].into.reduce
+    return NUMPY[prim.reduction.combine].ufunc.reduce
 
 
 def combine_partials(prim: Primitive) -> np.ufunc:
-    return NUMPY[prim.reduction.combine].into
+    return NUMPY[prim.reduction.combine].ufunc
 
 
 # -- what memory planning may assume (passes.memory.Aliasing for this runtime) ----------------
