@@ -57,7 +57,8 @@ def _sweep(seeds, retain_graph: bool, create_graph: bool, targets=None) -> dict[
         return cts
 
     with set_grad_enabled(create_graph):
-        return autodiff.backprop(seeds, parents, pullback, targets)
+        return autodiff.backprop(seeds, parents, pullback, targets,
+                                 lambda node, g: node._apply_hooks(g))
 
 
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,

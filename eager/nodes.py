@@ -19,6 +19,10 @@ FREED = ("Trying to backward through the graph a second time (or directly access
          "tensors after calling backward.")
 
 
+DETACHED = ("Trying to use a saved tensor that has been detached in-place, i.e. with "
+            ".detach_().This is not supported, please use out-of-place `.detach()` instead")
+
+
 class Node:
     """``torch.autograd.graph.Node``: what ``grad_fn`` holds. ``_next`` has one entry per
     differentiable input (where its gradient goes, or None)."""
@@ -37,6 +41,30 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {id(self):#x}>"
 
+    def _apply_hooks(self, g: Any) -> Any:
+        """The gradient arriving here, after the hooks of the tensor it is the gradient of."""
+        return g
+
+
+def run_hooks(hooks: list | None, g: Any) -> Any:
+    """``Tensor.register_hook``'s functions in order; one that returns a value replaces g."""
+    for hook in hooks or ():
+        result = hook(g)
+        if result is not None:
+            g = result
+    return g
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook away again."""
+
+    def __init__(self, hooks: list, hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
 
 class AccumulateGrad(Node):
     """The end of every path to a leaf: adds the incoming gradient to ``variable.grad``."""
@@ -48,19 +76,22 @@ class AccumulateGrad(Node):
         self._next = ()
         self.variable = variable
 
+    def _apply_hooks(self, g: Any) -> Any:
+        return run_hooks(self.variable._hooks, g)  # a leaf's hooks live on the tensor
+
 
 class BackwardNode(Node):
     """How to pull a gradient back through one recorded op: its primitive, params and what
     the primitive's VJP rules need (saved tensors with their versions, or only shapes)."""
 
     __slots__ = ("_prim", "_params", "_positions", "_inputs", "_versions", "_meta", "_out",
-                 "_freed", "_retained")
+                 "_freed", "_retained", "_hooks")
 
     def __init__(self, prim: Primitive, params: dict, inputs: tuple, out: Any,
                  positions: tuple[int, ...], edges: tuple[Node | None, ...]) -> None:
         """Recorded when ``out = prim(*inputs, **params)`` ran; ``edges[k]`` is where the
         gradient of input ``positions[k]`` goes."""
-        self._next = edges
+        self._next, self._hooks = edges, None
         self._prim, self._params, self._freed, self._retained = prim, params, False, None
         self._positions = positions
         if prim.saves_inputs:
@@ -74,6 +105,9 @@ class BackwardNode(Node):
         self._out = (out._data, out._version, out._version[0]) \
             if prim.saves_output else None
 
+    def _apply_hooks(self, g: Any) -> Any:
+        return run_hooks(self._hooks, g)  # a non-leaf's hooks live on its grad_fn, as in torch
+
     def _release(self) -> None:
         self._freed = True
         self._inputs = self._out = None
@@ -85,6 +119,10 @@ class BackwardNode(Node):
         if self._inputs is None:
             inputs = tuple(make(_meta_array(shape, dtype)) for shape, dtype in self._meta)
         else:
+            for position, edge in zip(self._positions, self._next):
+                t = self._inputs[position]  # it had a history when saved: still has one?
+                if edge is not None and t._grad_fn is None and not t._requires_grad:
+                    raise RuntimeError(DETACHED)
             for t, version in zip(self._inputs, self._versions):
                 if t._version[0] != version:
                     raise RuntimeError(_modified_message(t._data, t._grad_fn, t._version[0],

@@ -16,7 +16,7 @@ from staticgraph.runtime.numpy_table import NUMPY
 from . import autograd
 from ._format import format_tensor
 from .grad_mode import is_grad_enabled, no_grad
-from .nodes import AccumulateGrad, BackwardNode, Node, node_class
+from .nodes import AccumulateGrad, BackwardNode, Node, RemovableHandle, node_class
 
 _NON_LEAF_GRAD = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
@@ -35,7 +35,7 @@ class Tensor(Surface):
     """A numpy array with PyTorch's autograd: ``requires_grad``, ``grad_fn``, ``.grad``."""
 
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_grad", "_retains_grad", "_version",
-                 "_base", "_accumulator", "__weakref__")
+                 "_base", "_accumulator", "_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         # torch.Tensor(data), the legacy constructor: always the default float dtype
@@ -46,7 +46,7 @@ class Tensor(Surface):
     def _init(self, data: np.ndarray, grad_fn: Node | None) -> None:
         self._data, self._grad_fn = data, grad_fn
         self._requires_grad = self._retains_grad = False
-        self._grad = self._base = self._accumulator = None
+        self._grad = self._base = self._accumulator = self._hooks = None
         self._version = [0]  # a box, shared by a tensor and its views
 
     @classmethod
@@ -171,6 +171,15 @@ class Tensor(Surface):
             raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' "
                                f"to a tensor of size '{list(self.shape)}'. Please ensure that "
                                "the gradient and the tensor are the same size")
+        if value is not None and value.dtype != self.dtype:
+            raise RuntimeError(
+                f"attempting to assign a gradient with dtype "
+                f"'{dtypes.torch_name(value.dtype).lower()}' to a tensor with grad_dtype "
+                f"'{dtypes.torch_name(self.dtype)}'. The gradient must match the tensor's "
+                "grad_dtype (defaults to the tensor's dtype). You can set the tensor's "
+                "grad_dtype attribute with a specific dtype, or None to allow any dtype. Set "
+                "grad_dtype with caution. Diverging the dtypes of a tensor and its gradient "
+                "may break downstream systems that assume they match.")
         self._grad = value
 
     def retain_grad(self) -> None:
@@ -211,8 +220,30 @@ class Tensor(Surface):
         return t
 
     def detach_(self) -> Tensor:
+        if self._base is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using "
+                "DistributedDataParallel (DDP) for training, and gradient_as_bucket_view is "
+                "set as True, gradients are views of DDP buckets, and hence detach_() cannot "
+                "be called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
         self._grad_fn, self._requires_grad = None, False
         return self
+
+    def register_hook(self, hook: Any) -> RemovableHandle:
+        """``hook(grad)`` runs when the gradient with respect to this tensor is computed; a
+        value it returns is used instead of that gradient."""
+        if self._grad_fn is not None:
+            owner = self._grad_fn  # a non-leaf's hook runs before its grad_fn
+        elif self._requires_grad:
+            owner = self
+        else:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if owner._hooks is None:
+            owner._hooks = []
+        owner._hooks.append(hook)
+        return RemovableHandle(owner._hooks, hook)
 
     def clone(self) -> Tensor:
         return self._apply(P.cast, self, dtype=self.dtype, grad_name="CloneBackward0")

@@ -3,6 +3,7 @@ the passes, plan memory, render the schedule for a runtime; and say what was don
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -30,16 +31,28 @@ class Compiled:
         self.memory = plan_memory(self.graph, NumpyAliasing, reuse="plan_memory" in self.passes)
         if debug:
             check_plan(self.graph, self.memory)
-        self.executable = (NumpyExecutable(self.graph, self.memory) if backend == "numpy"
-                           else InterpretedExecutable(self.graph))
+        self.backend = backend
+        self.executable = self._new_executable()
+        # An executable owns its buffers: each thread that runs this plan gets its own, so
+        # serving code may call one compiled function from a thread pool.
+        self._per_thread = threading.local()
+        self._per_thread.executable = self.executable
         ex = self.executable
         self._feed_order = [p.origin for p in ex.placeholders]
         self._variable_order = [v.origin for v in ex.variables]
         self.assigned = [a.inputs[0].origin for a in ex.assigns]
 
+    def _new_executable(self) -> NumpyExecutable | InterpretedExecutable:
+        if self.backend == "numpy":
+            return NumpyExecutable(self.graph, self.memory)
+        return InterpretedExecutable(self.graph)
+
     def run(self, feeds: Mapping[Node, np.ndarray], variables: Mapping[Node, np.ndarray]):
-        outputs, updates = self.executable.run([feeds[n] for n in self._feed_order],
-                                               [variables[v] for v in self._variable_order])
+        executable = getattr(self._per_thread, "executable", None)
+        if executable is None:
+            executable = self._per_thread.executable = self._new_executable()
+        outputs, updates = executable.run([feeds[n] for n in self._feed_order],
+                                          [variables[v] for v in self._variable_order])
         return outputs, dict(zip(self.assigned, updates))
 
     @property

@@ -54,7 +54,7 @@ class Session:
         for array in updates.values():
             array.flags.writeable = False
         self._values.update(updates)  # only now: a failed run changed nothing
-        return rebuild([_fetched(n, v) for n, v in zip(flat, outputs)])
+        return rebuild([_fetched(v) for v in outputs])
 
     def _compiled(self, fetches: list[Node], feeds: dict[Node, np.ndarray]) -> Compiled:
         # The feeds' order does not matter: {a: .., b: ..} and {b: .., a: ..} are one plan.
@@ -223,19 +223,24 @@ def _checked_feed(node: Node, value: Any) -> np.ndarray:
     if not np.can_cast(array.dtype, node.dtype, "same_kind"):
         raise TypeError(f"Cannot feed value of dtype {array.dtype.name} to {node.op} "
                         f"{node.name!r} of dtype {node.dtype.name} (created at {node.location})")
-    if array.dtype.kind in "iu" and node.dtype.kind in "iu" and array.size and \
-            not np.can_cast(array.dtype, node.dtype, "safe"):
-        limits = np.iinfo(node.dtype)
-        if array.min() < limits.min or array.max() > limits.max:
-            raise ValueError(f"Cannot feed values outside [{limits.min}, {limits.max}] to "
-                             f"{node.op} {node.name!r} of dtype {node.dtype.name} (created at "
-                             f"{node.location}): they would wrap around")
+    _check_no_wrap(array, node, "Cannot feed")
     if len(array.shape) != len(node.shape) or any(
             d is not None and d != a for d, a in zip(node.shape, array.shape)):
         raise ValueError(f"Cannot feed value of shape {array.shape} for {node.op} "
                          f"{node.name!r}, which has shape {_shape_str(node.shape)} (created at "
                          f"{node.location})")
     return array.astype(node.dtype, copy=False)
+
+
+def _check_no_wrap(array: np.ndarray, node: Node, action: str) -> None:
+    """Integers that the node's dtype cannot hold would silently wrap around: refuse them."""
+    if array.dtype.kind in "iu" and node.dtype.kind in "iu" and array.size and \
+            not np.can_cast(array.dtype, node.dtype, "safe"):
+        limits = np.iinfo(node.dtype)
+        if array.min() < limits.min or array.max() > limits.max:
+            raise ValueError(f"{action} values outside [{limits.min}, {limits.max}] to "
+                             f"{node.op} {node.name!r} of dtype {node.dtype.name} (created at "
+                             f"{node.location}): they would wrap around")
 
 
 def _checked_value(variable: Node, value: Any) -> np.ndarray:
@@ -246,13 +251,23 @@ def _checked_value(variable: Node, value: Any) -> np.ndarray:
     if not np.can_cast(array.dtype, variable.dtype, "same_kind"):
         raise TypeError(f"value of dtype {array.dtype.name} for variable {variable.name!r} of "
                         f"dtype {variable.dtype.name}")
+    _check_no_wrap(array, variable, "Cannot assign")
     array = np.array(array, dtype=variable.dtype)
     array.flags.writeable = False  # fetched views of it must not change the session's state
     return array
 
 
-def _fetched(node: Node, value: Any) -> Any:
-    # The session's own arrays (variables) and constants are read-only: hand out copies.
-    if isinstance(value, np.ndarray) and not value.flags.writeable:
+def _fetched(value: Any) -> Any:
+    # The session's own arrays (Variables, new values included) and constants are read-only:
+    # hand out copies, also of a view made of one before it was frozen (still writable).
+    if isinstance(value, np.ndarray) and not (value.flags.writeable and
+                                              _owner(value).flags.writeable):
         return np.array(value)
     return value
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory (itself, or the end of its chain of bases)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array

@@ -40,7 +40,10 @@ def _zero_grad(params: Iterable[Tensor], set_to_none: bool) -> None:
         if set_to_none:
             p.grad = None
         else:
-            p.grad.detach_()  # a grad built with create_graph=True loses its history
+            if p.grad.grad_fn is not None:  # built with create_graph=True: loses its history
+                p.grad.detach_()
+            else:
+                p.grad.requires_grad_(False)
             p.grad.zero_()
 
 

@@ -44,12 +44,14 @@ def toposort(roots: Iterable[N], parents: Callable[[N], Sequence[N | None]]) -> 
 
 def backprop(seeds: Sequence[tuple[N, Any]], parents: Callable[[N], Sequence[N | None]],
              pullback: Callable[[N, Any, Sequence[bool]], Sequence[Any]],
-             targets: set[N] | None = None) -> dict[N, Any]:
+             targets: set[N] | None = None,
+             arrived: Callable[[N, Any], Any] | None = None) -> dict[N, Any]:
     """Propagate cotangents from ``seeds`` to every node they depend on.
 
     ``pullback(node, g, needs)`` returns one cotangent per parent (``None`` where
     ``needs[i]`` is false). With ``targets``, only paths that lead to a target are pulled
-    back through. Returns the total cotangent of each node reached.
+    back through. ``arrived(node, g)`` may replace a node's total cotangent before it is
+    used (eager's tensor hooks). Returns the total cotangent of each node reached.
     """
     order = toposort((node for node, _ in seeds), parents)
     leads = None
@@ -65,6 +67,8 @@ def backprop(seeds: Sequence[tuple[N, Any]], parents: Callable[[N], Sequence[N |
         g = grads.get(node)
         if g is None or (leads is not None and not leads[node]):
             continue
+        if arrived is not None:
+            g = grads[node] = arrived(node, g)
         node_parents = parents(node)
         needs = [p is not None and (leads is None or leads[p]) for p in node_parents]
         if not any(needs):
