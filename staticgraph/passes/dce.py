@@ -1,8 +1,10 @@
 """Dead-code elimination: keep only what the outputs need (updates included, since they
-are outputs of the run)."""
+are outputs of the run). A fused kernel that is kept keeps all of its OUTPUT nodes: it
+writes every one of them when it runs."""
 
 from __future__ import annotations
 
+from ..graph import Role
 from ..ops.autodiff import toposort
 from ..program import Program
 from .rewrite import copy_node
@@ -10,6 +12,7 @@ from .rewrite import copy_node
 
 def eliminate_dead_code(graph: Program) -> Program:
     needed = set(toposort(graph.outputs, lambda n: n.inputs))
+    needed.update(n for n in graph.nodes if n.role is Role.OUTPUT and n.inputs[0] in needed)
     new = Program()
     mapping = {}
     for node in graph.nodes:

@@ -1,0 +1,253 @@
+"""Regression tests for what the differential fuzzer (tests/fuzz.py) found: each bug as the
+smallest program that showed it, checked against the interpreter, a second run, or torch."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+import eager
+import staticgraph as sg
+from staticgraph.passes import PASSES
+
+
+def _gradient_graph():
+    """Gradients whose unbroadcasting has nothing to sum at run time (unknown dimensions:
+    sum_to once returned its input), two fused kernels on the same inputs, an update."""
+    g = sg.Graph()
+    with g.as_default():
+        a = sg.placeholder((None, 3), "float64", name="a")
+        b = sg.placeholder((None, 3), "float64", name="b")
+        v = sg.Variable(np.full(3, 0.5), name="v")
+        loss = ((a * b + b) * v).exp().sum()
+        grads = sg.gradients(loss, [a, b, v])
+        step = sg.assign(v, v - 0.1 * grads[2])
+        twins = [(a + b).exp(), (a - b).tanh()]
+    return g, (a, b), [loss, *grads, step, *twins]
+
+
+PIPELINES = [(), ("plan_memory",), ("cse", "fuse", "plan_memory"), ("fuse", "cse"),
+             ("fuse", "simplify", "dce"), ("fuse", "fuse", "plan_memory")]
+ORDERS = [(*order, "plan_memory") for order in itertools.permutations(PASSES)]
+
+
+@pytest.mark.parametrize("passes", PIPELINES + ORDERS, ids=lambda p: "-".join(p) or "none")
+def test_every_pipeline_gives_the_interpreters_values_and_keeps_held_results(passes) -> None:
+    g, (a, b), fetches = _gradient_graph()
+    feeds = {a: np.arange(6.0).reshape(2, 3), b: np.ones((2, 3))}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(fetches, feeds)
+    session = sg.Session(g, passes=passes, debug=True)
+    got = session.run(fetches, feeds)
+    held = [np.copy(x) for x in got]
+    for x, y in zip(got, expected):
+        np.testing.assert_allclose(x, y, rtol=1e-13)
+    session.run(fetches, {a: -feeds[a], b: 2 * feeds[b]})  # reuses every planned buffer
+    for x, y in zip(got, held):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_fetched_view_of_a_variables_new_value_is_the_callers_own() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        v = sg.Variable(np.zeros(4), name="v")
+        new = v + 1
+        update, view = sg.assign(v, new), new.reshape(2, 2)
+    session = sg.Session(g)
+    fetched_view, fetched_update = session.run([view, update])
+    fetched_view[0, 0] = fetched_update[1] = 100.0
+    np.testing.assert_array_equal(session.run(v), np.ones(4))
+
+
+def test_one_compiled_function_called_from_many_threads() -> None:
+    rng = np.random.default_rng(0)
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, 32), name="x")
+        w = sg.Variable(rng.standard_normal((32, 32)).astype(np.float32))
+        out = sg.softmax((x @ w).relu() @ w, -1).sum(1)
+    f = sg.compile(out, [x], session=sg.Session(g))
+    inputs = [rng.standard_normal((16, 32)).astype(np.float32) for _ in range(24)]
+    expected = [f(a) for a in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        for _ in range(5):
+            results[k] = f(inputs[k])
+            np.testing.assert_array_equal(results[k], expected[k])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(results[k], expected[k]) for k in range(len(inputs)))
+
+
+def _both_modes(fn, *arrays, grad: bool = True):
+    """fn's value and gradient in eager, and as a compiled graph."""
+    tensors = [eager.tensor(a, requires_grad=grad) for a in arrays]
+    out = fn(*tensors)
+    eager_grads = eager.autograd.grad(out.sum(), tensors) if grad else []
+    g = sg.Graph()
+    with g.as_default():
+        xs = [sg.placeholder(a.shape, a.dtype) for a in arrays]
+        node = fn(*xs)
+        grads = sg.gradients(node.sum(), xs) if grad else []
+    graph_values = sg.Session(g).run([node, *grads], dict(zip(xs, arrays)))
+    return [out.detach().numpy(), *(t.numpy() for t in eager_grads)], graph_values
+
+
+def _torch_values(fn, *arrays, grad: bool = True):
+    torch = pytest.importorskip("torch")
+    tensors = [torch.tensor(a, requires_grad=grad) for a in arrays]
+    out = fn(*tensors)
+    grads = torch.autograd.grad(out.sum(), tensors) if grad else []
+    return [out.detach().numpy(), *(t.numpy() for t in grads)]
+
+
+@pytest.mark.parametrize("name, fn, arrays", [
+    ("clamp at its bounds", lambda x: x.clamp(-0.5, 0.5), [np.array([-0.5, 0.0, 0.5, 2.0])]),
+    ("clamp to tensors", lambda x, lo: x.clamp(lo, lo + 1), [np.array([0.0, 1.0, 3.0]),
+                                                            np.array([0.0, 0.5, 1.0])]),
+    ("relu at nan", lambda x: x.relu(), [np.array([np.nan, -1.0, 0.0, 2.0])]),
+    ("maximum at nan", lambda x, y: x.maximum(y), [np.array([np.nan, 1.0, 2.0]),
+                                                   np.array([1.0, np.nan, 2.0])]),
+    ("minimum at nan", lambda x, y: x.minimum(y), [np.array([np.nan, 1.0, 2.0]),
+                                                   np.array([1.0, np.nan, 2.0])]),
+])
+def test_gradients_where_torch_defines_them(name, fn, arrays) -> None:
+    expected = _torch_values(fn, *arrays)
+    for values in _both_modes(fn, *arrays):
+        for got, want in zip(values, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+EMPTY = np.zeros((0, 3))
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("softmax", lambda x: x.softmax(1)), ("log_softmax", lambda x: x.log_softmax(-1)),
+    ("amax", lambda x: x.amax(1)), ("max", lambda x: x.max(1).values),
+    ("amin", lambda x: x.amin(-1, keepdim=True)), ("argmax", lambda x: x.argmax(1)),
+    ("prod", lambda x: x.prod(1)),
+])
+def test_a_zero_size_dimension_that_is_not_reduced_gives_an_empty_result(name, fn) -> None:
+    expected = _torch_values(fn, EMPTY, grad=False)[0]
+    for values in _both_modes(fn, EMPTY, grad=False):
+        assert values[0].shape == expected.shape and values[0].dtype.kind == expected.dtype.kind
+
+
+def test_cross_entropy_of_no_rows_is_nan_as_in_torch() -> None:
+    labels = np.zeros(0, np.int64)
+    assert np.isnan(eager.nn.functional.cross_entropy(eager.tensor(EMPTY),
+                                                      eager.tensor(labels)).item())
+    with pytest.raises(sg.ShapeError, match=r"max\(\): Expected reduction dim 0 to have "
+                                            "non-zero size"):
+        eager.tensor(EMPTY).amax(0)
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("sum(-1)", lambda x: x.sum(-1)), ("amax(0)", lambda x: x.amax(0)),
+    ("softmax(0)", lambda x: x.softmax(0)), ("argmax(0)", lambda x: x.argmax(0)),
+    ("max(0)", lambda x: x.max(0).values), ("mean(())", lambda x: x.mean(())),
+])
+def test_dim_0_and_minus_1_of_a_0d_value(name, fn) -> None:
+    scalar = np.array(2.5)
+    expected = _torch_values(fn, scalar, grad=False)[0]
+    for values in _both_modes(fn, scalar, grad=False):
+        np.testing.assert_array_equal(values[0], expected)
+        assert values[0].shape == ()
+
+
+def test_sum_over_no_dims_sums_everything_as_in_torch() -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    for values in _both_modes(lambda t: t.sum(()), x):
+        assert values[0] == 15.0 and values[1].tolist() == np.ones((2, 3)).tolist()
+
+
+def test_sigmoid_of_integers_is_a_float() -> None:
+    x = np.array([-1, 0, 2])
+    expected = _torch_values(lambda t: t.sigmoid(), x, grad=False)[0]
+    for values in _both_modes(lambda t: t.sigmoid(), x, grad=False):
+        assert values[0].dtype == np.float32
+        np.testing.assert_allclose(values[0], expected, rtol=1e-6)
+
+
+DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow", "maximum", "lt"])
+def test_the_compiled_runtime_promotes_as_the_interpreter(op) -> None:
+    """torch's promotion rules give the result dtype; numpy's own differ for small ints and
+    0-d values, which once broke writing into the planned buffer."""
+    def build(x, y):
+        return {"add": x + y, "sub": x - y, "mul": x * y, "div": x / y, "pow": x ** y,
+                "maximum": x.maximum(y), "lt": x < y}[op]
+    failures = []
+    for a, b in itertools.product(DTYPES, repeat=2):
+        for y_shape in [(3,), ()]:
+            if op == "sub" and "bool" in (a, b) or op == "pow" and b == "bool" == a:
+                continue  # torch refuses these
+            g = sg.Graph()
+            with g.as_default():
+                x, y = sg.placeholder((3,), a), sg.placeholder(y_shape, b)
+                try:
+                    out = build(x, y)
+                except (TypeError, sg.DTypeError):
+                    continue
+            feeds = {x: np.array([0, 1, 1]).astype(a), y: np.ones(y_shape).astype(b)}
+            want = sg.Session(g, backend="interpreter").run(out, feeds)
+            got = sg.Session(g).run(out, feeds)
+            if got.dtype != want.dtype or not np.array_equal(got, want, equal_nan=True):
+                failures.append(f"{a} {op} {b}{list(y_shape)}: {got!r} vs {want!r}")
+    assert not failures, failures
+
+
+def test_assign_and_restore_refuse_integers_that_would_wrap(tmp_path) -> None:
+    g = sg.Graph()
+    with g.as_default():
+        v = sg.Variable(np.zeros(2, np.int8), name="v")
+    session = sg.Session(g)
+    with pytest.raises(ValueError, match=r"Cannot assign values outside \[-128, 127\] to "
+                                         "variable 'v'"):
+        session.assign(v, np.array([1, 300]))
+    np.savez(tmp_path / "big.npz", v=np.array([1, 300]))
+    with pytest.raises(ValueError, match="would wrap around"):
+        session.restore(tmp_path / "big.npz")
+    np.testing.assert_array_equal(session.run(v), [0, 0])
+
+
+def test_eager_refuses_what_torch_refuses() -> None:
+    x = eager.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="attempting to assign a gradient with dtype "
+                                           "'double' to a tensor with grad_dtype 'Float'"):
+        x.grad = eager.zeros(3, dtype=eager.float64)
+    with pytest.raises(RuntimeError, match="Can't detach views in-place"):
+        x[:2].detach_()
+    y = x * 2
+    z = y * y
+    y.detach_()
+    with pytest.raises(RuntimeError, match="saved tensor that has been detached in-place"):
+        z.sum().backward()
+
+
+def test_register_hook_as_in_torch() -> None:
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, eager):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        seen = []
+        handle = x.register_hook(lambda g: seen.append(g.tolist()) or g * 10)
+        y = x * x
+        y.register_hook(lambda g: g + 1)  # a non-leaf's hook changes what flows on
+        y.sum().backward()
+        handle.remove()
+        (x * 3).sum().backward()
+        results.append((x.grad.tolist(), seen))
+    assert results[0] == results[1] == ([43.0, 83.0], [[4.0, 8.0]])
+    with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't "
+                                           "require gradient"):
+        eager.zeros(2).register_hook(print)
