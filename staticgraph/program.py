@@ -49,12 +49,13 @@ class Member:
 
 @dataclass(eq=False)
 class FusedKernel:
-    """A fused group: its members in order, the shapes of its inputs, which members leave
-    the kernel (the FUSED node's OUTPUT nodes, in order), and N, the rows every member
-    shares. A runtime renders it from its members' primitives."""
+    """A fused group: its members in order, the shapes and dtypes of its inputs, which
+    members leave the kernel (the FUSED node's OUTPUT nodes, in order), and N, the rows every
+    member shares. A runtime renders it from its members' primitives."""
 
     members: list[Member]
     input_shapes: list[Shape]
+    input_dtypes: list[np.dtype]
     outputs: list[int]
     rows: int
     name: str = "fused"
@@ -71,6 +72,10 @@ class FusedKernel:
             values.append(np.asarray(m.prim.kernel(*args, **m.params)).astype(m.dtype,
                                                                                copy=False))
         return tuple(values[j] for j in self.outputs)
+
+    def arg_dtypes(self, member: Member) -> list[np.dtype]:
+        return [self.input_dtypes[i] if tag == "in" else self.members[i].dtype
+                for tag, i in member.args]
 
     def reads_by_rows(self, k: int) -> bool:
         """Every member that reads input ``k`` reads it a chunk of rows at a time."""

@@ -221,7 +221,8 @@ def _emit_group(new: Program, group: _Group, mapping: dict[Node, Node],
                any(c not in inside for c in consumers.get(m, ()))]
     inputs = list(position)
     name = new.unique_name("fused")
-    fused = FusedKernel(members, [x.shape for x in inputs], leaving, group.rows, name)
+    fused = FusedKernel(members, [x.shape for x in inputs], [x.dtype for x in inputs], leaving,
+                        group.rows, name)
     last = group.members[-1]
     node = new.add(Node(new, Role.FUSED, tuple(mapping[x] for x in inputs), {}, (),
                         np.dtype(bool), name, location=last.location, origin=origin_of(last),

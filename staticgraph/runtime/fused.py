@@ -67,7 +67,7 @@ class _Body:
         value: dict[int, str] = {}
         for j, m in enumerate(kernel.members):
             call = ", ".join(value[i] if tag == "m" else self._input(m, i) for tag, i in m.args)
-            into = NUMPY[m.prim].into
+            into = NUMPY[m.prim].into_for(kernel.arg_dtypes(m), m.dtype)
             self.namespace[f"u{j}"] = functools.partial(into, **m.params) if m.params else into
             if m.reduces_rows and chunked:
                 value[j] = self._sink(j, m, call)

@@ -171,7 +171,7 @@ class NumpyExecutable(Executable):
             self._emit(f"{self._local(node)} = {call}{comment}", node)
             return
         self.kernels_per_run += 1
-        into = NUMPY[node.prim].into
+        into = NUMPY[node.prim].into_for([x.dtype for x in node.inputs], node.dtype)
         if into is not None and None not in node.shape:
             out = self._target(node)
             self._emit(f"{self._kernel(into, node.params)}({args}, out={out})"

@@ -9,9 +9,9 @@ how each primitive runs in a compiled schedule, and what memory planning may ass
   shares its base's version counter, as torch's view ops do.
 - ``ufunc``: the primitive is this elementwise ufunc. It reads each element before writing
   it, so its result may take over an operand's buffer (``in_place``), and a reduction whose
-  ``combine`` it is joins partial results with it. Its ``into`` computes as numpy promotes
-  and casts into the buffer, as the reference kernel's result is cast to the dtype rule's
-  (torch's promotion, which numpy's differs from for small ints and 0-d values).
+  ``combine`` it is joins partial results with it. Where numpy would compute it in another
+  dtype than the dtype rule's (torch's promotion differs from numpy's for small ints and 0-d
+  values), ``into_for`` casts into the buffer, as the reference kernel's result is cast.
 
 Every primitive has an entry; ``tests/test_backend_tables.py`` names any that is missing,
 checks that every fusible primitive has an ``into``, and that no kernel returns memory it
@@ -21,7 +21,7 @@ shares with an input unless its entry says ``views``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,13 +44,33 @@ class NumpyLowering:
         several steps may not)."""
         return self.ufunc is not None
 
+    def into_for(self, inputs: Sequence[np.dtype], out: np.dtype) -> Callable[..., object]:
+        """The ``into`` to call for operands and a result of these dtypes (chosen when the
+        schedule is rendered: the plain ufunc costs nothing extra per call)."""
+        if self.ufunc is not None and _resolved(self.ufunc, inputs) != out:
+            return functools.partial(self.ufunc, casting="unsafe")
+        return self.into
+
+
+@functools.cache
+def _resolved_cached(ufunc: np.ufunc, inputs: tuple[np.dtype, ...]) -> np.dtype | None:
+    try:
+        return ufunc.resolve_dtypes((*inputs, None))[-1]
+    except (TypeError, np.exceptions.DTypePromotionError):
+        return None
+
+
+def _resolved(ufunc: np.ufunc, inputs: Sequence[np.dtype]) -> np.dtype | None:
+    """The result dtype of numpy's loop for these operands (None: no loop fits them)."""
+    return _resolved_cached(ufunc, tuple(inputs))
+
 
 ALLOCATES = NumpyLowering()   # the reference kernel allocates its result
 VIEWS = NumpyLowering(views=True)
 
 
 def _ufunc(ufunc: np.ufunc) -> NumpyLowering:
-    return NumpyLowering(functools.partial(ufunc, casting="unsafe"), ufunc=ufunc)
+    return NumpyLowering(ufunc, ufunc=ufunc)
 
 
 def _copy_into(x, *_, out, **__):
