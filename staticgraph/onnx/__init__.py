@@ -1,0 +1,2 @@
+"""ONNX both ways: ``export`` a graph (export.py), ``import_model`` one (importer.py), and
+onnx's backend API for its conformance tests (backend.py)."""
