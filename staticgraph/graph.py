@@ -96,9 +96,11 @@ class Node(Surface):
             if x.graph is not graph:
                 raise GraphError(f"{prim.name}: {x.name!r} belongs to another graph than "
                                  f"{self.name!r}; built at {user_location()}")
-        shape, dtype = infer(prim, inputs, params, user_location())
+        location, origin = graph._building_for or (user_location(), None)
+        shape, dtype = infer(prim, inputs, params, location)
         return graph.add(Node(graph, Role.OP, inputs, params, shape, dtype,
-                              graph.unique_name(prim.name), prim))
+                              graph.unique_name(prim.name), prim, location=location,
+                              origin=origin))
 
     def _lift(self, value: Any, dtype: np.dtype | None = None) -> Node:
         if isinstance(value, Node):
@@ -158,6 +160,8 @@ class Graph:
         self._by_name: dict[str, Node] = {}
         self._counters: dict[str, itertools.count] = {}
         self._scopes: list[str] = []
+        # (location, origin) for nodes built by a pass on behalf of an earlier graph's node
+        self._building_for: tuple[str, Node | None] | None = None
 
     # -- building ------------------------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -184,6 +188,17 @@ class Graph:
             yield self
         finally:
             _stack().pop()
+
+    @contextlib.contextmanager
+    def building_for(self, location: str, origin: Node | None) -> Iterator[None]:
+        """Nodes built inside (with the surface, as a decomposition does) stand for another
+        graph's node: they take its ``location`` (errors name the user's line) and
+        ``origin``."""
+        self._building_for = (location, origin)
+        try:
+            yield
+        finally:
+            self._building_for = None
 
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:

@@ -107,7 +107,8 @@ EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           cross_entropy=shared.cross_entropy, mse_loss=shared.mse_loss,
                           linear=shared.linear, cat=shared.cat, stack=shared.stack,
                           where=shared.where, softmax=shared.softmax,
-                          log_softmax=shared.log_softmax, softplus=shared.softplus)
+                          log_softmax=shared.log_softmax, softplus=shared.softplus,
+                          nll_loss=shared.nll_loss)
 
 
 def torch_f():
@@ -116,7 +117,8 @@ def torch_f():
     return SimpleNamespace(gelu=tf.gelu, layer_norm=tf.layer_norm, cross_entropy=tf.cross_entropy,
                            mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
                            stack=torch.stack, where=torch.where, softmax=torch.softmax,
-                           log_softmax=torch.log_softmax, softplus=tf.softplus)
+                           log_softmax=torch.log_softmax, softplus=tf.softplus,
+                           nll_loss=tf.nll_loss)
 
 
 S = OpSpec
@@ -186,6 +188,8 @@ SPECS: list[OpSpec] = [
     S("clamp_max", lambda F, a: a.clamp(max=0.25), _in((3, 4), kind="away"),
       lambda a: np.minimum(a, 0.25), "ClampBackward1", second_order=False),
     S("sign", lambda F, a: a.sign(), _in((3, 4), kind="away"), np.sign, "SignBackward0"),
+    # (finite differences see the detached copy too: it must not change the value)
+    S("detach", lambda F, a: a + a.detach() * 0, _in((3, 4)), lambda a: a, "AddBackward0"),
     S("softplus", lambda F, a: F.softplus(a), _in((3, 4)), lambda a: np.log1p(np.exp(a)),
       "SoftplusBackward0"),
     S("softplus_threshold", lambda F, a: F.softplus(a * 4, beta=0.5, threshold=1.5),
@@ -271,21 +275,36 @@ SPECS: list[OpSpec] = [
     S("stack", lambda F, a, b: F.stack([a, b], 1), _in((2, 3), (2, 3)),
       lambda a, b: np.stack([a, b], 1)),
     # composites
-    S("softmax", lambda F, a: a.softmax(-1), _in((3, 5)), lambda a: _softmax(a, -1)),
-    S("softmax_dim0", lambda F, a: F.softmax(a, 0), _in((3, 5)), lambda a: _softmax(a, 0)),
-    S("log_softmax", lambda F, a: a.log_softmax(1), _in((3, 5)), lambda a: _log_softmax(a, 1)),
+    S("softmax", lambda F, a: a.softmax(-1), _in((3, 5)), lambda a: _softmax(a, -1),
+      "SoftmaxBackward0"),
+    S("softmax_dim0", lambda F, a: F.softmax(a, 0), _in((3, 5)), lambda a: _softmax(a, 0),
+      "SoftmaxBackward0"),
+    S("log_softmax", lambda F, a: a.log_softmax(1), _in((3, 5)), lambda a: _log_softmax(a, 1),
+      "LogSoftmaxBackward0"),
     S("gelu", lambda F, a: F.gelu(a), _in((3, 4)),
-      lambda a: 0.5 * a * (1 + special.erf(a / math.sqrt(2)))),
-    S("gelu_tanh", lambda F, a: F.gelu(a, approximate="tanh"), _in((3, 4)), _gelu_tanh),
+      lambda a: 0.5 * a * (1 + special.erf(a / math.sqrt(2))), "GeluBackward0"),
+    S("gelu_tanh", lambda F, a: F.gelu(a, approximate="tanh"), _in((3, 4)), _gelu_tanh,
+      "GeluBackward0"),
     S("layer_norm", lambda F, x, w, b: F.layer_norm(x, (5,), w, b), _in((3, 5), (5,), (5,)),
-      _layer_norm),
+      _layer_norm, "NativeLayerNormBackward0"),
+    S("layer_norm_plain", lambda F, x: F.layer_norm(x, (2, 3)), _in((4, 2, 3)),
+      lambda x: _layer_norm(x.reshape(4, 6), 1, 0).reshape(4, 2, 3),
+      "NativeLayerNormBackward0"),
     S("cross_entropy", lambda F, x, y: F.cross_entropy(x, y),
-      (Input((4, 5)), Input((4,), "int:5")), _cross_entropy),
+      (Input((4, 5)), Input((4,), "int:5")), _cross_entropy, "NllLossBackward0"),
+    S("cross_entropy_sum", lambda F, x, y: F.cross_entropy(x, y, reduction="sum"),
+      (Input((4, 5)), Input((4,), "int:5")), lambda x, y: _cross_entropy(x, y) * 4,
+      "NllLossBackward0"),
+    S("nll_loss_none", lambda F, x, y: F.nll_loss(x, y, reduction="none"),
+      (Input((4, 5)), Input((4,), "int:5")), lambda x, y: -x[np.arange(4), y],
+      "NllLossBackward0"),
     S("cross_entropy_probs", lambda F, x, p: F.cross_entropy(x, p),
       (Input((4, 5)), Input((4, 5), "simplex")),
       lambda x, p: -(_log_softmax(x, -1) * p).sum(-1).mean()),
     S("mse_loss", lambda F, a, b: F.mse_loss(a, b), _in((3, 4), (3, 4)),
-      lambda a, b: ((a - b) ** 2).mean()),
+      lambda a, b: ((a - b) ** 2).mean(), "MseLossBackward0"),
+    S("mse_loss_none", lambda F, a, b: F.mse_loss(a, b, reduction="none"), _in((3, 4), (3, 4)),
+      lambda a, b: (a - b) ** 2, "MseLossBackward0"),
     S("linear", lambda F, x, w, b: F.linear(x, w, b), _in((2, 3), (4, 3), (4,)),
       lambda x, w, b: x @ w.T + b),
 ]

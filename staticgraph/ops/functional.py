@@ -1,45 +1,30 @@
-"""Composites written once on the operator surface: they run on eager Tensors and graph
-Nodes alike, and their gradients come from the primitives they are made of. Arguments follow
-``torch.nn.functional``."""
+"""``torch.nn.functional``'s names and arguments, written once on the operator surface: they
+run on eager Tensors and graph Nodes alike. softmax, layer_norm, gelu and the losses apply
+the composite primitives (ops/composite.py); the rest are made of the primitives they use."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from . import dtypes
+from . import composite, dtypes
 from .primitives import P
 from .shapes import ShapeError
 
 
-def _stable_shift(x, dim: int):
-    # Subtracting the max changes nothing mathematically, so it needs no gradient.
-    return x - x.amax(dim, keepdim=True).detach()
-
-
 def softmax(x, dim: int = -1):
-    e = _stable_shift(x, dim).exp()
-    return e / e.sum(dim, keepdim=True)
+    return x._apply(P.softmax, x, axis=x._axis(dim))
 
 
 def log_softmax(x, dim: int = -1):
-    shifted = _stable_shift(x, dim)
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
-
-
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+    return x._apply(P.log_softmax, x, axis=x._axis(dim))
 
 
 def gelu(x, approximate: str = "none"):
-    if approximate == "none":
-        return 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf())
-    if approximate == "tanh":
-        return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh())
-    raise x._error("gelu", ValueError, "approximate argument must be either none or tanh, got "
-                   f"{approximate!r}")
+    if approximate not in ("none", "tanh"):
+        raise x._error("gelu", ValueError, "approximate argument must be either none or tanh, "
+                       f"got {approximate!r}")
+    return x._apply(P.gelu, x, approximate=approximate)
 
 
 def relu(x):
@@ -58,25 +43,20 @@ def layer_norm(x, normalized_shape: int | Sequence[int], weight: Any = None, bia
                        f"Given normalized_shape={list(shape)}, expected input with shape "
                        f"[*, {', '.join(map(str, shape))}], but got input of size "
                        f"{list(x.shape)}")
-    axes = tuple(range(x.ndim - len(shape), x.ndim))
-    centered = x - x.mean(axes, keepdim=True)
-    variance = (centered * centered).mean(axes, keepdim=True)
-    y = centered / (variance + eps).sqrt()
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
+    affine = [x._operand(v) for v in (weight, bias) if v is not None]
+    return x._apply(P.layer_norm, x, *affine, axes=tuple(range(x.ndim - len(shape), x.ndim)),
+                    eps=float(eps), has_weight=weight is not None, has_bias=bias is not None)
 
 
-def _reduce_loss(loss, reduction: str):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise loss._error("loss", ValueError, f"{reduction} is not a valid value for reduction")
+def _check_reduction(x, reduction: str) -> None:
+    if reduction not in composite.REDUCTIONS:
+        raise x._error("loss", ValueError, f"{reduction} is not a valid value for reduction")
+
+
+def nll_loss(input, target, reduction: str = "mean"):
+    """Log-probabilities ``(N, C)`` or ``(C,)``; class indices ``(N,)`` or ``()``."""
+    _check_reduction(input, reduction)
+    return input._apply(P.nll_loss, input, input._operand(target), reduction=reduction)
 
 
 def cross_entropy(input, target, reduction: str = "mean"):
@@ -84,24 +64,17 @@ def cross_entropy(input, target, reduction: str = "mean"):
     if input.ndim not in (1, 2):
         raise input._error("cross_entropy", ShapeError, "expects logits of shape (N, C) or "
                            f"(C,), got {tuple(input.shape)}")
+    _check_reduction(input, reduction)
     class_dim = input.ndim - 1
     log_p = log_softmax(input, class_dim)
     if dtypes.is_floating(target.dtype):
-        return _reduce_loss(-(log_p * target).sum(class_dim), reduction)
-    classes = input.shape[class_dim]
-    if classes is None:
-        raise input._error("cross_entropy", ShapeError, "needs the number of classes (the last "
-                           "dimension of the logits) to be known")
-    # The one-hot mask is an elementwise comparison, so the whole loss fuses into one kernel.
-    target = target._apply(P.check_index, target, high=classes)
-    one_hot = target.unsqueeze(-1) == input._lift(np.arange(classes))
-    picked = (log_p * one_hot.to(log_p.dtype)).sum(class_dim)
-    return _reduce_loss(-picked, reduction)
+        return composite.reduce_loss(-(log_p * target).sum(class_dim), reduction)
+    return nll_loss(log_p, target, reduction)
 
 
 def mse_loss(input, target, reduction: str = "mean"):
-    diff = input - target
-    return _reduce_loss(diff * diff, reduction)
+    _check_reduction(input, reduction)
+    return input._apply(P.mse_loss, input, input._operand(target), reduction=reduction)
 
 
 def linear(input, weight, bias: Any = None):

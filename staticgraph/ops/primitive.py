@@ -72,6 +72,9 @@ class Primitive:
     grad_name: str = ""  # PyTorch's grad_fn class name for the usual overload
     diff_inputs: tuple[int, ...] | None = None  # variadic: the differentiable inputs (None: all)
     reduction: Reduction | None = None  # Kind.REDUCE over ``axes`` (with ``keepdims``)
+    # The same value in simpler primitives, written with the shared surface
+    # (``decomposition(*inputs, **params)``): the compiler expands it before fusion.
+    decomposition: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from . import elementwise, indexing, linalg, movement, reduce
+from . import composite, elementwise, indexing, linalg, movement, reduce
 from .primitive import Kind, Primitive, Saves
 
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for family in (elementwise, reduce, movement, indexing, linalg)
+    p.name: p for family in (elementwise, reduce, movement, indexing, linalg, composite)
     for p in family.PRIMITIVES
 }
 P = SimpleNamespace(**PRIMITIVES)

@@ -15,19 +15,22 @@ from ..ops.autodiff import toposort
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
+from .decompose import decompose
 from ..program import Program
 from .fusion import fuse
 from .rewrite import copy_node
 from .simplify import simplify
 
 PASSES: dict[str, Callable[[Program], Program]] = {
+    "decompose": decompose,
     "simplify": simplify,
     "fold_constants": fold_constants,
     "cse": eliminate_common_subexpressions,
     "dce": eliminate_dead_code,
     "fuse": fuse,
 }
-DEFAULT_PASSES = ("simplify", "fold_constants", "cse", "dce", "fuse", "plan_memory")
+DEFAULT_PASSES = ("decompose", "simplify", "fold_constants", "cse", "dce", "fuse",
+                  "plan_memory")
 
 
 @dataclass

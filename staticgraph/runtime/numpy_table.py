@@ -128,6 +128,10 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.concat: NumpyLowering(lambda *xs, out, axis: np.concatenate(xs, axis, out=out)),
     # indexing: basic indexing is a view (index arrays make a copy); check_index returns x
     P.getitem: VIEWS, P.check_index: VIEWS, P.scatter_add: ALLOCATES, P.index_put: ALLOCATES,
+    # composites: decomposed by default; as one node (passes without "decompose"), their
+    # reference kernels run
+    P.softmax: ALLOCATES, P.log_softmax: ALLOCATES, P.gelu: ALLOCATES, P.layer_norm: ALLOCATES,
+    P.nll_loss: ALLOCATES, P.mse_loss: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

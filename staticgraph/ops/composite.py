@@ -1,0 +1,284 @@
+"""Composite primitives: softmax, log_softmax, layer_norm, gelu, nll_loss and mse_loss. Each
+is one primitive (one numpy kernel and one recorded node in eager, with torch's grad_fn name;
+one ONNX operator where the opset has it) and carries a ``decomposition`` into simpler
+primitives, written with the shared surface, that the compiler expands before fusion (torch
+inductor's decomposition table). Their VJP rules are written with the surface too, so
+gradients of gradients work in both modes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from . import dtypes
+from .elementwise import broadcast_shape, promoted_float, same_shape
+from .indexing import check_index
+from .primitive import Kind, Primitive, Saves
+from .shapes import Shape, ShapeError
+
+_SQRT_HALF = 1 / math.sqrt(2)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _float_kernel(kernel):
+    """Composites compute in the input's float dtype (integers in the default float)."""
+    def run(x, *rest, **params):
+        if x.dtype.kind != "f":
+            x = x.astype(dtypes.DEFAULT_FLOAT)
+        with np.errstate(all="ignore"):  # inf and nan as torch gives them, silently
+            return kernel(x, *rest, **params)
+    run.__name__ = kernel.__name__
+    return run
+
+
+# -- softmax and log_softmax ------------------------------------------------------------------
+
+def _shifted(x: np.ndarray, axis: int | None) -> np.ndarray:
+    if x.size == 0:  # nothing to take the max of: the result is empty anyway
+        return x.copy()
+    return x - x.max(axis, keepdims=True)
+
+
+def _softmax_kernel(x, axis: int):
+    axis = axis if x.ndim else None  # a 0-d value is its own row
+    e = np.asarray(np.exp(_shifted(x, axis)))
+    return np.divide(e, e.sum(axis, keepdims=True), out=e)
+
+
+def _log_softmax_kernel(x, axis: int):
+    axis = axis if x.ndim else None
+    s = np.asarray(_shifted(x, axis))
+    return np.subtract(s, np.log(np.exp(s).sum(axis, keepdims=True)), out=s)
+
+
+def _softmax_decomposition(x, axis: int):
+    e = (x - x.amax(axis, keepdim=True)).exp()
+    return e / e.sum(axis, keepdim=True)
+
+
+def _log_softmax_decomposition(x, axis: int):
+    shifted = x - x.amax(axis, keepdim=True)
+    return shifted - shifted.exp().sum(axis, keepdim=True).log()
+
+
+softmax = Primitive(
+    name="softmax", kind=Kind.OPAQUE, kernel=_float_kernel(_softmax_kernel),
+    shape_rule=same_shape, dtype_rule=promoted_float,
+    vjps=(lambda g, out, x, axis: out * (g - (g * out).sum(axis, keepdim=True)),),
+    saves=Saves.OUTPUT, grad_name="SoftmaxBackward0", decomposition=_softmax_decomposition)
+log_softmax = Primitive(
+    name="log_softmax", kind=Kind.OPAQUE, kernel=_float_kernel(_log_softmax_kernel),
+    shape_rule=same_shape, dtype_rule=promoted_float,
+    vjps=(lambda g, out, x, axis: g - out.exp() * g.sum(axis, keepdim=True),),
+    saves=Saves.OUTPUT, grad_name="LogSoftmaxBackward0",
+    decomposition=_log_softmax_decomposition)
+
+
+# -- gelu ----------------------------------------------------------------------------------------
+
+def _gelu_kernel(x, approximate: str):
+    if approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + np.tanh(inner))
+    return 0.5 * x * (1 + special.erf(x * _SQRT_HALF))
+
+
+def _gelu_decomposition(x, approximate: str):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh())
+    return 0.5 * x * (1 + (x * _SQRT_HALF).erf())
+
+
+def _gelu_vjp(g, out, x, approximate: str):
+    if approximate == "tanh":  # d/dx of 0.5 x (1 + tanh(k (x + c x^3)))
+        t = (_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh()
+        slope = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * (x * x))
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * slope)
+    # Phi(x) + x phi(x)
+    return g * (0.5 * (1 + (x * _SQRT_HALF).erf()) + x * _INV_SQRT_2PI * (-0.5 * (x * x)).exp())
+
+
+gelu = Primitive(name="gelu", kind=Kind.OPAQUE, kernel=_float_kernel(_gelu_kernel),
+                 shape_rule=same_shape, dtype_rule=promoted_float, vjps=(_gelu_vjp,),
+                 saves=Saves.INPUTS, grad_name="GeluBackward0",
+                 decomposition=_gelu_decomposition)
+
+
+# -- layer_norm ----------------------------------------------------------------------------------
+
+def _affine(bounds: tuple, has_weight: bool, has_bias: bool) -> tuple:
+    """(weight or None, bias or None) from layer_norm's optional inputs."""
+    return (bounds[0] if has_weight else None), (bounds[-1] if has_bias else None)
+
+
+def _layer_norm_kernel(x, *affine, axes: tuple[int, ...], eps: float, has_weight: bool,
+                       has_bias: bool):
+    weight, bias = _affine(affine, has_weight, has_bias)
+    centered = x - x.mean(axes, keepdims=True)
+    y = centered / np.sqrt((centered * centered).mean(axes, keepdims=True) + eps)
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def _centered_and_std(x, axes: tuple[int, ...], eps: float):
+    """x - mean and sqrt(var + eps) over ``axes``, on the surface."""
+    centered = x - x.mean(axes, keepdim=True)
+    return centered, ((centered * centered).mean(axes, keepdim=True) + eps).sqrt()
+
+
+def _layer_norm_decomposition(x, *affine, axes, eps, has_weight, has_bias):
+    weight, bias = _affine(affine, has_weight, has_bias)
+    centered, std = _centered_and_std(x, axes, eps)
+    y = centered / std
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def _layer_norm_vjp(g, out, x, *affine, axes, eps, has_weight, has_bias, index: int):
+    if index > 0 and not (index == 1 and has_weight):  # the bias
+        return g
+    weight, _ = _affine(affine, has_weight, has_bias)
+    centered, std = _centered_and_std(x, axes, eps)
+    xhat = centered / std
+    if index == 0:  # native_layer_norm_backward's formula
+        gy = g if weight is None else g * weight
+        return (gy - gy.mean(axes, keepdim=True)
+                - xhat * (gy * xhat).mean(axes, keepdim=True)) / std
+    return g * xhat  # the weight's: autodiff sums it to the weight's shape
+
+
+def _layer_norm_shape(x, *affine, axes, eps, has_weight, has_bias) -> Shape:
+    normalized = tuple(x.shape[a] for a in axes)
+    for value in affine:
+        if len(value.shape) != len(normalized) or any(
+                None not in (a, b) and a != b for a, b in zip(value.shape, normalized)):
+            raise ShapeError(f"weight and bias of layer_norm need shape {list(normalized)}, "
+                             f"got {list(value.shape)}")
+    return x.shape
+
+
+layer_norm = Primitive(
+    name="layer_norm", kind=Kind.OPAQUE, kernel=_float_kernel(_layer_norm_kernel),
+    shape_rule=_layer_norm_shape, dtype_rule=promoted_float, vjps=_layer_norm_vjp,
+    saves=Saves.INPUTS, grad_name="NativeLayerNormBackward0",
+    decomposition=_layer_norm_decomposition)
+
+
+# -- losses --------------------------------------------------------------------------------------
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce_loss(loss, reduction: str):
+    """A loss per element, reduced as ``reduction`` says (on the surface)."""
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _reduce_loss_array(loss: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "mean":
+        return loss.mean() if loss.size else np.array(np.nan, loss.dtype)
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _check_targets(target: np.ndarray, classes: int) -> None:
+    bad = target[(target < 0) | (target >= classes)]
+    if bad.size:
+        raise IndexError(f"Target {bad.flat[0]} is out of bounds.")
+
+
+def _nll_loss_kernel(log_p, target, reduction: str):
+    classes = log_p.shape[-1]
+    _check_targets(target, classes)
+    picked = np.take_along_axis(log_p, target[..., None], axis=-1)[..., 0]
+    return _reduce_loss_array(-picked, reduction)
+
+
+def _one_hot(log_p, target):
+    """Where each row's target class is, as log_p's dtype: an elementwise comparison (so a
+    decomposed loss and its gradient fuse into one kernel)."""
+    classes = log_p.shape[-1]
+    if classes is None:
+        raise log_p._error("nll_loss", ShapeError, "needs the number of classes (the last "
+                           "dimension of the log-probabilities) to be known")
+    target = target._apply(check_index, target, high=classes)
+    return (target.unsqueeze(-1) == log_p._lift(np.arange(classes))).to(log_p.dtype)
+
+
+def _nll_loss_decomposition(log_p, target, reduction: str):
+    return reduce_loss(-(log_p * _one_hot(log_p, target)).sum(-1), reduction)
+
+
+def _per_row(g, log_p, reduction: str):
+    """The cotangent of each row's loss, shaped to broadcast against log_p's rows."""
+    if reduction == "none":
+        return g.unsqueeze(-1) if log_p.ndim == 2 else g
+    if reduction == "mean" and log_p.ndim == 2:
+        return g / log_p._size_of((0,))
+    return g
+
+
+def _nll_loss_vjp(g, out, log_p, target, reduction: str):
+    return -(_per_row(g, log_p, reduction) * _one_hot(log_p, target))
+
+
+def _nll_loss_shape(log_p, target, reduction: str) -> Shape:
+    if log_p.ndim not in (1, 2) or target.ndim != log_p.ndim - 1:
+        raise ShapeError(f"nll_loss expects log-probabilities (N, C) with targets (N,), or (C,) "
+                         f"with a 0-d target; got {tuple(log_p.shape)} and {tuple(target.shape)}")
+    if log_p.ndim == 2 and None not in (log_p.shape[0], target.shape[0]) and \
+            log_p.shape[0] != target.shape[0]:
+        raise ShapeError(f"Expected input batch_size ({log_p.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0]}).")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return tuple(target.shape) if reduction == "none" else ()
+
+
+def _nll_loss_dtype(log_p, target, reduction: str) -> np.dtype:
+    if target.dtype != dtypes.int64:
+        raise dtypes.DTypeError("expected scalar type Long but found "
+                                + dtypes.torch_name(target.dtype))
+    return log_p.dtype
+
+
+# The negative log-likelihood of each row's target class (torch's nll_loss without class
+# weights): cross_entropy is log_softmax then this, as torch records it.
+nll_loss = Primitive(
+    name="nll_loss", kind=Kind.OPAQUE, kernel=_nll_loss_kernel, shape_rule=_nll_loss_shape,
+    dtype_rule=_nll_loss_dtype, vjps=(_nll_loss_vjp, None), saves=Saves.INPUTS,
+    grad_name="NllLossBackward0", decomposition=_nll_loss_decomposition)
+
+
+def _mse_loss_kernel(x, target, reduction: str):
+    diff = x - target
+    return _reduce_loss_array(diff * diff, reduction)
+
+
+def _mse_loss_decomposition(x, target, reduction: str):
+    diff = x - target
+    return reduce_loss(diff * diff, reduction)
+
+
+def _mse_loss_vjp(g, out, x, target, reduction: str, index: int):
+    diff = x - target
+    if reduction == "mean":
+        g = g / diff._size_of(tuple(range(diff.ndim)))
+    grad = 2 * diff * g
+    return grad if index == 0 else -grad
+
+
+def _mse_loss_shape(x, target, reduction: str) -> Shape:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return broadcast_shape(x, target) if reduction == "none" else ()
+
+
+mse_loss = Primitive(
+    name="mse_loss", kind=Kind.OPAQUE, kernel=_mse_loss_kernel, shape_rule=_mse_loss_shape,
+    dtype_rule=promoted_float, vjps=_mse_loss_vjp, saves=Saves.INPUTS,
+    grad_name="MseLossBackward0", decomposition=_mse_loss_decomposition)
+
+PRIMITIVES = (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss)
