@@ -10,6 +10,7 @@ import numpy as np
 
 from .graph import Node, Role
 from .passes import optimize, specialize
+from .passes.decompose import decompose
 from .passes.memory import check_plan, no_reuse_bytes, plan_memory
 from .runtime.interpreter import InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
@@ -62,8 +63,8 @@ class Compiled:
 
     @property
     def no_reuse_bytes(self) -> int:
-        """Every value of the graph as built in its own allocation."""
-        return no_reuse_bytes(self.specialized, NumpyAliasing)
+        """Every value of the graph as built, composites decomposed, in its own allocation."""
+        return no_reuse_bytes(decompose(self.specialized), NumpyAliasing)
 
     @property
     def fused_kernels(self) -> list[Node]:

@@ -79,14 +79,20 @@ def _pow_exponent_vjp(g, out, x, y):
     return (g * out * x.log()).where(~((x == 0) & (y >= 0)), 0)
 
 
+def _zero_where(condition, g):
+    """0 where ``condition`` holds, else g: torch's masked_fill and threshold_backward, which
+    pass g on where the condition is false, NaN comparisons included."""
+    return g._apply(where, condition, g._lift(0, g.dtype), g)
+
+
 def _extremum_vjp(loses: Callable) -> tuple:
     """maximum/minimum: the winner takes the gradient, a tie splits it in half; a NaN on
     either side passes it to both (torch masks only the side that loses)."""
     def first(g, out, x, y):
-        return (g * 0.5).where(x == y, g.where(~loses(x, y), 0))
+        return (g * 0.5).where(x == y, _zero_where(loses(x, y), g))
 
     def second(g, out, x, y):
-        return (g * 0.5).where(x == y, g.where(~loses(y, x), 0))
+        return (g * 0.5).where(x == y, _zero_where(loses(y, x), g))
     return first, second
 
 
@@ -111,7 +117,7 @@ sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUT
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
 sigmoid = _unary("sigmoid", sigmoid_kernel, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
 # torch's threshold_backward: 0 where out <= 0, else the gradient (NaN passes it on).
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g.where(~(out <= 0), 0),
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: _zero_where(out <= 0, g),
               Saves.OUTPUT, promoted)
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
 sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
