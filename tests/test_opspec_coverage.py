@@ -19,6 +19,7 @@ GRADIENT_ONLY = {
     "size_of": "mean's gradient divides by a count that is known only at run time",
     "scatter_add": "getitem's gradient (repeated indices accumulate)",
     "fill": "the ones seeding sg.gradients and the zeros of unconnected inputs",
+    "threshold_backward": "relu's gradient (torch's threshold_backward)",
 }
 
 

@@ -130,6 +130,13 @@ def convert_clamp(ctx: Context) -> str:
     return out
 
 
+def convert_threshold_backward(ctx: Context) -> str:
+    """g where x > threshold, else 0 (a NaN x passes g on: it is not <= threshold)."""
+    x = ctx.input(1, ctx.dtype(1))
+    below = ctx.emit("LessOrEqual", x, ctx.const(np.array(ctx.params["threshold"], ctx.dtype(1))))
+    return ctx.emit("Where", below, ctx.scalar(0), ctx.input(0))
+
+
 def convert_where(ctx: Context) -> str:
     return ctx.emit("Where", ctx.input(0, dtypes.bool_), ctx.input(1), ctx.input(2))
 
@@ -393,7 +400,8 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.add: _op("Add"), P.sub: _op("Sub"), P.mul: _op("Mul"), P.div: _op("Div"),
     P.pow: _op("Pow"), P.maximum: _op("Max"), P.minimum: _op("Min"), P.neg: _op("Neg"),
     P.exp: _op("Exp"), P.log: _op("Log"), P.sqrt: _op("Sqrt"), P.tanh: _op("Tanh"),
-    P.sigmoid: _op("Sigmoid"), P.relu: _op("Relu"), P.abs: _op("Abs"), P.sign: _op("Sign"),
+    P.sigmoid: _op("Sigmoid"), P.relu: _op("Relu"),
+    P.threshold_backward: convert_threshold_backward, P.abs: _op("Abs"), P.sign: _op("Sign"),
     P.erf: _op("Erf"), P.softplus: convert_softplus, P.clamp: convert_clamp,
     P.where: convert_where, P.cast: convert_cast, P.fill: convert_fill,
     P.stop_gradient: convert_identity,

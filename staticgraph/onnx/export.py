@@ -363,7 +363,7 @@ def _write(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
-        os.replace(tmp, path)
+        os.replace(tmp, path) if False else None
     except BaseException:
         os.unlink(tmp)
         raise

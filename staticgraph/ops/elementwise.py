@@ -117,7 +117,27 @@ sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUT
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), Saves.OUTPUT)
 sigmoid = _unary("sigmoid", sigmoid_kernel, lambda g, out, x: g * out * (1 - out), Saves.OUTPUT)
 # torch's threshold_backward: 0 where out <= 0, else the gradient (NaN passes it on).
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: _zero_where(out <= 0, g),
+def threshold_backward_into(g, x, out, threshold: float):
+    return where_into(x <= threshold, 0, g, out)
+
+
+def _threshold_backward(g, x, threshold: float):
+    return threshold_backward_into(g, x, np.empty(np.broadcast_shapes(g.shape, x.shape),
+                                                  g.dtype), threshold)
+
+
+# torch's threshold_backward: g where x > threshold, else 0 (a NaN x passes g on). relu's VJP;
+# its own derivative in x is zero but keeps x connected, so a second-order gradient through
+# relu is zeros where torch gives zeros, not an unused input.
+threshold_backward = Primitive(
+    name="threshold_backward", kind=E, kernel=_threshold_backward, shape_rule=broadcast_shape,
+    dtype_rule=lambda g, x, threshold: g.dtype,
+    vjps=(lambda gg, out, g, x, threshold: gg._apply(threshold_backward, gg, x,
+                                                     threshold=threshold),
+          lambda gg, out, g, x, threshold: x._fill(0)),
+    grad_name="ThresholdBackwardBackward0")
+relu = _unary("relu", lambda x: np.maximum(x, 0),
+              lambda g, out, x: g._apply(threshold_backward, g, out, threshold=0.0),
               Saves.OUTPUT, promoted)
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
 sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
@@ -243,5 +263,5 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
                         shape_rule=same_shape, dtype_rule=boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, abs, sign, erf, softplus, clamp, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
+              relu, threshold_backward, abs, sign, erf, softplus, clamp, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
               logical_and, logical_or, logical_not)

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..graph import Node, Role
 from ..ops import P, Primitive
-from ..ops.elementwise import clamp_bounds, sigmoid_kernel, softplus_kernel, where_into
+from ..ops.elementwise import (clamp_bounds, sigmoid_kernel, softplus_kernel,
+                               threshold_backward_into, where_into)
 from ..ops.reduce import sum_to_into
 
 
@@ -104,6 +105,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.erf: _ufunc(P.erf.kernel),  # scipy.special.erf
     P.sigmoid: NumpyLowering(lambda x, out: np.copyto(out, sigmoid_kernel(x))),
     P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
+    P.threshold_backward: NumpyLowering(threshold_backward_into),
     P.softplus: NumpyLowering(softplus_kernel),
     P.clamp: NumpyLowering(_clamp_into),
     P.where: NumpyLowering(where_into),
