@@ -323,9 +323,9 @@ class SpecGraph:
     grads: list
 
 
-def spec_graph(spec: OpSpec) -> SpecGraph:
+def spec_graph(spec: OpSpec, dtype=np.float64) -> SpecGraph:
     import staticgraph as sg
-    arrays = [i.sample(np.random.default_rng(0)) for i in spec.inputs]
+    arrays = [i.sample(np.random.default_rng(0), dtype) for i in spec.inputs]
     with sg.Graph().as_default():
         xs = [sg.placeholder(a.shape, a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
         out = spec.fn(EAGER_F, *xs)

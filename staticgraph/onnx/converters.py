@@ -5,7 +5,9 @@ A converter is a small function ``converter(ctx) -> str``: it reads the node thr
 (params, input shapes and dtypes, the opset), adds ONNX nodes and constants with
 ``ctx.emit`` / ``ctx.const``, and returns the name of the value that holds the node's
 result, in the node's dtype. ``ctx.input(i)`` is input ``i`` cast to the node's dtype: ONNX
-operators want inputs of one type where torch's promotion mixes them.
+operators want inputs of one type where torch's promotion mixes them. ``ctx.require(opset,
+what)`` refuses an opset too old for what the converter needs; ``ctx.decomposed()`` writes a
+composite as its decomposition (where the opset has no operator for it).
 
 ``NOT_EXPORTABLE`` names, with the reason, any primitive ONNX cannot express;
 ``tests/test_onnx_export.py`` fails naming any primitive that is in neither table.
@@ -22,7 +24,6 @@ from onnx import helper, numpy_helper
 from ..ops import P, Primitive, dtypes
 from ..ops.elementwise import clamp_bounds
 from ..ops.shapes import Shape, broadcast_shapes, sum_to_axes
-from .errors import ONNXError
 
 if TYPE_CHECKING:
     from .export import Context
@@ -39,10 +40,11 @@ def onnx_type(dtype: np.dtype) -> int:
 
 # -- helpers shared by converters --------------------------------------------------------------
 
-def _op(op_type: str) -> Converter:
-    """An ONNX operator of the same meaning, on inputs cast to the node's dtype."""
+def _op(op_type: str, dtype: np.dtype | None = None) -> Converter:
+    """An ONNX operator of the same meaning, on inputs cast to ``dtype`` (the node's own by
+    default)."""
     def convert(ctx: Context) -> str:
-        return ctx.emit(op_type, *(ctx.input(i) for i in range(len(ctx.node.inputs))))
+        return ctx.emit(op_type, *(ctx.input(i, dtype) for i in range(len(ctx.node.inputs))))
     convert.__name__ = f"convert_{op_type}"
     return convert
 
@@ -59,14 +61,6 @@ def _compare(op_type: str, negate: bool = False) -> Converter:
     return convert
 
 
-def _logical(op_type: str) -> Converter:
-    def convert(ctx: Context) -> str:
-        return ctx.emit(op_type, *(ctx.input(i, dtypes.bool_)
-                                   for i in range(len(ctx.node.inputs))))
-    convert.__name__ = f"convert_{op_type}"
-    return convert
-
-
 def reduce(ctx: Context, op_type: str, x: str, axes: tuple[int, ...], keepdims: bool) -> str:
     """A Reduce* operator: axes are an input from opset 13 for ReduceSum, 18 for the others.
     No axes reduce nothing here (numpy), everything in ONNX: then there is nothing to do."""
@@ -77,13 +71,15 @@ def reduce(ctx: Context, op_type: str, x: str, axes: tuple[int, ...], keepdims: 
     return ctx.emit(op_type, x, axes=list(axes), keepdims=int(keepdims))
 
 
-def reshape(ctx: Context, x: str, shape: Shape) -> str:
-    """Reshape to a static shape (-1 for at most one unknown size); a zero size must not be
-    read as ONNX's "copy this dimension" (allowzero, opset 14)."""
-    if 0 in shape:
-        ctx.require(14, "reshape to a zero-size dimension (Reshape allowzero)")
-        return ctx.emit("Reshape", x, ctx.ints(shape), allowzero=1)
-    return ctx.emit("Reshape", x, ctx.ints(shape))
+def reshape(ctx: Context, x: str, shape: Shape | str) -> str:
+    """Reshape to static sizes (-1 for at most one unknown) or to a shape value computed at
+    run time (its name). A 0 here is a size, never ONNX's "copy this dimension": from opset
+    14 allowzero says so (a run-time 0, an empty batch, is misread before 14)."""
+    if not isinstance(shape, str):
+        if 0 in shape:
+            ctx.require(14, "reshape to a zero-size dimension (Reshape allowzero)")
+        shape = ctx.ints(shape)
+    return ctx.emit("Reshape", x, shape, **({"allowzero": 1} if ctx.opset >= 14 else {}))
 
 
 def _unknown_size_shape(shape: Shape) -> tuple[int, ...] | None:
@@ -152,8 +148,8 @@ def convert_fill(ctx: Context) -> str:
     return ctx.emit("ConstantOfShape", ctx.shape_of(0), value=value)
 
 
-def convert_identity(ctx: Context) -> str:
-    """stop_gradient: gradients are already built, so it is its input."""
+def convert_stop_gradient(ctx: Context) -> str:
+    """Gradients are already built, so it is its input."""
     return ctx.input(0)
 
 
@@ -180,8 +176,9 @@ def _arg_reduction(op_type: str) -> Converter:
 
 
 def convert_sum_to(ctx: Context) -> str:
-    """Sum back to the shape of ``like``: the leading axes away, size-1 axes kept. A size
-    unknown on both sides is taken to be equal, as the graph's shape rules take it."""
+    """Sum back to the shape of ``like``: the leading axes away, its size-1 axes kept. An
+    axis whose size ``like`` does not know is not summed: the graph's shape rules took it
+    to be equal to x's."""
     kept, lead = sum_to_axes(ctx.shape(0), ctx.shape(1))
     x = ctx.input(0)
     if not kept:
@@ -199,9 +196,9 @@ def convert_size_of(ctx: Context) -> str:
     if not unknown:
         return ctx.const(np.array(known, ctx.node.dtype))
     sizes = ctx.emit("Gather", ctx.shape_of(0), ctx.ints(unknown))
-    count = ctx.emit("Cast", ctx.emit("ReduceProd", sizes, keepdims=0),
-                     to=onnx_type(ctx.node.dtype))
-    return count if known == 1 else ctx.emit("Mul", count, ctx.scalar(known))
+    size = ctx.emit("Cast", ctx.emit("ReduceProd", sizes, keepdims=0),
+                    to=onnx_type(ctx.node.dtype))
+    return size if known == 1 else ctx.emit("Mul", size, ctx.scalar(known))
 
 
 # -- movement ----------------------------------------------------------------------------------
@@ -212,9 +209,7 @@ def convert_reshape(ctx: Context) -> str:
 
 def convert_reshape_as(ctx: Context) -> str:
     target = _unknown_size_shape(ctx.shape(1))
-    if target is not None:
-        return reshape(ctx, ctx.input(0), target)
-    return ctx.emit("Reshape", ctx.input(0), ctx.shape_of(1))
+    return reshape(ctx, ctx.input(0), ctx.shape_of(1) if target is None else target)
 
 
 def convert_transpose(ctx: Context) -> str:
@@ -348,11 +343,11 @@ def _positions(ctx: Context, k: int) -> str:
     """The flat position of every element of input ``k``: an int64 value of its shape."""
     zero, one = ctx.const(np.array(0, np.int64)), ctx.const(np.array(1, np.int64))
     flat = ctx.emit("Range", zero, count(ctx, k, keepdims=False), one)
-    return ctx.emit("Reshape", flat, ctx.shape_of(k))
+    return reshape(ctx, flat, ctx.shape_of(k))
 
 
 def _flat(ctx: Context, x: str) -> str:
-    return ctx.emit("Reshape", x, ctx.ints([-1]))
+    return reshape(ctx, x, (-1,))
 
 
 def convert_getitem(ctx: Context) -> str:
@@ -371,7 +366,7 @@ def convert_scatter_add(ctx: Context) -> str:
     mode = {"reduction": "add"} if ctx.opset >= 16 else {}
     out = ctx.emit("ScatterElements", zeros, _flat(ctx, picked), _flat(ctx, ctx.input(0)),
                    axis=0, **mode)
-    return ctx.emit("Reshape", out, ctx.shape_of(1))
+    return reshape(ctx, out, ctx.shape_of(1))
 
 
 def convert_index_put(ctx: Context) -> str:
@@ -381,7 +376,7 @@ def convert_index_put(ctx: Context) -> str:
     value = ctx.emit("Expand", ctx.input(1), ctx.emit("Shape", picked))
     out = ctx.emit("ScatterElements", _flat(ctx, ctx.input(0)), _flat(ctx, picked),
                    _flat(ctx, value), axis=0)
-    return ctx.emit("Reshape", out, ctx.shape_of(0))
+    return reshape(ctx, out, ctx.shape_of(0))
 
 
 def convert_check_index(ctx: Context) -> str:
@@ -395,6 +390,51 @@ def convert_decomposed(ctx: Context) -> str:
     return ctx.decomposed()
 
 
+def _softmax(op_type: str) -> Converter:
+    """Softmax / LogSoftmax over one axis (opset 13's meaning); a 0-d value is its own row."""
+    def convert(ctx: Context) -> str:
+        if not ctx.node.ndim:
+            return ctx.decomposed()
+        return ctx.emit(op_type, ctx.input(0), axis=ctx.params["axis"])
+    convert.__name__ = f"convert_{op_type}"
+    return convert
+
+
+def convert_gelu(ctx: Context) -> str:
+    """Gelu from opset 20; before, its decomposition (Erf or Tanh)."""
+    if ctx.opset < 20:
+        return ctx.decomposed()
+    return ctx.emit("Gelu", ctx.input(0), approximate=ctx.params["approximate"])
+
+
+def convert_layer_norm(ctx: Context) -> str:
+    """LayerNormalization from opset 17, over trailing axes; its Scale is required (ones
+    stand in for a missing weight, as torch exports it)."""
+    axes = ctx.params["axes"]
+    if ctx.opset < 17:
+        return ctx.decomposed()
+    has_weight, has_bias = ctx.params["has_weight"], ctx.params["has_bias"]
+    normalized = tuple(ctx.shape(0)[a] for a in axes)
+    if None in normalized:
+        return ctx.decomposed()
+    scale = ctx.input(1) if has_weight else ctx.const(np.ones(normalized, ctx.node.dtype))
+    inputs = [ctx.input(0), scale] + ([ctx.input(1 + has_weight)] if has_bias else [])
+    return ctx.emit("LayerNormalization", *inputs, axis=axes[0], epsilon=ctx.params["eps"])
+
+
+def convert_nll_loss(ctx: Context) -> str:
+    """NegativeLogLikelihoodLoss takes (N, C) and (N,): a single row is made a batch of one."""
+    log_p, target = ctx.input(0), ctx.input(1, np.int64)
+    if len(ctx.shape(0)) == 1:
+        log_p = ctx.emit("Unsqueeze", log_p, ctx.ints([0]))
+        target = ctx.emit("Unsqueeze", target, ctx.ints([0]))
+    loss = ctx.emit("NegativeLogLikelihoodLoss", log_p, target,
+                    reduction=ctx.params["reduction"])
+    if len(ctx.shape(0)) == 1 and ctx.params["reduction"] == "none":
+        loss = ctx.emit("Squeeze", loss, ctx.ints([0]))
+    return loss
+
+
 CONVERTERS: dict[Primitive, Converter] = {
     # elementwise
     P.add: _op("Add"), P.sub: _op("Sub"), P.mul: _op("Mul"), P.div: _op("Div"),
@@ -404,11 +444,11 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.threshold_backward: convert_threshold_backward, P.abs: _op("Abs"), P.sign: _op("Sign"),
     P.erf: _op("Erf"), P.softplus: convert_softplus, P.clamp: convert_clamp,
     P.where: convert_where, P.cast: convert_cast, P.fill: convert_fill,
-    P.stop_gradient: convert_identity,
+    P.stop_gradient: convert_stop_gradient,
     P.eq: _compare("Equal"), P.ne: _compare("Equal", negate=True), P.lt: _compare("Less"),
     P.le: _compare("LessOrEqual"), P.gt: _compare("Greater"), P.ge: _compare("GreaterOrEqual"),
-    P.logical_and: _logical("And"), P.logical_or: _logical("Or"),
-    P.logical_not: _logical("Not"),
+    P.logical_and: _op("And", dtypes.bool_), P.logical_or: _op("Or", dtypes.bool_),
+    P.logical_not: _op("Not", dtypes.bool_),
     # reductions
     P.sum: _reduction("ReduceSum"), P.mean: _reduction("ReduceMean"),
     P.prod: _reduction("ReduceProd"), P.max: _reduction("ReduceMax"),
@@ -425,9 +465,9 @@ CONVERTERS: dict[Primitive, Converter] = {
     # linear algebra: ONNX's MatMul is numpy's (1-D operands, batches, broadcasting)
     P.matmul: _op("MatMul"),
     # composites: their decompositions until they have converters of their own
-    P.softmax: convert_decomposed, P.log_softmax: convert_decomposed,
-    P.gelu: convert_decomposed, P.layer_norm: convert_decomposed,
-    P.nll_loss: convert_decomposed, P.mse_loss: convert_decomposed,
+    P.softmax: _softmax("Softmax"), P.log_softmax: _softmax("LogSoftmax"),
+    P.gelu: convert_gelu, P.layer_norm: convert_layer_norm, P.nll_loss: convert_nll_loss,
+    P.mse_loss: convert_decomposed,  # ONNX has no squared-error loss operator
 }
 
 # Primitives ONNX cannot express, with the reason export gives. Every current primitive has

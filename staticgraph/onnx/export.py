@@ -55,6 +55,7 @@ class _Model:
         self.values: set[str] = set()       # value names in use
         self.node_names: set[str] = set()   # node names in use
         self.casts: dict[tuple[str, np.dtype], str] = {}  # (value, dtype) -> its Cast
+        self.cast_keys: dict[str, tuple[str, np.dtype]] = {}  # and back
         self._constants: dict[tuple, str] = {}
 
     @staticmethod
@@ -107,7 +108,8 @@ class Context:
             return name
         key = (name, dtype)
         if key not in self._model.casts:
-            self._model.casts[key] = self.emit("Cast", name, to=onnx_type(dtype))
+            self._model.casts[key] = cast = self.emit("Cast", name, to=onnx_type(dtype))
+            self._model.cast_keys[cast] = key
         return self._model.casts[key]
 
     def emit(self, op_type: str, *inputs: str, **attributes: Any) -> str:
@@ -178,7 +180,8 @@ class Context:
                     if value == result:
                         field[j] = name
         producer.name = self.node.name
-        self._model.casts = {k: name if v == result else v for k, v in self._model.casts.items()}
+        if result in self._model.cast_keys:  # a Cast later nodes share: under its new name
+            self._model.casts[self._model.cast_keys.pop(result)] = name
         return name
 
 
@@ -197,43 +200,20 @@ def export(outputs: Node | Sequence[Node], inputs: Node | Sequence[Node],
     outputs, inputs = as_list(outputs), as_list(inputs)
     opset = default_opset() if opset_version is None else _checked_opset(opset_version)
     _check_nodes(outputs, inputs, session)
-    in_names = _names("input", input_names, inputs)
     program = specialize(outputs, {node: node.shape for node in inputs})
     program, _ = optimize(program, SIMPLIFY)
 
     model = _Model(opset)
-    for name in in_names:
-        model.fresh(name, model.values)
-    values = _value_names(model, program, inputs, in_names)
-    out_names = _output_names(model, outputs, output_names)
-    for k, node in enumerate(program.outputs):  # a computed output is named as the output
-        if node.role is Role.OP and node not in values:
-            values[node] = out_names[k]
-    for node in program.nodes:  # before any converter names its intermediate values
-        if node not in values:
-            values[node] = model.fresh(node.name, model.values)
-    model.node_names.update(node.name for node in program.nodes)
-
-    for node in program.nodes:
-        if node.role is Role.PLACEHOLDER:
-            continue
-        if node.role in (Role.VARIABLE, Role.CONSTANT):
-            value = session._value(origin_of(node)) if session is not None and \
-                node.role is Role.VARIABLE else node.value
-            model.initializer(value, values[node])
-            continue
-        if node.role is not Role.OP:
-            raise ONNXError(f"{node.op} {node.name!r} (built at {node.location}) changes state; "
-                            "an ONNX model has none: export the values, not the updates")
-        values[node] = _convert(model, node, [values[i] for i in node.inputs], values[node])
-
+    in_names = _names("input", input_names, inputs)
+    values, out_names = _value_names(model, program, inputs, in_names, outputs, output_names)
+    axes = _dynamic_axes(dynamic_axes, in_names, out_names)
+    _write_nodes(model, program, values, session)
     for node, fetch, name in zip(program.outputs, outputs, out_names):
         if values[node] != name:  # an input, a Variable, a value fetched twice, an alias
             model.nodes.append(helper.make_node(
                 "Identity", [values[node]], [name], doc_string=fetch.location,
                 name=model.fresh(name, model.node_names)))
 
-    axes = _dynamic_axes(dynamic_axes, in_names, out_names)
     graph = helper.make_graph(
         model.nodes, "staticgraph",
         [_value_info(name, node.shape, node.dtype, axes.get(name, {}), name)
@@ -280,11 +260,14 @@ def _names(kind: str, given: Sequence[str] | None, nodes: list[Node]) -> list[st
     return names
 
 
-def _value_names(model: _Model, program: Program, inputs: list[Node],
-                 in_names: list[str]) -> dict[Node, str]:
-    """The ONNX names of the graph's inputs (placeholders) and initializers (Variables keep
-    their names: a model's parameters are found by them)."""
+def _value_names(model: _Model, program: Program, inputs: list[Node], in_names: list[str],
+                 outputs: list[Node], output_names: Sequence[str] | None
+                 ) -> tuple[dict[Node, str], list[str]]:
+    """The ONNX value name of every node, and the outputs' names, all chosen before any
+    converter names an intermediate value: inputs as given, Variables by their own names (a
+    model's parameters are found by them), a computed output by the output's name."""
     by_input = dict(zip(inputs, in_names))
+    model.values.update(in_names)
     values: dict[Node, str] = {}
     for node in program.nodes:
         origin = origin_of(node)
@@ -297,10 +280,15 @@ def _value_names(model: _Model, program: Program, inputs: list[Node],
             if origin.name in model.values:
                 raise ONNXError(f"variable {origin.name!r} has the name of an input")
             values[node] = model.fresh(origin.name, model.values)
+    out_names = _output_names(model, outputs, output_names)
+    for node, name in zip(program.outputs, out_names):
+        if node.role is Role.OP and node not in values:
+            values[node] = name
     for node in program.nodes:
-        if node.role is Role.CONSTANT:
+        if node not in values:
             values[node] = model.fresh(node.name, model.values)
-    return values
+    model.node_names.update(node.name for node in program.nodes)
+    return values, out_names
 
 
 def _output_names(model: _Model, outputs: list[Node],
@@ -315,6 +303,26 @@ def _output_names(model: _Model, outputs: list[Node],
     return names
 
 
+def _write_nodes(model: _Model, program: Program, values: dict[Node, str],
+                 session: Session | None) -> None:
+    """Initializers for Variables (the session's values) and constants, converters' nodes
+    for the rest, in the graph's order."""
+    for node in program.nodes:
+        if node.role is Role.VARIABLE:
+            value = node.value if session is None else session._value(origin_of(node))
+            model.initializer(value, values[node])
+        elif node.role is Role.CONSTANT:
+            model.initializer(node.value, values[node])
+        elif node.role is Role.OP:
+            context = Context(model, node, [values[i] for i in node.inputs])
+            values[node] = context.finish(_converter(node, node.location)(context),
+                                          values[node])
+        elif node.role is not Role.PLACEHOLDER:
+            raise ONNXError(f"{node.op} {node.name!r} (built at {node.location}) changes "
+                            "state; an ONNX model has none: export the values, not the "
+                            "updates")
+
+
 def _converter(node: Node, location: str) -> Converter:
     converter = CONVERTERS.get(node.prim)
     if converter is None:
@@ -322,11 +330,6 @@ def _converter(node: Node, location: str) -> Converter:
         raise ONNXError(f"{node.op} {node.name!r} (built at {location}) cannot be exported to "
                         f"ONNX: {reason}")
     return converter
-
-
-def _convert(model: _Model, node: Node, inputs: list[str], name: str) -> str:
-    context = Context(model, node, inputs)
-    return context.finish(_converter(node, node.location)(context), name)
 
 
 def _dynamic_axes(dynamic_axes: DynamicAxes | None, in_names: list[str],
@@ -363,7 +366,7 @@ def _write(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
-        os.replace(tmp, path) if False else None
+        os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise

@@ -59,7 +59,8 @@ def _fusible(node: Node) -> bool:
         rows_of = node.inputs[0]
     else:
         return False
-    return rows_of.ndim >= 1 and rows_of.shape[0] is not None
+    # Every size known: a value whose size the data decides (a mask's selection) is a boundary
+    return rows_of.ndim >= 1 and None not in rows_of.shape and None not in node.shape
 
 
 def _rows(node: Node) -> int:
