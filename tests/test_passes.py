@@ -468,3 +468,17 @@ def test_a_training_step_after_assigning_a_variable() -> None:
     session.run(step, feed)
     session.run(step, feed)
     np.testing.assert_array_equal(session.run(w), np.zeros((3, 2)))  # zero stays a fixpoint
+
+
+def test_a_value_whose_size_the_data_decides_is_not_fused() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3, 3, 4), "float64", name="x")
+        m = sg.placeholder((3, 4), "bool", name="m")
+        y = x[:, m]  # (3, how many m selects)
+        fetches = [y * 2, *sg.gradients((y * y).sum(), [x])]
+    rng = np.random.default_rng(0)
+    feeds = {x: rng.standard_normal((3, 3, 4)), m: rng.random((3, 4)) > 0.5}
+    want = sg.Session(g, backend="interpreter", passes=()).run(fetches, feeds)
+    for got, expected in zip(sg.Session(g, debug=True).run(fetches, feeds), want):
+        np.testing.assert_array_equal(got, expected)
