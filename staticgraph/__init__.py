@@ -28,3 +28,11 @@ __all__ = ["ops", "optim", "as_node", "gradients", "Graph", "GraphError", "Node"
            "assign", "constant", "get_default_graph", "group", "name_scope", "placeholder",
            "reset_default_graph", "ShapeError", "DTypeError", "RunError", "Function", "Session",
            "compile", "trace", *api_names]
+
+
+def __getattr__(name: str):
+    # ``sg.onnx`` on first use: importing onnx costs ~0.2 s that graphs alone never need.
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'staticgraph' has no attribute {name!r}")

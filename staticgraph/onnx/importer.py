@@ -21,6 +21,7 @@ an unknown batch size. One imported model serves any batch size and sequence len
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -31,8 +32,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
-from ..graph import Graph, Node, Role, constant, placeholder
-from ..graph import Variable as variable
+from ..graph import Graph, Node, Role, Variable, constant, placeholder
 from ..ops import dtypes, functional
 from ..ops.shapes import ShapeError
 from ..runtime.interpreter import RunError, run_kernel
@@ -69,8 +69,7 @@ class ImportedModel:
     def __init__(self, graph: Graph, inputs: dict[str, Node], outputs: list[Node],
                  variables: dict[str, Node], opset: int) -> None:
         self.graph, self.outputs, self.variables, self.opset = graph, outputs, variables, opset
-        self.input_names = list(inputs)
-        self.inputs = list(inputs.values())
+        self.input_names, self.inputs = list(inputs), list(inputs.values())
         self.session = Session(graph)
 
     def __call__(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
@@ -82,8 +81,8 @@ class ImportedModel:
         if unknown or missing or len(arrays) > len(names):
             raise TypeError(f"the model's inputs are {names}; got "
                             f"{sorted(named) if named else f'{len(arrays)} arrays'}")
-        feed = named if named else dict(zip(names, arrays))
-        values = self.session.run(self.outputs, {self.graph.get(n): feed[n] for n in names})
+        feed = [named[n] for n in names] if named else arrays
+        values = self.session.run(self.outputs, dict(zip(self.inputs, feed)))
         return [np.asarray(v) for v in values]
 
 
@@ -98,8 +97,12 @@ def import_model(model: str | os.PathLike | bytes | onnx.ModelProto, *, trainabl
     model, folder = _load(model)
     opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     if "ai.onnx" not in opsets:
-        raise ONNXError("the model imports no opset of the default domain (ai.onnx)")
+        raise ONNXError("the model imports no opset of the default domain (ai.onnx): it is "
+                        "truncated, or not a model")
     opset = opsets["ai.onnx"]
+    for tensor in model.graph.initializer:  # before anything reads or allocates them
+        what = f"initializer {tensor.name!r}"
+        _check_size(tensor.dims, _dtype(tensor.data_type, what), what)
     _load_external_data(model, folder, allow_external_data)
     order = _schedule(model.graph, opsets)
     try:
@@ -118,7 +121,7 @@ def import_model(model: str | os.PathLike | bytes | onnx.ModelProto, *, trainabl
 
 def import_time_inputs(model: onnx.ModelProto) -> set[str]:
     """Graph inputs that some node reads while importing (``IMPORT_TIME_INPUTS``)."""
-    graph_inputs = {i.name for i in model.graph.input}
+    graph_inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
     return {node.input[i] for node in model.graph.node
             for i in IMPORT_TIME_INPUTS.get(node.op_type, ())
             if i < len(node.input) and node.input[i] in graph_inputs}
@@ -140,7 +143,7 @@ def _load(model: Any) -> tuple[onnx.ModelProto, str | None]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         try:
             model = onnx.load_model_from_string(bytes(model))
-        except (DecodeError, RuntimeWarning, ValueError) as exc:
+        except DecodeError as exc:
             raise ONNXError(f"{source} is not a valid ONNX model: the bytes do not parse as "
                             f"a ModelProto ({exc or 'truncated or malformed'})") from None
     if not isinstance(model, onnx.ModelProto):
@@ -172,11 +175,14 @@ def _load_external_data(model: onnx.ModelProto, folder: str | None, allowed: boo
             raise ONNXError(f"{what}: the location is outside the model's folder {folder!r}")
         if not os.path.isfile(path):
             raise ONNXError(f"{what}: no such file in the model's folder {folder!r}")
-        _check_size(tensor.dims, _dtype(tensor.data_type, what), what)
-        length = int(info.get("length", os.path.getsize(path) - int(info.get("offset", 0))))
+        size = math.prod(tensor.dims) * DTYPES[tensor.data_type].itemsize  # checked already
         with open(path, "rb") as f:
             f.seek(int(info.get("offset", 0)))
-            tensor.raw_data = f.read(length)
+            data = f.read(size)
+        if len(data) != size or int(info.get("length", size)) != size:
+            raise ONNXError(f"{what}: the file holds {len(data)} bytes at that offset (length "
+                            f"{info.get('length', 'not given')}), the tensor needs {size}")
+        tensor.raw_data = data
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
 
@@ -206,27 +212,38 @@ def _schedule(graph: onnx.GraphProto, opsets: dict[str, int]) -> list[onnx.NodeP
         if out.name not in given and out.name not in producer:
             raise ONNXError(f"graph output {out.name!r} is produced by no node, graph input or "
                             "initializer")
-    waiting = {id(n): {i for i in n.input if i in producer and i not in given}
-               for n in graph.node}
-    users: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in waiting[id(node)]:
-            users.setdefault(name, []).append(node)
-    ready = [n for n in graph.node if not waiting[id(n)]]
+    nodes = list(graph.node)
+    waiting = [{i for i in n.input if i in producer and i not in given} for n in nodes]
+    users: dict[str, list[int]] = {}
+    for k, names in enumerate(waiting):
+        for name in names:
+            users.setdefault(name, []).append(k)
+    ready = [k for k, names in enumerate(waiting) if not names]  # a heap: the file's order
     order = []
     while ready:
-        node = ready.pop()
-        order.append(node)
-        for out in node.output:
+        k = heapq.heappop(ready)
+        order.append(nodes[k])
+        for out in nodes[k].output:
             for user in users.get(out, ()):
-                waiting[id(user)].discard(out)
-                if not waiting[id(user)]:
-                    ready.append(user)
-    if len(order) < len(graph.node):
-        stuck = [_describe(n) for n in graph.node if waiting[id(n)]]
-        raise ONNXError(f"the graph has a cycle: {', '.join(stuck)} wait on each other's "
-                        "outputs")
+                waiting[user].discard(out)
+                if not waiting[user]:
+                    heapq.heappush(ready, user)
+    if len(order) < len(nodes):
+        cycle = ", ".join(_describe(nodes[k]) for k in _cycle(nodes, waiting))
+        raise ONNXError(f"the graph has a cycle: {cycle} wait on each other's outputs")
     return order
+
+
+def _cycle(nodes: list[onnx.NodeProto], waiting: list[set[str]]) -> list[int]:
+    """Of the nodes that never became ready, those on a cycle: drop, until none is left to
+    drop, each whose outputs no other stuck node waits on."""
+    stuck = [k for k, names in enumerate(waiting) if names]
+    while True:
+        needed = set().union(*(waiting[k] for k in stuck))
+        kept = [k for k in stuck if needed.intersection(nodes[k].output)]
+        if len(kept) == len(stuck):
+            return stuck
+        stuck = kept
 
 
 def _describe(node: onnx.NodeProto) -> str:
@@ -296,7 +313,9 @@ class _Builder:
         self._probed = 0
 
     # -- sources --------------------------------------------------------------------------
-    def add_sources(self, g: onnx.GraphProto, trainable: bool):
+    def add_sources(self, g: onnx.GraphProto,
+                    trainable: bool) -> tuple[dict[str, Node], dict[str, Node]]:
+        """Placeholders for the graph inputs, constants or Variables for the initializers."""
         initializers = {t.name for t in g.initializer}
         inputs = {}
         for value in g.input:
@@ -307,7 +326,7 @@ class _Builder:
         for tensor in g.initializer:
             array = _array(tensor, f"initializer {tensor.name!r}")
             if trainable and array.dtype.kind == "f":
-                node = variable(array, name=tensor.name)
+                node = Variable(array, name=tensor.name)
             else:
                 node = constant(array, name=tensor.name)
             variables[tensor.name] = self.values[tensor.name] = node
@@ -409,23 +428,22 @@ class _Builder:
             self._probe_new_nodes()
         return list(zip(*self.probes[x]))
 
-    def dims(self, x: Node, what: str) -> list[Dim]:
-        """The elements of the 1-D (or 0-D) integer value ``x`` at the two probe points."""
-        if x not in self.probes:
-            self._probe_new_nodes()
-        value = self.known.get(x)
-        if value is None:
-            self.static(x, what)  # raises, saying why
-        return [(int(a), int(b)) for a, b in zip(value[0].reshape(-1), value[1].reshape(-1))]
-
-    def static(self, x: Node, what: str) -> np.ndarray:
-        """The value of ``x``, which must not depend on sizes known only at run time."""
+    def _known(self, x: Node, what: str) -> tuple[np.ndarray, np.ndarray]:
         if x not in self.probes:
             self._probe_new_nodes()
         if x not in self.known:
-            raise ONNXError(f"{what} must be known when the model is imported, and "
-                            f"{x.name!r} is computed from data only at run time")
-        first, second = self.known[x]
+            raise ONNXError(f"{what} must be known when the model is imported, but "
+                            f"{x.name!r} is known only at run time")
+        return self.known[x]
+
+    def dims(self, x: Node, what: str) -> list[Dim]:
+        """The elements of the 1-D (or 0-D) integer value ``x`` at the two probe points."""
+        first, second = self._known(x, what)
+        return [(int(a), int(b)) for a, b in zip(first.reshape(-1), second.reshape(-1))]
+
+    def static(self, x: Node, what: str) -> np.ndarray:
+        """The value of ``x``, which must not depend on sizes known only at run time."""
+        first, second = self._known(x, what)
         if not np.array_equal(first, second, equal_nan=first.dtype.kind == "f"):
             raise ONNXError(f"{what} depends on a size known only at run time")
         return first
@@ -486,7 +504,7 @@ class _Builder:
         factors = []
         rest = d
         for atom in self.atoms:
-            while rest[0] % atom[0] == 0 and rest[1] % atom[1] == 0:
+            while rest[0] != rest[1] and rest[0] % atom[0] == 0 and rest[1] % atom[1] == 0:
                 factors.append(self._atom_vector(atom))
                 rest = (rest[0] // atom[0], rest[1] // atom[1])
         if rest[0] != rest[1]:
@@ -506,15 +524,15 @@ class _Builder:
     def shape_node(self, x: Node, start: int = 0, end: int | None = None) -> Node:
         """``Shape(x)[start:end]`` as an int64 node, whose probe values are known here."""
         axes = range(x.ndim)[start:end]
-        dims = [self.shape(x)[a] for a in axes]
+        dims = self.shape(x)[start:end]
         if all(d[0] == d[1] for d in dims):
             return constant(np.array([d[0] for d in dims], np.int64))
-        parts = [constant(np.array([d[0]], np.int64)) if d[0] == d[1] else self._size(x, a)
-                 for a, d in zip(axes, dims)]
+        parts = [constant(np.array([d[0]], np.int64)) if d[0] == d[1] else
+                 self._run_time_size(x, a) for a, d in zip(axes, dims)]
         node = functional.cat(parts, 0)
         return self.with_known(node, [d[0] for d in dims], [d[1] for d in dims])
 
-    def _size(self, x: Node, axis: int) -> Node:
+    def _run_time_size(self, x: Node, axis: int) -> Node:
         """``x.shape[axis]`` at run time, as a 1-element int64 node."""
         index = tuple(slice(None) if a == axis else slice(0, 1) for a in range(x.ndim))
         return x[index].to(dtypes.int64)._size_of((axis,)).reshape(1)
@@ -547,9 +565,10 @@ def _axis(axis: int, rank: int, what: str = "axis") -> int:
 Converter = Callable[[_Builder, onnx.NodeProto, list, dict], Any]
 
 
-def _method(name: str, *args: Any) -> Converter:
+def _method(name: str) -> Converter:
+    """The surface method of that name, on the node's inputs."""
     def convert(b, node, xs, attrs):
-        return getattr(xs[0], name)(*args, *xs[1:])
+        return getattr(xs[0], name)(*xs[1:])
     convert.__name__ = f"_{name}"
     return convert
 
@@ -561,6 +580,17 @@ def _div(b, node, xs, attrs):
     # Integer division truncates toward zero (C's, not numpy's floor): exact in float64 for
     # magnitudes below 2**53.
     return (x.double() / y.double()).to(x.dtype)
+
+
+def _mod(b, node, xs, attrs):
+    x, y = xs
+    if x.dtype.kind == "f":
+        raise ONNXError("Mod of floating-point values is not supported (exporters emit it for "
+                        "integer shape arithmetic)")
+    remainder = x - _div(b, node, xs, attrs) * y  # C's fmod: the sign of x
+    if attrs.get("fmod", 0):
+        return remainder
+    return remainder.where((remainder == 0) | ((remainder < 0) == (y < 0)), remainder + y)
 
 
 def _pow(b, node, xs, attrs):
@@ -594,14 +624,10 @@ def _cast_like(b, node, xs, attrs):
     return xs[0].to(xs[1].dtype)
 
 
-def _softmax_axis(b, node, attrs) -> int:
-    return attrs.get("axis", -1 if b.opset >= 13 else 1)
-
-
 def _softmax(method: str) -> Converter:
     def convert(b, node, xs, attrs):
         x = xs[0]
-        axis = _axis(_softmax_axis(b, node, attrs), x.ndim)
+        axis = _axis(attrs.get("axis", -1 if b.opset >= 13 else 1), x.ndim)
         if b.opset >= 13 or axis == x.ndim - 1:
             return getattr(x, method)(axis)
         # Before opset 13 the input is coerced to 2-D: rows of everything from `axis` on.
@@ -658,7 +684,7 @@ def _layer_normalization(b, node, xs, attrs):
     scale, bias = (v if v is None or v.shape == normalized else v.expand(normalized)
                    for v in (scale, bias))
     y = functional.layer_norm(x, normalized, scale, bias, eps)
-    if len([o for o in node.output if o]) == 1:
+    if not any(node.output[1:]):  # Mean and InvStdDev are not wanted
         return y
     axes = tuple(range(axis, x.ndim))
     mean = x.mean(axes, keepdim=True)
@@ -751,8 +777,7 @@ def _size(b, node, xs, attrs):
 
 def _reshape(b, node, xs, attrs):
     x = xs[0]
-    target = b.dims(xs[1], "Reshape's shape") if b.opset >= 5 else \
-        [(d, d) for d in attrs["shape"]]
+    target = b.dims(xs[1], "Reshape's shape")
     own = b.shape(x)
     if not attrs.get("allowzero", 0):  # 0 copies the input's size
         target = [own[i] if d == (0, 0) else d for i, d in enumerate(target)]
@@ -829,15 +854,14 @@ def _unsqueeze(b, node, xs, attrs):
 def _slice(b, node, xs, attrs):
     x = xs[0]
     if b.opset >= 10:
-        bounds = [b.dims(v, f"Slice's {w}") if v is not None else None
-                  for v, w in zip(xs[1:] + [None] * 4, ("starts", "ends", "axes", "steps"))]
-        starts, ends, axes, steps = bounds[:4]
+        starts, ends = (b.dims(v, f"Slice's {w}") for v, w in zip(xs[1:3], ("starts", "ends")))
+        axes, steps = (b.static_ints(v, f"Slice's {w}")
+                       for v, w in zip((xs + [None, None])[3:5], ("axes", "steps")))
     else:
         starts, ends = ([(v, v) for v in attrs[k]] for k in ("starts", "ends"))
-        axes, steps = ([(v, v) for v in attrs[k]] if k in attrs else None
-                       for k in ("axes", "steps"))
-    axes = [a[0] for a in axes] if axes is not None else list(range(len(starts)))
-    steps = steps or [(1, 1)] * len(starts)
+        axes, steps = attrs.get("axes"), None
+    axes = axes if axes is not None else range(len(starts))
+    steps = steps or [1] * len(starts)
     index = [slice(None)] * x.ndim
     own = b.shape(x)
     for axis, start, end, step in zip(axes, starts, ends, steps):
@@ -846,20 +870,19 @@ def _slice(b, node, xs, attrs):
     return x[tuple(index)]
 
 
-def _python_slice(size: Dim, start: Dim, end: Dim, step: Dim) -> slice:
+def _python_slice(size: Dim, start: Dim, end: Dim, step: int) -> slice:
     """ONNX's slice of one axis as a Python slice (which clamps differently for negative
     steps, so a known size is resolved here)."""
-    if step[0] != step[1] or step[0] == 0:
-        raise ONNXError(f"Slice's step must be a nonzero constant, got {step}")
-    step = step[0]
+    if step == 0:
+        raise ONNXError("Slice's step is 0")
     bounds = []
-    for bound in (start, end):
+    for which, bound in (("start", start), ("end", end)):
         if bound[0] == bound[1]:
             bounds.append(bound[0])
-        elif bound == size:  # a symbolic bound can only be the axis's own size
-            bounds.append(None if step > 0 or bound is end else -1)
+        elif bound == size and (which == "end") == (step > 0):
+            bounds.append(None)  # the whole axis, in the step's direction
         else:
-            raise ONNXError("Slice's bounds depend on a size known only at run time")
+            raise ONNXError(f"Slice's {which} depends on a size known only at run time")
     start, end = bounds
     if size[0] != size[1] or None in bounds:
         return slice(start, end, step)
@@ -899,21 +922,18 @@ def _split(b, node, xs, attrs):
 
 def _dropout(b, node, xs, attrs):
     x = xs[0]
-    if b.opset >= 12:
-        ratio = b.static(xs[1], "Dropout's ratio") if len(xs) > 1 and xs[1] is not None else 0.5
-        training = len(xs) > 2 and xs[2] is not None and \
-            bool(b.static(xs[2], "Dropout's training_mode"))
-    else:
-        ratio, training = attrs.get("ratio", 0.5), not attrs.get("is_test", 1) and b.opset < 7
+    given = xs + [None, None]  # before opset 12 a Dropout is for inference
+    training = given[2] is not None and bool(b.static(given[2], "Dropout's training_mode"))
+    ratio = float(b.static(given[1], "Dropout's ratio")) if training and given[1] is not None \
+        else 0.5
     if training and ratio > 0:
         raise ONNXError("Dropout in training mode is random; only inference is supported")
-    mask = b.fill(b.shape(x), True, dtypes.bool_, "Dropout's mask")
-    return [x, mask]
+    return [x, b.fill(b.shape(x), True, dtypes.bool_, "Dropout's mask")]
 
 
 CONVERTERS: dict[str, Converter] = {
     "Add": _method("add"), "Sub": _method("sub"), "Mul": _method("mul"), "Div": _div,
-    "Pow": _pow, "Neg": _method("neg"), "Abs": _method("abs"), "Exp": _method("exp"),
+    "Mod": _mod, "Pow": _pow, "Neg": _method("neg"), "Abs": _method("abs"), "Exp": _method("exp"),
     "Log": _method("log"), "Sqrt": _method("sqrt"), "Tanh": _method("tanh"),
     "Sigmoid": _method("sigmoid"), "Relu": _method("relu"), "Erf": _method("erf"),
     "Sign": _method("sign"), "Reciprocal": _reciprocal,

@@ -1,0 +1,378 @@
+"""Importing ONNX models: torch-exported models against torch and onnxruntime at two batch
+sizes (and sequence lengths), gradients and fine-tuning through an imported model, sizes
+known only at run time, and every kind of bad input."""
+
+import io
+import math
+import os
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import staticgraph as sg
+from staticgraph.onnx.errors import ONNXError
+from staticgraph.onnx.importer import MAX_ALLOCATION_BYTES, import_model
+
+ATOL = 1e-5
+
+
+# -- torch-exported models --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    return torch
+
+
+def _export(torch, module, example, dynamic_axes) -> bytes:
+    """The TorchScript exporter (``dynamo=False``) at opset 17, as ONNX bytes."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter says it is deprecated, and how it traced
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), buffer, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"], dynamic_axes=dynamic_axes)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def mlp(torch):
+    nn = torch.nn
+    module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    return module, _export(torch, module, torch.randn(2, 4), {"x": {0: "batch"}})
+
+
+@pytest.fixture(scope="module")
+def norm_block(torch):
+    nn, F = torch.nn, torch.nn.functional
+
+    class NormBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.linear = nn.LayerNorm(6), nn.Linear(6, 5)
+
+        def forward(self, x):
+            return F.gelu(self.linear(self.norm(x))).softmax(-1)
+
+    module = NormBlock()
+    return module, _export(torch, module, torch.randn(2, 6), {"x": {0: "batch"}})
+
+
+@pytest.fixture(scope="module")
+def attention(torch):
+    nn = torch.nn
+
+    class Attention(nn.Module):
+        def __init__(self, width=8, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+        def forward(self, x):
+            batch, seq, width = x.shape
+            q, k, v = (t.view(batch, seq, self.heads, width // self.heads).transpose(1, 2)
+                       for t in self.qkv(x).split(width, dim=2))
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(width // self.heads)
+            y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, -1)
+            return self.out(y)
+
+    module = Attention()
+    axes = {0: "batch", 1: "seq"}
+    return module, _export(torch, module, torch.randn(2, 3, 8), {"x": axes, "y": axes})
+
+
+MODELS = {  # fixture -> (ops the exporter must have used, input shapes to run)
+    "mlp": ({"Gemm", "Relu"}, [(2, 4), (5, 4)]),
+    "norm_block": ({"LayerNormalization", "Erf", "Softmax"}, [(2, 6), (7, 6)]),
+    "attention": ({"Shape", "Gather", "Concat", "Reshape", "Split", "Softmax"},
+                  [(2, 3, 8), (4, 5, 8)]),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_torch_export_matches_torch_and_onnxruntime(name, torch, request):
+    ort = pytest.importorskip("onnxruntime")
+    module, data = request.getfixturevalue(name)
+    ops, shapes = MODELS[name]
+    assert ops <= {n.op_type for n in onnx.load_from_string(data).graph.node}
+    imported = import_model(data)
+    assert imported.inputs[0].shape == (None,) * (len(shapes[0]) - 1) + shapes[0][-1:]
+    runtime = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for shape in shapes:  # one imported model serves every batch size and sequence length
+        x = rng.standard_normal(shape).astype(np.float32)
+        (y,) = imported(x)
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        assert y.shape == expected.shape and y.dtype == np.float32
+        np.testing.assert_allclose(y, expected, atol=ATOL)
+        np.testing.assert_allclose(y, runtime.run(None, {"x": x})[0], atol=ATOL)
+
+
+def _torch_gradients(torch, module, x, weights):
+    x = torch.from_numpy(x).requires_grad_()
+    (module(x) * torch.from_numpy(weights)).sum().backward()
+    return x.grad.numpy(), {n: p.grad.numpy() for n, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gradients_through_an_imported_model_match_torch(name, torch, request):
+    module, data = request.getfixturevalue(name)
+    imported = import_model(data, trainable=True)
+    shape = MODELS[name][1][1]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    weights = rng.standard_normal(imported(x)[0].shape).astype(np.float32)
+    names = [n for n, v in imported.variables.items() if v.role is sg.graph.Role.VARIABLE]
+    with imported.graph.as_default():
+        loss = (imported.outputs[0] * weights).sum()
+        grads = sg.gradients(loss, [imported.inputs[0]] + [imported.variables[n] for n in names])
+    values = imported.session.run(grads, {imported.inputs[0]: x})
+    module.zero_grad()
+    expected_x, expected_params = _torch_gradients(torch, module, x, weights)
+    np.testing.assert_allclose(values[0], expected_x, atol=ATOL)
+    matched = [n for n in names if n in expected_params]  # weights of MatMuls are renamed
+    assert matched
+    for n in matched:
+        np.testing.assert_allclose(values[1 + names.index(n)], expected_params[n], atol=ATOL)
+
+
+def test_fine_tuning_an_imported_model_lowers_the_loss(mlp):
+    imported = import_model(mlp[1], trainable=True)
+    assert {v.role for v in imported.variables.values()} == {sg.graph.Role.VARIABLE}
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    target = x @ rng.standard_normal((4, 3)).astype(np.float32)
+    with imported.graph.as_default():
+        loss = sg.mse_loss(imported.outputs[0], target)
+        step = sg.optim.SGD(lr=0.1).minimize(loss)
+    feed = {imported.inputs[0]: x}
+    outputs = imported(x)[0]
+    losses = [imported.session.run([loss, step], feed)[0] for _ in range(10)]
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0]
+    assert not np.allclose(imported(x=x)[0], outputs)  # the model runs the trained values
+
+
+def test_without_trainable_initializers_are_constants(mlp):
+    imported = import_model(mlp[1])
+    assert {v.role for v in imported.variables.values()} == {sg.graph.Role.CONSTANT}
+    assert sorted(imported.variables) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    with pytest.raises(TypeError, match=r"the model's inputs are \['x'\]"):
+        imported(np.ones((1, 4), np.float32), np.ones(1))
+
+
+# -- sizes known only at run time --------------------------------------------------------------
+
+def _model(nodes, inputs, outputs, initializers=(), domains=()) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
+    opsets = [helper.make_opsetid("", 17)] + [helper.make_opsetid(d, 1) for d in domains]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def _tensor(name, shape, elem=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def _int64s(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def test_shapes_computed_from_run_time_sizes_match_onnxruntime():
+    """ConstantOfShape, Flatten, Reshape and Expand to sizes that are products of unknown
+    ones, and sizes used as values (Shape -> Cast, Size)."""
+    ort = pytest.importorskip("onnxruntime")
+    node = helper.make_node
+    nodes = [node("Shape", ["x"], ["shape"]),
+             node("ConstantOfShape", ["shape"], ["twos"],
+                  value=numpy_helper.from_array(np.array([2.0], np.float32))),
+             node("Gather", ["shape", "second"], ["seq"], axis=0),
+             node("Cast", ["seq"], ["seq_float"], to=TensorProto.FLOAT),
+             node("Mul", ["x", "twos"], ["doubled"]),
+             node("Mul", ["doubled", "seq_float"], ["scaled"]),
+             node("Flatten", ["scaled"], ["flat"], axis=1),
+             node("Gather", ["shape", "first"], ["batch"], axis=0),
+             node("Unsqueeze", ["batch", "zero"], ["batch_1d"]),
+             node("Concat", ["batch_1d", "minus_one", "two"], ["target"], axis=0),
+             node("Reshape", ["flat", "target"], ["halves"]),
+             node("Expand", ["bias", "shape"], ["spread"]),
+             node("Add", ["x", "spread"], ["shifted"]),
+             node("ReduceSum", ["shifted", "zero"], ["summed"], keepdims=0),
+             node("Size", ["x"], ["count"]),
+             node("Cast", ["count"], ["count_float"], to=TensorProto.FLOAT),
+             node("Div", ["summed", "count_float"], ["mean"])]
+    model = _model(nodes, [_tensor("x", ["b", "t", 4])],
+                   [_tensor(n, ["b", "?"]) for n in ("flat", "halves", "mean")],
+                   [_int64s("zero", [0]), _int64s("first", 0), _int64s("second", 1),
+                    _int64s("minus_one", [-1]), _int64s("two", [2]),
+                    numpy_helper.from_array(np.arange(4, dtype=np.float32), "bias")])
+    imported = import_model(model)
+    assert [o.shape for o in imported.outputs] == [(None, None), (None, None, 2), (None, 4)]
+    assert {"reshape_as", "expand_as", "fill", "size_of"} <= {n.op for n in imported.graph.nodes}
+    runtime = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in [(2, 3, 4), (5, 1, 4)]:
+        x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+        for got, expected in zip(imported(x), runtime.run(None, {"x": x})):
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, atol=ATOL)
+
+
+# -- opsets before an op's inputs or meaning changed ---------------------------------------------
+
+OLD_OPSETS = {  # case -> (op, opset, attributes, rank of the result)
+    "Softmax coerced to 2-D": ("Softmax", 11, {"axis": 1}, 4),
+    "LogSoftmax coerced to 2-D": ("LogSoftmax", 11, {"axis": 2}, 4),
+    "ReduceSum axes attribute": ("ReduceSum", 11, {"axes": [1, -1], "keepdims": 0}, 2),
+    "ReduceMean axes attribute": ("ReduceMean", 17, {"axes": [0]}, 4),
+    "ReduceMax axes attribute": ("ReduceMax", 13, {"axes": [3], "keepdims": 0}, 3),
+    "Squeeze axes attribute": ("Squeeze", 11, {"axes": [2]}, 3),
+    "Unsqueeze axes attribute": ("Unsqueeze", 11, {"axes": [0, -1]}, 6),
+    "Slice attributes": ("Slice", 9, {"starts": [1, -3], "ends": [2, 100], "axes": [0, 3]}, 4),
+    "Clip attributes": ("Clip", 10, {"min": -0.5, "max": 0.25}, 4),
+    "Split sizes attribute": ("Split", 11, {"axis": 3, "split": [1, 3]}, 4),
+}
+
+
+@pytest.mark.parametrize("case", OLD_OPSETS)
+def test_older_opsets_match_onnxruntime(case):
+    # (onnx's reference evaluator gives old Softmax the new meaning; onnxruntime does not)
+    ort = pytest.importorskip("onnxruntime")
+    op, opset, attrs, rank = OLD_OPSETS[case]
+    outputs = ["y", "z"] if op == "Split" else ["y"]
+    graph = helper.make_graph([helper.make_node(op, ["x"], outputs, **attrs)], "old",
+                              [_tensor("x", ["b", 3, 1, 4])],
+                              [_tensor(o, [None] * rank) for o in outputs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    x = np.random.default_rng(4).standard_normal((2, 3, 1, 4)).astype(np.float32)
+    runtime = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = runtime.run(None, {"x": x})
+    for got, want in zip(import_model(model)(x), expected):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=ATOL)
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+def _relu_model() -> onnx.ModelProto:
+    return _model([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                  [_tensor("x", ["n", 3])], [_tensor("y", ["n", 3])])
+
+
+def _one_node(op, inputs, initializers=(), domain="", **attrs):
+    return _model([helper.make_node(op, inputs, ["y"], name="bad", domain=domain, **attrs)],
+                  [_tensor("x", ["n", 3])], [_tensor("y", ["a", "b"])], initializers,
+                  [domain] if domain else [])
+
+
+def _truncated() -> bytes:
+    data = _relu_model().SerializeToString()
+    return data[:len(data) // 2]
+
+
+def _cycle():
+    node = helper.make_node
+    return _model([node("Add", ["x", "b"], ["a"], name="first"),
+                   node("Relu", ["a"], ["b"], name="second"),
+                   node("Neg", ["a"], ["y"], name="after")],
+                  [_tensor("x", ["n", 3])], [_tensor("y", ["n", 3])])
+
+
+def _huge_initializer():
+    huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**20, 2**20])
+    return _one_node("Add", ["x", "w"], [huge])
+
+
+BAD = {
+    "not a model": (lambda: b"this is not an ONNX model",
+                    "the model is not a valid ONNX model: the bytes do not parse"),
+    "truncated": (_truncated, "the model is not a valid ONNX model"),
+    "missing file": (lambda: "/nonexistent/model.onnx",
+                     "no ONNX model at '/nonexistent/model.onnx': the file does not exist"),
+    "unknown op": (lambda: _one_node("FooBar", ["x"]),
+                   "node 'bad' (FooBar): op 'FooBar' of domain 'ai.onnx' (opset 17) is not "
+                   "supported"),
+    "unknown domain": (lambda: _one_node("Gelu", ["x"], domain="com.microsoft"),
+                       "node 'bad' (Gelu): op 'Gelu' of domain 'com.microsoft' (opset 1) is "
+                       "not supported"),
+    "unproduced input": (lambda: _one_node("Add", ["x", "ghost"]),
+                         "node 'bad' (Add) uses 'ghost', which no node, graph input or "
+                         "initializer produces"),
+    "cycle": (_cycle, "the graph has a cycle: node 'first' (Add), node 'second' (Relu) wait "
+                      "on each other's outputs"),
+    "huge initializer": (_huge_initializer, "initializer 'w' of shape [1048576, 1048576] "
+                         f"(float32) would take 4398046511104 bytes, more than the importer "
+                         f"allows (MAX_ALLOCATION_BYTES = {MAX_ALLOCATION_BYTES})"),
+    "huge ConstantOfShape": (lambda: _one_node("ConstantOfShape", ["s"],
+                                               [_int64s("s", [2**20, 2**20])]),
+                             "node 'bad' (ConstantOfShape), opset 17: ConstantOfShape's "
+                             "result of shape [1048576, 1048576] (float32) would take"),
+    "huge Range": (lambda: _one_node("Range", ["a", "b", "c"],
+                                     [_int64s("a", 0), _int64s("b", 2**40), _int64s("c", 1)]),
+                   "node 'bad' (Range), opset 17: Range's result of shape [1099511627776] "
+                   "(int64) would take"),
+    "huge Expand": (lambda: _one_node("Expand", ["x", "s"], [_int64s("s", [2**20, 2**20, 3])]),
+                    "Expand's result of shape [1048576, 1048576, 3] (float32) would take"),
+    "negative shape": (lambda: _one_node("ConstantOfShape", ["s"], [_int64s("s", [2, -3])]),
+                       "ConstantOfShape's result has a negative size in its shape [2, -3]"),
+    "unsupported dtype": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
+                                         [_tensor("x", [2], TensorProto.FLOAT16)],
+                                         [_tensor("y", [2], TensorProto.FLOAT16)]),
+                          "graph input 'x' has dtype FLOAT16; staticgraph imports FLOAT, "
+                          "DOUBLE, INT32, INT64 and BOOL"),
+    "shape from data": (lambda: _model([helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+                                       [_tensor("x", [2, 3]), _tensor("s", [2], TensorProto.INT64)],
+                                       [_tensor("y", ["a", "b"])]),
+                        "node 'r' (Reshape), opset 17: Reshape's shape must be known when the "
+                        "model is imported, but 's' is known only at run time"),
+    "bad attribute": (lambda: _one_node("Softmax", ["x"], axis=5),
+                      "node 'bad' (Softmax), opset 17: axis 5 is out of range for rank 2"),
+    "checker": (lambda: _one_node("Relu", ["x"], alpha=1.0),
+                "invalid ONNX model: Unrecognized attribute: alpha for operator Relu"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_raises_a_clear_error(case):
+    make, message = BAD[case]
+    with pytest.raises(ONNXError) as error:
+        import_model(make())
+    assert message in str(error.value)
+    assert error.value.__suppress_context__ or error.value.__context__ is None  # no chain
+
+
+def _save_with_external_data(model, folder, location="weights.bin") -> str:
+    path = os.path.join(folder, "model.onnx")
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=location, size_threshold=0)
+    return path
+
+
+def _affine_model() -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(3, 2), "w")
+    return _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")],
+                  [_tensor("x", ["n", 3])], [_tensor("y", ["n", 2])], [w])
+
+
+def test_external_data_is_read_only_when_allowed_and_only_from_the_models_folder(tmp_path):
+    path = _save_with_external_data(_affine_model(), tmp_path)
+    with pytest.raises(ONNXError, match="initializer 'w' \\(external data 'weights.bin'\\): the "
+                                        "model keeps tensors in external files; pass "
+                                        "allow_external_data=True"):
+        import_model(path)
+    (y,) = import_model(path, allow_external_data=True)(np.ones((1, 3), np.float32))
+    assert y.tolist() == [[6.0, 9.0]]
+
+    outside = tmp_path / "model"
+    outside.mkdir()
+    model = onnx.load(path, load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../weights.bin"
+    onnx.save_model(model, outside / "model.onnx")
+    with pytest.raises(ONNXError, match="the location is outside the model's folder"):
+        import_model(outside / "model.onnx", allow_external_data=True)
+    with pytest.raises(ONNXError, match="external data can be read only for a model loaded "
+                                        "from a path"):
+        import_model(model, allow_external_data=True)
