@@ -108,7 +108,8 @@ EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           linear=shared.linear, cat=shared.cat, stack=shared.stack,
                           where=shared.where, softmax=shared.softmax,
                           log_softmax=shared.log_softmax, softplus=shared.softplus,
-                          nll_loss=shared.nll_loss)
+                          nll_loss=shared.nll_loss,
+                          arange_like=lambda x, axis: x._arange_like(axis))
 
 
 def torch_f():
@@ -118,7 +119,8 @@ def torch_f():
                            mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
                            stack=torch.stack, where=torch.where, softmax=torch.softmax,
                            log_softmax=torch.log_softmax, softplus=tf.softplus,
-                           nll_loss=tf.nll_loss)
+                           nll_loss=tf.nll_loss,
+                           arange_like=lambda x, axis: torch.arange(x.shape[axis]))
 
 
 S = OpSpec
@@ -219,6 +221,8 @@ SPECS: list[OpSpec] = [
       lambda a: a * a.argmax(1)[:, None], "MulBackward0"),
     S("argmin", lambda F, a: a * a.argmin(), _in((3, 4)), lambda a: a * a.argmin(),
       "MulBackward0"),
+    S("arange_like", lambda F, a: a * F.arange_like(a, 1), _in((3, 4)),
+      lambda a: a * np.arange(4), "MulBackward0"),
     # matmul in numpy's cases
     S("mm", lambda F, a, b: a @ b, _in((2, 3), (3, 4)), np.matmul, "MmBackward0"),
     S("dot", lambda F, a, b: a @ b, _in((3,), (3,)), np.matmul, "DotBackward0"),

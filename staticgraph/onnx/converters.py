@@ -435,6 +435,16 @@ def convert_nll_loss(ctx: Context) -> str:
     return loss
 
 
+def convert_arange_like(ctx: Context) -> str:
+    """Range(0, n, 1) with n the size of the input's axis (a constant where it is known)."""
+    axis = ctx.params["axis"]
+    size = ctx.shape(0)[axis]
+    n = ctx.const(np.array(size, np.int64)) if size is not None else \
+        ctx.emit("Squeeze", ctx.emit("Gather", ctx.shape_of(0), ctx.ints([axis])), ctx.ints([0]))
+    return ctx.emit("Range", ctx.const(np.array(0, np.int64)), n,
+                    ctx.const(np.array(1, np.int64)))
+
+
 CONVERTERS: dict[Primitive, Converter] = {
     # elementwise
     P.add: _op("Add"), P.sub: _op("Sub"), P.mul: _op("Mul"), P.div: _op("Div"),
@@ -462,6 +472,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     # indexing
     P.getitem: convert_getitem, P.scatter_add: convert_scatter_add,
     P.index_put: convert_index_put, P.check_index: convert_check_index,
+    P.arange_like: convert_arange_like,
     # linear algebra: ONNX's MatMul is numpy's (1-D operands, batches, broadcasting)
     P.matmul: _op("MatMul"),
     # composites: their decompositions until they have converters of their own

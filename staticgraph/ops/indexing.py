@@ -194,4 +194,14 @@ check_index = Primitive(name="check_index",
                         shape_rule=lambda x, high: x.shape,
                         dtype_rule=_dtype_of_first)
 
-PRIMITIVES = (getitem, scatter_add, index_put, check_index)
+def _arange_like_kernel(like, axis: int):
+    return np.arange(like.shape[axis], dtype=np.int64)
+
+
+# 0, 1, ..., n - 1 for n = like.shape[axis]: an index vector whose length is known only at
+# run time (an imported model's Range over a sequence length, torch.arange(T)).
+arange_like = Primitive(name="arange_like", kind=Kind.OPAQUE, kernel=_arange_like_kernel,
+                        shape_rule=lambda like, axis: (like.shape[axis],),
+                        dtype_rule=lambda like, axis: np.dtype(np.int64))
+
+PRIMITIVES = (getitem, scatter_add, index_put, check_index, arange_like)

@@ -337,6 +337,10 @@ class Surface:
     def _sum_to(self, like):
         return self._apply(P.sum_to, self, like)
 
+    def _arange_like(self, axis: int):
+        """0, 1, ..., n - 1 (int64) for n = this value's size along ``axis``."""
+        return self._apply(P.arange_like, self, axis=axis)
+
     def _fill(self, value: bool | int | float):
         return self._apply(P.fill, self, value=value)
 
