@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from . import compiler, dynamic, eager_overhead, plots, seeds, training
+from . import compiler, dynamic, eager_overhead, onnx_both_ways, plots, seeds, training
 from .common import arguments, context
 
 def main(argv: list[str] | None = None) -> dict:
@@ -35,11 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
                        lambda: _compiler_section(ctx, trained["compiled"]))
     results["compiler"] = compiled["data"]
     results["dynamic"] = section("4", "Where define-by-run wins", lambda: dynamic.run(ctx))["data"]
-    section("5", "ONNX and OpenCL", lambda: {
-        "text": "not built yet: the ONNX export/import and the OpenCL runtime come with their "
-                "own issues, and will add their comparisons here.",
-        "markdown": "Not built yet: ONNX export/import and the OpenCL runtime will add their "
-                    "comparisons here."})
+    results["onnx"] = section("5", "ONNX, both ways", lambda: onnx_both_ways.run(ctx))["data"]
     if plots.SKIPPED:
         note = "skipped pictures: " + "; ".join(plots.SKIPPED)
         print(f"\n{note}")

@@ -15,8 +15,16 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
     results = main_job.main(["--quick", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     for heading in ("[1/5] The seeds, both ways", "[2/5] Training, both ways",
-                    "[3/5] What the compiler did", "[4/5] Where define-by-run wins"):
+                    "[3/5] What the compiler did", "[4/5] Where define-by-run wins",
+                    "[5/5] ONNX, both ways"):
         assert heading in printed
+    onnx = results["onnx"]
+    assert onnx["eager model exported and imported back"]["imported vs eager"] < 1e-5
+    if "onnxruntime vs Session" in onnx["graph with gradients exported"]:
+        assert onnx["graph with gradients exported"]["onnxruntime vs Session"] < 1e-5
+    if "torch model imported and fine-tuned" in onnx:
+        tuned = onnx["torch model imported and fine-tuned"]
+        assert tuned["last loss"] < tuned["first loss"] / 2
     report = (tmp_path / "report.md").read_text()
     assert "## 2. Training, both ways" in report and "y2.grad" in report
     saved = json.loads((tmp_path / "results.json").read_text())
