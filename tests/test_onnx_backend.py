@@ -31,8 +31,8 @@ OPS = {
     "ReduceSum": "reducesum", "Relu": "relu", "Reshape": "reshape", "Shape": "shape",
     "Sigmoid": "sigmoid", "Sign": "sign", "Slice": "slice", "Softmax": "softmax",
     "Softplus": "softplus", "Split": "split", "Sqrt": "sqrt", "Squeeze": "squeeze",
-    "Sub": "sub", "Tanh": "tanh", "Transpose": "transpose", "Unsqueeze": "unsqueeze",
-    "Where": "where",
+    "Sub": "sub", "Tanh": "tanh", "Transpose": "transpose", "Trilu": "trilu",
+    "Unsqueeze": "unsqueeze", "Where": "where",
 }
 DTYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT32, TensorProto.INT64,
           TensorProto.BOOL}

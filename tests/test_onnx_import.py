@@ -84,11 +84,46 @@ def attention(torch):
     return module, _export(torch, module, torch.randn(2, 3, 8), {"x": axes, "y": axes})
 
 
+@pytest.fixture(scope="module")
+def causal_attention(torch):
+    """Positional embeddings and a learned bias sliced to the sequence length, and a causal,
+    sliding-window mask from torch.arange and triu: Range, Slice and Trilu up to a size
+    known only at run time."""
+    nn = torch.nn
+
+    class CausalAttention(nn.Module):
+        def __init__(self, width=8, heads=2, max_len=16, window=3):
+            super().__init__()
+            self.heads, self.window = heads, window
+            self.pos = nn.Parameter(torch.randn(1, max_len, width))
+            self.bias = nn.Parameter(torch.randn(max_len, max_len))
+            self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+        def forward(self, x):
+            batch, seq, width = x.shape
+            x = x + self.pos[:, :seq]
+            q, k, v = (t.view(batch, seq, self.heads, width // self.heads).transpose(1, 2)
+                       for t in self.qkv(x).split(width, dim=2))
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(width // self.heads)
+            scores = scores + self.bias[:seq, :seq]
+            future = torch.ones(seq, seq).triu(1).bool()
+            i = torch.arange(seq)
+            too_far = i[:, None] - i[None, :] >= self.window
+            scores = scores.masked_fill(future | too_far, float("-inf"))
+            y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, -1)
+            return self.out(y)
+
+    module = CausalAttention()
+    axes = {0: "batch", 1: "seq"}
+    return module, _export(torch, module, torch.randn(2, 5, 8), {"x": axes, "y": axes})
+
+
 MODELS = {  # fixture -> (ops the exporter must have used, input shapes to run)
     "mlp": ({"Gemm", "Relu"}, [(2, 4), (5, 4)]),
     "norm_block": ({"LayerNormalization", "Erf", "Softmax"}, [(2, 6), (7, 6)]),
     "attention": ({"Shape", "Gather", "Concat", "Reshape", "Split", "Softmax"},
                   [(2, 3, 8), (4, 5, 8)]),
+    "causal_attention": ({"Range", "Slice", "Trilu", "Where"}, [(2, 5, 8), (3, 11, 8)]),
 }
 
 
@@ -219,6 +254,45 @@ def test_shapes_computed_from_run_time_sizes_match_onnxruntime():
             np.testing.assert_allclose(got, expected, atol=ATOL)
 
 
+def test_range_and_slice_to_run_time_sizes_match_onnxruntime():
+    """Range of length T + 1 (no value has that size: a donor one longer than T) and from
+    T - 1 down to 0; rows 2..T+1 of a table (a gather from a run-time end); x[:, :T-1] (an
+    end relative to the axis' own size, a plain slice)."""
+    ort = pytest.importorskip("onnxruntime")
+    node = helper.make_node
+    nodes = [node("Shape", ["x"], ["shape"]),
+             node("Gather", ["shape", "second"], ["t"], axis=0),
+             node("Add", ["t", "one"], ["t_plus_1"]),
+             node("Range", ["zero", "t_plus_1", "one"], ["up"]),
+             node("Sub", ["t", "one"], ["t_minus_1"]),
+             node("Range", ["t_minus_1", "minus_one", "minus_one"], ["down"]),
+             node("Unsqueeze", ["t", "axes"], ["t_1d"]),
+             node("Add", ["t_1d", "two"], ["end"]),
+             node("Slice", ["table", "two", "end", "axes"], ["rows"]),
+             node("Add", ["x", "rows"], ["shifted"]),
+             node("Unsqueeze", ["t_minus_1", "axes"], ["t_minus_1_1d"]),
+             node("Slice", ["x", "axes", "t_minus_1_1d", "one_1d"], ["all_but_last"])]
+    model = _model(nodes, [_tensor("x", ["b", "t", 4])],
+                   [_tensor("up", ["?"], TensorProto.INT64),
+                    _tensor("down", ["?"], TensorProto.INT64),
+                    _tensor("shifted", ["b", "t", 4]), _tensor("all_but_last", ["b", "?", 4])],
+                   [_int64s("zero", 0), _int64s("one", 1), _int64s("minus_one", -1),
+                    _int64s("second", 1), _int64s("axes", [0]), _int64s("one_1d", [1]),
+                    _int64s("two", [2]),
+                    numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(16, 4),
+                                            "table")])
+    imported = import_model(model)
+    assert "arange_like" in {n.op for n in imported.graph.nodes}
+    runtime = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in [(2, 3, 4), (1, 14, 4)]:
+        x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+        for got, expected in zip(imported(x), runtime.run(None, {"x": x})):
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_allclose(got, expected, atol=ATOL)
+    with pytest.raises(sg.RunError, match="index 16 is out of bounds"):
+        imported(np.ones((1, 15, 4), np.float32))  # rows 2..16 of 16: ONNX would clamp
+
+
 # -- opsets before an op's inputs or meaning changed ---------------------------------------------
 
 OLD_OPSETS = {  # case -> (op, opset, attributes, rank of the result)
@@ -279,6 +353,17 @@ def _cycle():
                   [_tensor("x", ["n", 3])], [_tensor("y", ["n", 3])])
 
 
+def _to_run_time_size(op, inputs, initializers, rank):
+    """A node 'bad' with inputs 'n' and 'n_1d': x's run-time length as 0-D and 1-D int64."""
+    node = helper.make_node
+    return _model([node("Shape", ["x"], ["shape"]),
+                   node("Gather", ["shape", "zero"], ["n"], axis=0),
+                   node("Unsqueeze", ["n", "zeros"], ["n_1d"]),
+                   node(op, inputs, ["y"], name="bad")],
+                  [_tensor("x", ["n", 3])], [_tensor("y", ["?"] * rank)],
+                  [_int64s("zero", 0), _int64s("zeros", [0]), *initializers])
+
+
 def _huge_initializer():
     huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**20, 2**20])
     return _one_node("Add", ["x", "w"], [huge])
@@ -312,6 +397,17 @@ BAD = {
                                      [_int64s("a", 0), _int64s("b", 2**40), _int64s("c", 1)]),
                    "node 'bad' (Range), opset 17: Range's result of shape [1099511627776] "
                    "(int64) would take"),
+    "Range by 2 to a run-time size": (
+        lambda: _to_run_time_size("Range", ["zero", "n", "two"], [_int64s("two", 2)], 1),
+        "node 'bad' (Range), opset 17: Range's length depends on a size known only at run "
+        "time; that is supported for a delta of 1 or -1 only"),
+    "Slice by 2 to a run-time end": (
+        lambda: _to_run_time_size("Slice", ["table", "zeros", "n_1d", "zeros", "twos"],
+                                  [_int64s("twos", [2]),
+                                   numpy_helper.from_array(np.ones((16, 3), np.float32),
+                                                           "table")], 2),
+        "node 'bad' (Slice), opset 17: Slice's end depends on a size known only at run time; "
+        "that needs step 1"),
     "huge Expand": (lambda: _one_node("Expand", ["x", "s"], [_int64s("s", [2**20, 2**20, 3])]),
                     "Expand's result of shape [1048576, 1048576, 3] (float32) would take"),
     "negative shape": (lambda: _one_node("ConstantOfShape", ["s"], [_int64s("s", [2, -3])]),

@@ -151,7 +151,7 @@ def softplus_kernel(x: np.ndarray, beta: float, threshold: float,
     (where the two agree to float precision and exp would overflow)."""
     linear = x * beta > threshold
     with np.errstate(over="ignore"):
-        out = np.multiply(x, beta, out=out)
+        out = np.asarray(np.multiply(x, beta, out=out))  # (a 0-d x gives a numpy scalar)
         np.exp(out, out=out)
     np.log1p(out, out=out)
     np.divide(out, beta, out=out)

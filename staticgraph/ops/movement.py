@@ -143,12 +143,17 @@ def _concat_shape(*xs, axis: int) -> Shape:
 
 
 def _concat_vjp(g, out, *xs, axis: int, index: int):
+    """Input ``index``'s part of g along ``axis``: a slice where the sizes are known, else
+    a gather of the positions its rows take, counted when the graph runs."""
     sizes = [x.shape[axis] for x in xs[:index + 1]]
-    if None in sizes:
-        raise ShapeError("the gradient of concat needs the sizes along the concatenated axis "
-                         f"({axis}) to be known when the graph is built")
-    start = int(np.sum(sizes[:-1]))
-    return g[(slice(None),) * axis + (slice(start, start + sizes[-1]),)]
+    whole = (slice(None),) * axis
+    if None not in sizes:
+        start = int(np.sum(sizes[:-1]))
+        return g[whole + (slice(start, start + sizes[-1]),)]
+    positions = xs[index]._arange_like(axis)
+    for x in xs[:index]:
+        positions = positions + x._size_of((axis,)).to(positions.dtype)
+    return g[whole + (positions,)]
 
 
 concat = Primitive(name="concat",
