@@ -19,6 +19,19 @@ from .runtime.numpy_table import NumpyAliasing
 BACKENDS = ("numpy", "interpreter")
 
 
+def _owned(outputs: list, fed: list[np.ndarray]) -> list:
+    """Each result the caller's own: a copy where it would share memory with a feed or an
+    earlier result (simplify makes ``x * 1`` the feed x, CSE makes two equal fetches one
+    value); writing into one never changes another, or the feeds."""
+    owned: list = []
+    for out in outputs:
+        if isinstance(out, np.ndarray) and any(np.may_share_memory(out, other)
+                                               for other in [*fed, *owned]):
+            out = out.copy()
+        owned.append(out)
+    return owned
+
+
 class Compiled:
     """One (fetches, fed shapes) signature, compiled. ``run`` takes the user's feeds and
     Variable values and returns the fetched values and the Variables' new values."""
@@ -52,9 +65,9 @@ class Compiled:
         executable = getattr(self._per_thread, "executable", None)
         if executable is None:
             executable = self._per_thread.executable = self._new_executable()
-        outputs, updates = executable.run([feeds[n] for n in self._feed_order],
-                                          [variables[v] for v in self._variable_order])
-        return outputs, dict(zip(self.assigned, updates))
+        fed = [feeds[n] for n in self._feed_order]
+        outputs, updates = executable.run(fed, [variables[v] for v in self._variable_order])
+        return _owned(outputs, fed), dict(zip(self.assigned, updates))
 
     @property
     def planned_peak_bytes(self) -> int:

@@ -251,3 +251,72 @@ def test_register_hook_as_in_torch() -> None:
     with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't "
                                            "require gradient"):
         eager.zeros(2).register_hook(print)
+
+
+@pytest.mark.parametrize("name, fn, array", [
+    ("relu then a square", lambda lib, x: x.relu() ** 2, [0.3, -0.7, 1.2]),
+    ("softplus at nan", lambda lib, x: lib.nn.functional.softplus(x), [np.nan, 1.0, 30.0]),
+])
+def test_second_order_and_nan_gradients_as_in_torch(name, fn, array) -> None:
+    """relu's gradient saves its input (a second order through it was zeros); softplus's
+    gradient at nan is nan."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (torch, eager):
+        x = lib.tensor(array, requires_grad=True)
+        (g,) = lib.autograd.grad(fn(lib, x).sum(), x, create_graph=True)
+        (h,) = lib.autograd.grad(g.sum(), x)
+        results.append([fn(lib, x).tolist(), g.tolist(), h.tolist()])
+    for got, want in zip(*results):  # nan where torch has nan
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_sign_of_nan_is_0_as_in_torch() -> None:
+    for values in _both_modes(lambda t: t.sign(), np.array([np.nan, -2.0, 0.0]), grad=False):
+        assert values[0].tolist() == [0.0, -1.0, 0.0]
+
+
+def test_where_with_a_number_promotes_as_torch() -> None:
+    x = np.array([1, -2])
+    for values in _both_modes(lambda t: t.where(t > 0, -1.5), x, grad=False):
+        assert values[0].dtype == np.float32 and values[0].tolist() == [1.0, -1.5]
+
+
+def test_results_never_share_memory_with_feeds_or_each_other() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3,), "float64", name="x")
+        outs = [x * 1, x.exp(), x.exp(), x.T / 1]  # simplified to x; CSE'd to one value
+    feed = np.arange(3.0)
+    for backend in ("numpy", "interpreter"):
+        got = sg.Session(g, backend=backend).run(outs, {x: feed})
+        for i, a in enumerate(got):
+            assert not np.shares_memory(a, feed)
+            assert not any(np.shares_memory(a, b) for b in got[:i])
+        got[0][0] = 100.0
+        assert feed[0] == 0.0
+
+
+def test_fusing_twice_and_empty_rows() -> None:
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, 3), "float64", name="x")
+        fetches = [1 / (x.abs() + 1), (x * 2).amax(0), (x * 2).sum(0), x.log_softmax(0)]
+    for rows in (0, 4):
+        feeds = {x: np.ones((rows, 3))}
+        want = sg.Session(g, backend="interpreter", passes=()).run(fetches[:1], feeds)
+        got = sg.Session(g, passes=("fuse", "simplify", "fuse")).run(fetches[:1], feeds)
+        np.testing.assert_array_equal(got[0], want[0])
+    empty = {x: np.ones((0, 3))}
+    with pytest.raises(sg.RunError, match="Expected reduction dim 0 to have non-zero size"):
+        sg.Session(g).run(fetches[1], empty)
+    assert sg.Session(g).run(fetches[2], empty).tolist() == [0.0, 0.0, 0.0]
+    assert sg.Session(g).run(fetches[3], empty).shape == (0, 3)
+
+
+def test_cross_entropy_at_minus_infinity_compiled_as_eager() -> None:
+    logits, labels = np.array([[-np.inf, 1.9], [1.9, -0.0]]), np.array([0, 1])
+    values = _both_modes(lambda x: eager.nn.functional.cross_entropy(x, eager.tensor(labels))
+                         if isinstance(x, eager.Tensor) else sg.cross_entropy(x, labels),
+                         logits, grad=False)
+    assert values[0][0] == values[1][0] == np.inf

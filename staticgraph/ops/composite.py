@@ -55,11 +55,15 @@ def _log_softmax_kernel(x, axis: int):
 
 
 def _softmax_decomposition(x, axis: int):
+    if 0 in x.shape:  # empty in, empty out: no max to shift by (the compiler knows shapes)
+        return x.exp()
     e = (x - x.amax(axis, keepdim=True)).exp()
     return e / e.sum(axis, keepdim=True)
 
 
 def _log_softmax_decomposition(x, axis: int):
+    if 0 in x.shape:
+        return x.exp()
     shifted = x - x.amax(axis, keepdim=True)
     return shifted - shifted.exp().sum(axis, keepdim=True).log()
 
@@ -196,19 +200,21 @@ def _nll_loss_kernel(log_p, target, reduction: str):
     return _reduce_loss_array(-picked, reduction)
 
 
-def _one_hot(log_p, target):
-    """Where each row's target class is, as log_p's dtype: an elementwise comparison (so a
-    decomposed loss and its gradient fuse into one kernel)."""
+def _target_mask(log_p, target):
+    """Where each row's target class is: an elementwise comparison (so a decomposed loss and
+    its gradient fuse into one kernel)."""
     classes = log_p.shape[-1]
     if classes is None:
         raise log_p._error("nll_loss", ShapeError, "needs the number of classes (the last "
                            "dimension of the log-probabilities) to be known")
     target = target._apply(check_index, target, high=classes)
-    return (target.unsqueeze(-1) == log_p._lift(np.arange(classes))).to(log_p.dtype)
+    return target.unsqueeze(-1) == log_p._lift(np.arange(classes))
 
 
 def _nll_loss_decomposition(log_p, target, reduction: str):
-    return reduce_loss(-(log_p * _one_hot(log_p, target)).sum(-1), reduction)
+    # where, not a product with a one-hot: -inf * 0 would be nan
+    picked = log_p.where(_target_mask(log_p, target), 0).sum(-1)
+    return reduce_loss(-picked, reduction)
 
 
 def _per_row(g, log_p, reduction: str):
@@ -221,7 +227,7 @@ def _per_row(g, log_p, reduction: str):
 
 
 def _nll_loss_vjp(g, out, log_p, target, reduction: str):
-    return -(_per_row(g, log_p, reduction) * _one_hot(log_p, target))
+    return -(_per_row(g, log_p, reduction) * _target_mask(log_p, target).to(log_p.dtype))
 
 
 def _nll_loss_shape(log_p, target, reduction: str) -> Shape:

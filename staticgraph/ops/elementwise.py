@@ -135,12 +135,20 @@ threshold_backward = Primitive(
     vjps=(lambda gg, out, g, x, threshold: gg._apply(threshold_backward, gg, x,
                                                      threshold=threshold),
           lambda gg, out, g, x, threshold: x._fill(0)),
-    grad_name="ThresholdBackwardBackward0")
+    saves=Saves.INPUTS, grad_name="ThresholdBackwardBackward0")
 relu = _unary("relu", lambda x: np.maximum(x, 0),
               lambda g, out, x: g._apply(threshold_backward, g, out, threshold=0.0),
               Saves.OUTPUT, promoted)
 abs = _unary("abs", np.abs, lambda g, out, x: g * x.sign(), dtype_rule=promoted)
-sign = _unary("sign", np.sign, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
+def sign_kernel(x, out=None):
+    """-1, 0 or 1; torch's sign of nan is 0 (numpy's is nan)."""
+    out = np.asarray(np.sign(x, out=out))
+    if out.dtype.kind == "f":
+        np.copyto(out, 0, where=np.isnan(out))
+    return out
+
+
+sign = _unary("sign", sign_kernel, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
 erf = _unary("erf", special.erf,
              lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
 
@@ -160,8 +168,9 @@ def softplus_kernel(x: np.ndarray, beta: float, threshold: float,
 
 
 def _softplus_vjp(g, out, x, beta, threshold):
-    # torch's softplus_backward: the sigmoid of beta x, and 1 where the result is x itself.
-    return (g * (x * beta).sigmoid()).where(x * beta <= threshold, g)
+    # torch's softplus_backward: 1 where the result is x itself, else the sigmoid of beta x
+    # (so a nan x gives a nan gradient, as in torch).
+    return g.where(x * beta > threshold, g * (x * beta).sigmoid())
 
 
 softplus = Primitive(name="softplus", kind=E, kernel=softplus_kernel, shape_rule=same_shape,

@@ -142,7 +142,8 @@ class Surface:
 
     def where(self, condition, other):
         """torch's ``x.where(cond, y)``: x where cond holds, else y."""
-        other = self._lift(other, self.dtype) if isinstance(other, _NUMBER) else other
+        if isinstance(other, _NUMBER):  # a weak scalar, as in torch: int.where(c, 1.5) is float
+            other = self._lift(other, dtypes.result_type(self, other))
         return self._apply(P.where, self._operand(condition), self, self._operand(other))
 
     # -- reductions --------------------------------------------------------------------------

@@ -60,7 +60,9 @@ def _fusible(node: Node) -> bool:
     else:
         return False
     # Every size known: a value whose size the data decides (a mask's selection) is a boundary
-    return rows_of.ndim >= 1 and None not in rows_of.shape and None not in node.shape
+    # (no rows: no chunk would run, and a reduction over the rows would stay unwritten)
+    return rows_of.ndim >= 1 and None not in rows_of.shape and None not in node.shape \
+        and rows_of.shape[0] > 0
 
 
 def _rows(node: Node) -> int:
@@ -195,7 +197,9 @@ def fuse(graph: Program) -> Program:
 
     new = Program()
     mapping: dict[Node, Node] = {}
-    for u in toposort([unit(o) for o in graph.outputs], parents):
+    # An earlier fuse's kernels keep every output they write (kept kernels have all of theirs)
+    roots = [*graph.outputs, *(n for n in graph.nodes if n.role is Role.OUTPUT)]
+    for u in toposort([unit(o) for o in roots], parents):
         if isinstance(u, _Group):
             _emit_group(new, u, mapping, consumers, outputs)
         else:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..graph import Node, Role
 from ..ops import P, Primitive
-from ..ops.elementwise import (clamp_bounds, sigmoid_kernel, softplus_kernel,
+from ..ops.elementwise import (clamp_bounds, sigmoid_kernel, sign_kernel, softplus_kernel,
                                threshold_backward_into, where_into)
 from ..ops.reduce import sum_to_into
 
@@ -101,7 +101,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.minimum: _ufunc(np.minimum), P.neg: _ufunc(np.negative),
     P.exp: _ufunc(np.exp), P.log: _ufunc(np.log),
     P.sqrt: _ufunc(np.sqrt), P.tanh: _ufunc(np.tanh),
-    P.abs: _ufunc(np.abs), P.sign: _ufunc(np.sign),
+    P.abs: _ufunc(np.abs), P.sign: NumpyLowering(sign_kernel),
     P.erf: _ufunc(P.erf.kernel),  # scipy.special.erf
     P.sigmoid: NumpyLowering(lambda x, out: np.copyto(out, sigmoid_kernel(x))),
     P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
