@@ -12,7 +12,7 @@ from .tensor import Tensor
 __all__ = ["cat", "concat", "stack", "where", "matmul", "exp", "log", "sqrt", "tanh",
            "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "prod", "max", "min",
            "softmax", "log_softmax", "reshape", "transpose", "permute", "clamp", "flatten",
-           "unsqueeze", "squeeze", "argmax"]
+           "unsqueeze", "squeeze", "argmax", "nonzero"]
 
 concat = cat
 
@@ -30,6 +30,6 @@ matmul, exp, log, sqrt, tanh, sigmoid, relu, abs, erf = map(
 maximum, minimum, sum, mean, prod, max, min, softmax, log_softmax = map(
     _method, ["maximum", "minimum", "sum", "mean", "prod", "max", "min", "softmax",
               "log_softmax"])
-reshape, transpose, permute, clamp, flatten, unsqueeze, squeeze, argmax = map(
+reshape, transpose, permute, clamp, flatten, unsqueeze, squeeze, argmax, nonzero = map(
     _method, ["reshape", "transpose", "permute", "clamp", "flatten", "unsqueeze", "squeeze",
-              "argmax"])
+              "argmax", "nonzero"])

@@ -944,7 +944,10 @@ class Raised:
 
 def _np(value):
     if torch is not None and isinstance(value, torch.Tensor):
-        return value.detach().numpy(force=True).copy()  # force: a ZeroTensor too
+        value = value.detach()
+        if value._is_zerotensor():  # torch's lazy zeros: reading their memory crashes
+            return np.zeros(tuple(value.shape), str(value.dtype).removeprefix("torch."))
+        return value.numpy(force=True).copy()
     if isinstance(value, eager.Tensor):
         return np.array(value.detach().numpy())
     return value

@@ -274,6 +274,8 @@ SPECS: list[OpSpec] = [
     # torch's own name here is IndexPutBackward0 (a mask writes through index_put_)
     S("index_put_mask", lambda F, a, m, v: _setitem(a, m, v),
       (Input((3, 4)), Input((3, 4), "mask"), Input(())), _np_setitem, "IndexPutBackward0"),
+    S("nonzero", lambda F, a, m: a * m.nonzero().sum(0), (Input((3, 2)), Input((4, 2), "mask")),
+      lambda a, m: a * np.argwhere(m).sum(0), "MulBackward0"),
     S("cat", lambda F, a, b: F.cat([a, b], 1), _in((2, 3), (2, 2)),
       lambda a, b: np.concatenate([a, b], 1), "CatBackward0"),
     S("stack", lambda F, a, b: F.stack([a, b], 1), _in((2, 3), (2, 3)),

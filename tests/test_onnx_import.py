@@ -293,6 +293,76 @@ def test_range_and_slice_to_run_time_sizes_match_onnxruntime():
         imported(np.ones((1, 15, 4), np.float32))  # rows 2..16 of 16: ONNX would clamp
 
 
+# -- indexing and losses ----------------------------------------------------------------------
+
+def _indexing_model() -> onnx.ModelProto:
+    """ScatterElements written along axis 1 and added (at repeated and negative indices)
+    along axis 0, GatherND of pairs, NonZero, and NegativeLogLikelihoodLoss of (N, C, d1):
+    every size but C unknown."""
+    node = helper.make_node
+    nodes = [node("ScatterElements", ["x", "idx", "u"], ["put"], axis=1),
+             node("ScatterElements", ["x", "rows", "v"], ["added"], axis=-2, reduction="add"),
+             node("GatherND", ["x", "pos"], ["picked"]),
+             node("Greater", ["x", "zero"], ["positive"]),
+             node("NonZero", ["positive"], ["nz"]),
+             node("NegativeLogLikelihoodLoss", ["lp", "labels"], ["nll"], reduction="none"),
+             node("NegativeLogLikelihoodLoss", ["lp", "labels"], ["nll_mean"])]
+    inputs = [_tensor("x", ["b", 4]), _tensor("idx", ["b", "k"], TensorProto.INT64),
+              _tensor("u", ["b", "k"]), _tensor("rows", [2, 4], TensorProto.INT64),
+              _tensor("v", [2, 4]), _tensor("pos", ["p", 2], TensorProto.INT64),
+              _tensor("lp", ["b", 4, "t"]), _tensor("labels", ["b", "t"], TensorProto.INT64)]
+    outputs = [_tensor("put", ["b", 4]), _tensor("added", ["b", 4]), _tensor("picked", ["p"]),
+               _tensor("nz", [2, "n"], TensorProto.INT64), _tensor("nll", ["b", "t"]),
+               _tensor("nll_mean", [])]
+    return _model(nodes, inputs, outputs, [numpy_helper.from_array(np.float32(0), "zero")])
+
+
+def _indexing_feeds(batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((batch, 4)).astype(np.float32),
+            "idx": np.stack([rng.permutation(4)[:3] for _ in range(batch)]),  # no repeats
+            "u": rng.standard_normal((batch, 3)).astype(np.float32),
+            "rows": rng.integers(-batch, batch, (2, 4)),
+            "v": rng.standard_normal((2, 4)).astype(np.float32),
+            "pos": np.stack([rng.integers(0, batch, 5), rng.integers(-4, 4, 5)], 1),
+            "lp": rng.standard_normal((batch, 4, 2)).astype(np.float32),
+            "labels": rng.integers(0, 4, (batch, 2))}
+
+
+def test_indexing_and_loss_ops_match_onnxruntime():
+    ort = pytest.importorskip("onnxruntime")
+    model = _indexing_model()
+    imported = import_model(model)
+    runtime = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch, seed in [(3, 6), (5, 7)]:
+        feeds = _indexing_feeds(batch, seed)
+        for got, expected in zip(imported(**feeds), runtime.run(None, feeds)):
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_allclose(got, expected, atol=ATOL)
+
+
+def test_gradients_through_imported_scatter_and_gather():
+    """What is written over gets no gradient, what is added to does; updates and gathered
+    elements get the cotangent at their positions."""
+    imported = import_model(_indexing_model())
+    x, _, u, _, v = imported.inputs[:5]
+    put, added, picked = imported.outputs[:3]
+    feeds = _indexing_feeds(3, 8)
+    w = np.random.default_rng(9).standard_normal((3, 4)).astype(np.float32)
+    with imported.graph.as_default():
+        grads = [*sg.gradients((put * w).sum(), [x, u]), *sg.gradients((added * w).sum(), [x, v]),
+                 sg.gradients(picked.sum(), [x])[0]]
+    values = imported.session.run(grads, dict(zip(imported.inputs, feeds.values())))
+    rows, idx, pos = np.arange(3)[:, None], feeds["idx"], feeds["pos"]
+    kept = np.ones((3, 4), np.float32)
+    kept[rows, idx] = 0
+    counts = np.zeros((3, 4), np.float32)
+    np.add.at(counts, (pos[:, 0], pos[:, 1]), 1)
+    expected = [w * kept, w[rows, idx], w, w[feeds["rows"], np.arange(4)], counts]
+    for got, want in zip(values, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=ATOL)
+
+
 # -- opsets before an op's inputs or meaning changed ---------------------------------------------
 
 OLD_OPSETS = {  # case -> (op, opset, attributes, rank of the result)
@@ -424,6 +494,36 @@ BAD = {
                         "model is imported, but 's' is known only at run time"),
     "bad attribute": (lambda: _one_node("Softmax", ["x"], axis=5),
                       "node 'bad' (Softmax), opset 17: axis 5 is out of range for rank 2"),
+    "NLL with class weights": (
+        lambda: _one_node("NegativeLogLikelihoodLoss", ["x", "t", "w"],
+                          [_int64s("t", [0, 2]),
+                           numpy_helper.from_array(np.ones(3, np.float32), "w")]),
+        "node 'bad' (NegativeLogLikelihoodLoss), opset 17: class weights are not supported"),
+    "NLL with ignore_index": (
+        lambda: _one_node("NegativeLogLikelihoodLoss", ["x", "t"], [_int64s("t", [0, 2])],
+                          ignore_index=-100),
+        "node 'bad' (NegativeLogLikelihoodLoss), opset 17: ignore_index is not supported"),
+    "GatherND with batch_dims": (
+        lambda: _one_node("GatherND", ["x", "i"], [_int64s("i", [[0], [1]])], batch_dims=1),
+        "node 'bad' (GatherND), opset 17: batch_dims 1 is not supported, only 0"),
+    "GatherND of unknown depth": (
+        lambda: _model([helper.make_node("GatherND", ["x", "i"], ["y"], name="bad")],
+                       [_tensor("x", ["n", 3]), _tensor("i", [2, "d"], TensorProto.INT64)],
+                       [_tensor("y", ["?"])]),
+        "node 'bad' (GatherND), opset 17: indices of shape (2, None): the length of their "
+        "last axis must be known when importing"),
+    "NLL of unknown classes": (
+        lambda: _model([helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["y"],
+                                         name="bad")],
+                       [_tensor("x", ["n", "c"]), _tensor("t", ["n"], TensorProto.INT64)],
+                       [_tensor("y", [])]),
+        "node 'bad' (NegativeLogLikelihoodLoss), opset 17: log-probabilities of shape "
+        "(None, None): (N, C, ...) with the number of classes C known when importing"),
+    "ScatterElements multiplying": (
+        lambda: _one_node("ScatterElements", ["x", "i", "x"], [_int64s("i", [[0, 1, 0]])],
+                          reduction="mul"),
+        "node 'bad' (ScatterElements), opset 17: reduction 'mul' is not supported, only "
+        "'none' and 'add'"),
     "checker": (lambda: _one_node("Relu", ["x"], alpha=1.0),
                 "invalid ONNX model: Unrecognized attribute: alpha for operator Relu"),
 }

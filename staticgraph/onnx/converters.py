@@ -115,9 +115,13 @@ def convert_softplus(ctx: Context) -> str:
 
 
 def convert_clamp(ctx: Context) -> str:
-    """Max and Min rather than Clip: the bounds may be tensors that broadcast."""
+    """Clip where the bounds are 0-d; Max and Min where they are tensors that broadcast
+    (Clip's are scalars)."""
     low, high = clamp_bounds(tuple(range(1, len(ctx.node.inputs))), ctx.params["has_min"],
                              ctx.params["has_max"])
+    if all(not ctx.shape(k) for k in (low, high) if k is not None):
+        return ctx.emit("Clip", ctx.input(0), "" if low is None else ctx.input(low),
+                        *([] if high is None else [ctx.input(high)]))
     out = ctx.input(0)
     if low is not None:
         out = ctx.emit("Max", out, ctx.input(low))
@@ -379,6 +383,17 @@ def convert_index_put(ctx: Context) -> str:
     return reshape(ctx, out, ctx.shape_of(0))
 
 
+def convert_nonzero(ctx: Context) -> str:
+    """NonZero gives the positions as (ndim, n), torch (n, ndim): Transpose. A 0-d value is
+    made 1-D first (onnxruntime's NonZero of a scalar has one row, ONNX's shapes none) and its
+    row dropped."""
+    if ctx.shape(0):
+        return ctx.emit("Transpose", ctx.emit("NonZero", ctx.input(0, ctx.dtype(0))))
+    rows = ctx.emit("NonZero", reshape(ctx, ctx.input(0, ctx.dtype(0)), (1,)))
+    none = ctx.emit("Slice", rows, ctx.ints([0]), ctx.ints([0]), ctx.ints([0]))
+    return ctx.emit("Transpose", none)
+
+
 def convert_check_index(ctx: Context) -> str:
     """The labels themselves: ONNX has no assertion, so an out-of-range label is not caught
     (cross_entropy's one-hot then gives that row no target, a loss of 0)."""
@@ -472,7 +487,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     # indexing
     P.getitem: convert_getitem, P.scatter_add: convert_scatter_add,
     P.index_put: convert_index_put, P.check_index: convert_check_index,
-    P.arange_like: convert_arange_like,
+    P.arange_like: convert_arange_like, P.nonzero: convert_nonzero,
     # linear algebra: ONNX's MatMul is numpy's (1-D operands, batches, broadcasting)
     P.matmul: _op("MatMul"),
     # composites: their decompositions until they have converters of their own

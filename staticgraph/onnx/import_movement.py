@@ -1,10 +1,11 @@
 """Converters of the ONNX ops that compute shapes, move data or index into it.
 
 Reshape, Flatten, Expand, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice, Gather,
-Trilu, Constant, Shape, Size, ConstantOfShape and Range: their shapes, axes and bounds are
-read from the builder at the two probe points (``shapes.py``), so a size known only at run
-time is carried by a reshape's -1, a shape donor, or positions 0..n-1 of that length
-(``arange_like``: a Range up to a sequence length, a Slice or Trilu of one).
+GatherND, ScatterElements, NonZero, Trilu, Constant, Shape, Size, ConstantOfShape and Range:
+their shapes, axes and bounds are read from the builder at the two probe points
+(``shapes.py``), so a size known only at run time is carried by a reshape's -1, a shape
+donor, or positions 0..n-1 of that length (``arange_like``: a Range up to a sequence length,
+a Slice or Trilu of one).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..graph import constant
+from ..graph import Node, constant
 from ..ops import functional
 from .errors import ONNXError
 from .loading import check_size, tensor_array
@@ -225,6 +226,48 @@ def _gather(b, node, xs, attrs):
     return x[(slice(None),) * axis + (indices,)]
 
 
+def _gather_nd(b, node, xs, attrs):
+    """x at the positions along indices' last axis: x[indices[..., 0], indices[..., 1], ...]."""
+    x, indices = xs
+    if attrs.get("batch_dims", 0):
+        raise ONNXError(f"batch_dims {attrs['batch_dims']} is not supported, only 0")
+    depth = indices.shape[-1] if indices.ndim else 0
+    if not depth:
+        raise ONNXError(f"indices of shape {indices.shape}: the length of their last axis "
+                        "must be known when importing, and not 0")
+    return x[tuple(indices[..., k] for k in range(depth))]
+
+
+def _scatter_elements(b, node, xs, attrs):
+    """x with updates written (reduction "none") or added ("add") at indices along axis:
+    index arrays for every axis, the indices along that one and positions 0..n-1 along the
+    others (numpy's last write wins where ONNX leaves repeated indices undefined)."""
+    x, indices, updates = xs
+    reduction = attrs.get("reduction", "none")
+    if reduction not in ("none", "add"):
+        raise ONNXError(f"reduction {reduction!r} is not supported, only 'none' and 'add'")
+    axis = axis_index(attrs.get("axis", 0), x.ndim)
+    arrays = [indices if k == axis else _positions(indices, k) for k in range(x.ndim)]
+    spec = tuple(("array", k) for k in range(x.ndim))
+    if reduction == "add":
+        return x + updates._scatter_add(x, arrays, spec)
+    return x._index_put(updates, arrays, spec)
+
+
+def _positions(x: Node, axis: int) -> Node:
+    """0, 1, ..., n - 1 along ``axis`` of x, shaped to broadcast against it."""
+    shape = tuple(-1 if k == axis else 1 for k in range(x.ndim))
+    n = x.shape[axis]
+    if n is None:
+        return x._arange_like(axis).reshape(shape)
+    return constant(np.arange(n, dtype=np.int64).reshape(shape))
+
+
+def _non_zero(b, node, xs, attrs):
+    """ONNX's positions are (ndim, n), torch's nonzero (n, ndim)."""
+    return xs[0].nonzero().T
+
+
 def _split(b, node, xs, attrs):
     x = xs[0]
     axis = axis_index(attrs.get("axis", 0), x.ndim)
@@ -250,4 +293,5 @@ MOVEMENT_CONVERTERS: dict[str, Converter] = {
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
     "Slice": _slice, "Gather": _gather, "Constant": _constant, "Shape": _shape, "Size": _size,
     "ConstantOfShape": _constant_of_shape, "Range": _range, "Trilu": _trilu,
+    "GatherND": _gather_nd, "ScatterElements": _scatter_elements, "NonZero": _non_zero,
 }

@@ -211,6 +211,25 @@ def _matmul(b, node, xs, attrs):
     return xs[0] @ xs[1]
 
 
+def _negative_log_likelihood_loss(b, node, xs, attrs):
+    """torch's nll_loss: log-probabilities (N, C) with targets (N,); (N, C, d1, ...) with
+    (N, d1, ...) as rows of C, the per-element losses shaped back like the targets."""
+    if len(xs) > 2 and xs[2] is not None:
+        raise ONNXError("class weights are not supported")
+    if "ignore_index" in attrs:
+        raise ONNXError("ignore_index is not supported")
+    x, target = xs[0], xs[1].long()
+    if x.ndim < 2 or x.shape[1] is None:
+        raise ONNXError(f"log-probabilities of shape {x.shape}: (N, C, ...) with the number "
+                        "of classes C known when importing is needed")
+    reduction = attrs.get("reduction", "mean")
+    if x.ndim == 2:
+        return functional.nll_loss(x, target, reduction)
+    rows = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+    loss = functional.nll_loss(rows, target.reshape(-1), reduction)
+    return loss.reshape_as(target) if reduction == "none" else loss
+
+
 def _dropout(b, node, xs, attrs):
     x = xs[0]
     given = xs + [None, None]  # before opset 12 a Dropout is for inference
@@ -238,5 +257,6 @@ CONVERTERS: dict[str, Converter] = {
     "ReduceMax": _reduce("amax", 18), "ReduceMin": _reduce("amin", 18),
     "ReduceProd": _reduce("prod", 18), "ArgMax": _arg("argmax"), "ArgMin": _arg("argmin"),
     "Identity": _identity, "Dropout": _dropout,
+    "NegativeLogLikelihoodLoss": _negative_log_likelihood_loss,
     **MOVEMENT_CONVERTERS,
 }

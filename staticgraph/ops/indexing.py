@@ -204,4 +204,15 @@ arange_like = Primitive(name="arange_like", kind=Kind.OPAQUE, kernel=_arange_lik
                         shape_rule=lambda like, axis: (like.shape[axis],),
                         dtype_rule=lambda like, axis: np.dtype(np.int64))
 
-PRIMITIVES = (getitem, scatter_add, index_put, check_index, arange_like)
+
+def _nonzero_kernel(x):
+    return np.argwhere(x).astype(np.int64, copy=False)
+
+
+# The positions of x's nonzero elements, one row (of x.ndim coordinates) each, in row-major
+# order: torch's x.nonzero(). How many there are is known only at run time.
+nonzero = Primitive(name="nonzero", kind=Kind.OPAQUE, kernel=_nonzero_kernel,
+                    shape_rule=lambda x: (None, x.ndim),
+                    dtype_rule=lambda x: np.dtype(np.int64))
+
+PRIMITIVES = (getitem, scatter_add, index_put, check_index, arange_like, nonzero)

@@ -334,6 +334,11 @@ class Surface:
                 "new": "UnsqueezeBackward0", "array": "IndexBackward0"}[last]
         return self._apply(P.getitem, self, *arrays, spec=spec, grad_name=name)
 
+    def nonzero(self):
+        """The positions of the nonzero elements: int64 of shape (n, ndim), n known only
+        when the value is computed."""
+        return self._apply(P.nonzero, self)
+
     # -- helpers the gradient rules use ------------------------------------------------------
     def _sum_to(self, like):
         return self._apply(P.sum_to, self, like)

@@ -130,7 +130,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.concat: NumpyLowering(lambda *xs, out, axis: np.concatenate(xs, axis, out=out)),
     # indexing: basic indexing is a view (index arrays make a copy); check_index returns x
     P.getitem: VIEWS, P.check_index: VIEWS, P.scatter_add: ALLOCATES, P.index_put: ALLOCATES,
-    P.arange_like: ALLOCATES,
+    P.arange_like: ALLOCATES, P.nonzero: ALLOCATES,
     # composites: decomposed by default; as one node (passes without "decompose"), their
     # reference kernels run
     P.softmax: ALLOCATES, P.log_softmax: ALLOCATES, P.gelu: ALLOCATES, P.layer_norm: ALLOCATES,
