@@ -121,6 +121,8 @@ def _affine(bounds: tuple, has_weight: bool, has_bias: bool) -> tuple:
 def _layer_norm_kernel(x, *affine, axes: tuple[int, ...], eps: float, has_weight: bool,
                        has_bias: bool):
     weight, bias = _affine(affine, has_weight, has_bias)
+    if x.size == 0:  # nothing to normalize (and numpy would warn of an empty mean)
+        return np.empty(x.shape, x.dtype)
     centered = x - x.mean(axes, keepdims=True)
     y = centered / np.sqrt((centered * centered).mean(axes, keepdims=True) + eps)
     y = y if weight is None else y * weight
