@@ -320,3 +320,19 @@ def test_cross_entropy_at_minus_infinity_compiled_as_eager() -> None:
                          if isinstance(x, eager.Tensor) else sg.cross_entropy(x, labels),
                          logits, grad=False)
     assert values[0][0] == values[1][0] == np.inf
+
+
+def test_concat_gradient_with_unknown_sizes_counts_bool_inputs_right() -> None:
+    """Positions past a bool input were counted in bool (size 2 became True)."""
+    g = sg.Graph()
+    with g.as_default():
+        c = sg.placeholder((None,), "bool")
+        x = sg.placeholder((None,), "float64")
+        (dx,) = sg.gradients((sg.concat([c, x], 0) * sg.constant(np.arange(4.0))).sum(), [x])
+    assert sg.Session(g).run(dx, {c: [True, False], x: [1.0, 2.0]}).tolist() == [2.0, 3.0]
+
+
+def test_sign_gradient_is_zeros_even_for_infinite_cotangents() -> None:
+    x = eager.tensor([1.0, -2.0], requires_grad=True)
+    (g,) = eager.autograd.grad(x.sign(), x, grad_outputs=eager.tensor([np.inf, np.nan]))
+    assert g.tolist() == [0.0, 0.0]

@@ -148,7 +148,8 @@ def sign_kernel(x, out=None):
     return out
 
 
-sign = _unary("sign", sign_kernel, lambda g, out, x: g * 0, Saves.NOTHING, promoted)
+# Zeros, not g * 0: an infinite or nan g must not make them nan (torch's sign backward).
+sign = _unary("sign", sign_kernel, lambda g, out, x: g._fill(0), Saves.NOTHING, promoted)
 erf = _unary("erf", special.erf,
              lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
 

@@ -151,8 +151,8 @@ def _concat_vjp(g, out, *xs, axis: int, index: int):
         start = int(np.sum(sizes[:-1]))
         return g[whole + (slice(start, start + sizes[-1]),)]
     positions = xs[index]._arange_like(axis)
-    for x in xs[:index]:
-        positions = positions + x._size_of((axis,)).to(positions.dtype)
+    for x in xs[:index]:  # (counted as int64: size_of counts in x's dtype, maybe bool)
+        positions = positions + x._arange_like(axis)._size_of((0,))
     return g[whole + (positions,)]
 
 
