@@ -336,3 +336,11 @@ def test_sign_gradient_is_zeros_even_for_infinite_cotangents() -> None:
     x = eager.tensor([1.0, -2.0], requires_grad=True)
     (g,) = eager.autograd.grad(x.sign(), x, grad_outputs=eager.tensor([np.inf, np.nan]))
     assert g.tolist() == [0.0, 0.0]
+
+
+def test_comparisons_promote_as_torch() -> None:
+    """A float32 tensor against a float64 0-d value compares in float32, as in torch."""
+    a = np.array([-0.6518987417221069], np.float32)
+    b = np.array(float(a[0]) + 1e-12)
+    for values in _both_modes(lambda x, y: (x != y).to(eager.float64), a, b, grad=False):
+        assert values[0].tolist() == [0.0]

@@ -256,9 +256,21 @@ stop_gradient = Primitive(name="stop_gradient", kind=E, kernel=lambda x: x,
                           shape_rule=same_shape, dtype_rule=promoted)
 
 
+def comparison_kernel(ufunc: np.ufunc) -> Callable:
+    """Compare in torch's promoted dtype: a float32 tensor against a float64 0-d value compares
+    in float32 (numpy would compare in float64)."""
+    def kernel(x, y, out=None):
+        if x.dtype != y.dtype:
+            dtype = dtypes.result_type(x, y)
+            x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        return ufunc(x, y, out=out)
+    kernel.__name__ = ufunc.__name__
+    return kernel
+
+
 def _comparison(name: str, ufunc) -> Primitive:
-    return Primitive(name=name, kind=E, kernel=ufunc, shape_rule=broadcast_shape,
-                     dtype_rule=boolean)
+    return Primitive(name=name, kind=E, kernel=comparison_kernel(ufunc),
+                     shape_rule=broadcast_shape, dtype_rule=boolean)
 
 
 eq = _comparison("eq", np.equal)

@@ -48,9 +48,13 @@ class NumpyLowering:
     def into_for(self, inputs: Sequence[np.dtype], out: np.dtype) -> Callable[..., object]:
         """The ``into`` to call for operands and a result of these dtypes (chosen when the
         schedule is rendered: the plain ufunc costs nothing extra per call)."""
-        if self.ufunc is not None and _resolved(self.ufunc, inputs) != out:
-            return functools.partial(self.ufunc, casting="unsafe")
-        return self.into
+        if self.ufunc is None:
+            return self.into
+        if len(set(inputs)) <= 1 and _resolved(self.ufunc, inputs) == out:
+            return self.ufunc
+        if self.into is not self.ufunc:  # it promotes as torch does itself (comparisons)
+            return self.into
+        return functools.partial(self.ufunc, casting="unsafe")
 
 
 @functools.cache
@@ -76,6 +80,11 @@ def _ufunc(ufunc: np.ufunc) -> NumpyLowering:
 
 def _copy_into(x, *_, out, **__):
     np.copyto(out, x, casting="unsafe")
+
+
+def _compare(prim: Primitive, ufunc: np.ufunc) -> NumpyLowering:
+    """The ufunc where both sides share a dtype; else the kernel, which promotes as torch."""
+    return NumpyLowering(prim.kernel, ufunc=ufunc)
 
 
 def _clamp_into(x, *bounds, out, has_min, has_max):
@@ -112,9 +121,9 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.cast: NumpyLowering(_copy_into),
     P.fill: NumpyLowering(lambda x, out, value: out.fill(value)),
     P.stop_gradient: NumpyLowering(_copy_into, views=True),
-    P.eq: _ufunc(np.equal), P.ne: _ufunc(np.not_equal),
-    P.lt: _ufunc(np.less), P.le: _ufunc(np.less_equal),
-    P.gt: _ufunc(np.greater), P.ge: _ufunc(np.greater_equal),
+    P.eq: _compare(P.eq, np.equal), P.ne: _compare(P.ne, np.not_equal),
+    P.lt: _compare(P.lt, np.less), P.le: _compare(P.le, np.less_equal),
+    P.gt: _compare(P.gt, np.greater), P.ge: _compare(P.ge, np.greater_equal),
     P.logical_and: _ufunc(np.logical_and), P.logical_or: _ufunc(np.logical_or),
     P.logical_not: _ufunc(np.logical_not),
     # reductions
