@@ -87,7 +87,8 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
             raise RuntimeError("One of the differentiated Tensors does not require grad")
         nodes.append(t._gradient_edge())
     retain = create_graph if retain_graph is None else retain_graph
-    grads = _sweep(_seeds(outputs, autodiff.as_list(grad_outputs)), retain, create_graph, set(nodes))
+    seeds = _seeds(outputs, autodiff.as_list(grad_outputs))
+    grads = _sweep(seeds, retain, create_graph, set(nodes))
     result = []
     for i, node in enumerate(nodes):
         g = grads.get(node)

@@ -10,7 +10,8 @@ from staticgraph.ops.functional import cat, stack, where
 from .tensor import Tensor
 
 __all__ = ["cat", "concat", "stack", "where", "matmul", "exp", "log", "sqrt", "tanh",
-           "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "prod", "max", "min",
+           "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "prod", "max",
+           "min",
            "softmax", "log_softmax", "reshape", "transpose", "permute", "clamp", "flatten",
            "unsqueeze", "squeeze", "argmax", "nonzero"]
 

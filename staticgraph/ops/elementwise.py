@@ -285,5 +285,5 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
                         shape_rule=same_shape, dtype_rule=boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, threshold_backward, abs, sign, erf, softplus, clamp, where, cast, fill, stop_gradient, eq, ne, lt, le, gt, ge,
-              logical_and, logical_or, logical_not)
+              relu, threshold_backward, abs, sign, erf, softplus, clamp, where, cast, fill,
+              stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)
