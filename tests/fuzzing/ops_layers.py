@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .programs import BATCH, K, const
+from .programs import BATCH, K, const, float_with_axes
 
 if TYPE_CHECKING:
     from .generator import Generator
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def t_matmul(g: Generator) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: len(i.shape) >= 1 and i.dtype.startswith("float"))
+    a = g.pick(float_with_axes)
     if a is None:
         return False
     shape = g.shape(a)
@@ -46,7 +46,7 @@ def t_matmul(g: Generator) -> bool:
 
 def t_composite(g: Generator) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: len(i.shape) >= 1 and i.dtype.startswith("float"))
+    a = g.pick(float_with_axes)
     if a is None:
         return False
     shape = g.shape(a)

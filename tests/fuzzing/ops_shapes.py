@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .programs import BATCH, K, const
+from .programs import BATCH, K, const, has_axes
 
 if TYPE_CHECKING:
     from .generator import Generator
@@ -121,7 +121,7 @@ def t_movement(g: Generator) -> bool:
 
 def t_index(g: Generator) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: len(i.shape) >= 1)
+    a = g.pick(has_axes)
     if a is None:
         return False
     shape = g.shape(a)
@@ -184,7 +184,7 @@ def t_index(g: Generator) -> bool:
 
 def t_concat(g: Generator) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: len(i.shape) >= 1)
+    a = g.pick(has_axes)
     if a is None:
         return False
     shape = g.shape(a)

@@ -174,6 +174,15 @@ def prune(prog: Program) -> Program:
     return replace(prog, ops=tuple(keep), inputs=inputs, info=info)
 
 
+def has_axes(name: str, info: Info) -> bool:
+    """A value with at least one axis (what ``Generator.pick`` filters by)."""
+    return len(info.shape) >= 1
+
+
+def float_with_axes(name: str, info: Info) -> bool:
+    return has_axes(name, info) and info.dtype.startswith("float")
+
+
 def float_dtype(dtype: str) -> bool:
     return dtype in ("float32", "float64")
 
