@@ -12,11 +12,11 @@ from .graph import Node, Role
 from .passes import optimize, specialize
 from .passes.decompose import decompose
 from .passes.memory import check_plan, no_reuse_bytes, plan_memory
-from .runtime.interpreter import InterpretedExecutable
+from .runtime.interpreter import Executable, InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
 from .runtime.numpy_table import NumpyAliasing
 
-BACKENDS = ("numpy", "interpreter")
+BACKENDS = ("numpy", "interpreter", "opencl")
 
 
 def _owned(outputs: list, fed: list[np.ndarray]) -> list:
@@ -37,15 +37,23 @@ class Compiled:
     Variable values and returns the fetched values and the Variables' new values."""
 
     def __init__(self, fetches: Sequence[Node], feed_shapes: Mapping[Node, tuple[int, ...]],
-                 passes: Sequence[str], backend: str = "numpy", debug: bool = False) -> None:
+                 passes: Sequence[str], backend: str = "numpy", debug: bool = False,
+                 device: str | int | None = None) -> None:
         self.passes = tuple(passes)  # checked by the Session
         self.specialized = specialize(fetches, feed_shapes)
         self.graph, self.report = optimize(self.specialized, self.passes, debug)
+        self.backend = backend
         # The interpreter runs the same numpy kernels: the plan it reports is numpy's.
-        self.memory = plan_memory(self.graph, NumpyAliasing, reuse="plan_memory" in self.passes)
+        aliasing = NumpyAliasing
+        if backend == "opencl":
+            from .runtime import opencl  # (pyopencl only where it is used)
+            self.device = opencl.get_device(device)
+            opencl.check_dtypes(self.graph, self.device)
+            self.on_host = opencl.host_steps(self.graph, self.device)
+            aliasing = opencl.OpenCLAliasing(self.on_host)
+        self.memory = plan_memory(self.graph, aliasing, reuse="plan_memory" in self.passes)
         if debug:
             check_plan(self.graph, self.memory)
-        self.backend = backend
         self.executable = self._new_executable()
         # An executable owns its buffers: each thread that runs this plan gets its own, so
         # serving code may call one compiled function from a thread pool.
@@ -56,9 +64,12 @@ class Compiled:
         self._variable_order = [v.origin for v in ex.variables]
         self.assigned = [a.inputs[0].origin for a in ex.assigns]
 
-    def _new_executable(self) -> NumpyExecutable | InterpretedExecutable:
+    def _new_executable(self) -> Executable:
         if self.backend == "numpy":
             return NumpyExecutable(self.graph, self.memory)
+        if self.backend == "opencl":
+            from .runtime.opencl import OpenCLExecutable
+            return OpenCLExecutable(self.graph, self.memory, self.device, self.on_host)
         return InterpretedExecutable(self.graph)
 
     def run(self, feeds: Mapping[Node, np.ndarray], variables: Mapping[Node, np.ndarray]):

@@ -30,16 +30,24 @@ class Session:
     """``sess.run(fetches, feed_dict)``; the Variables' values live here between runs.
 
     ``passes`` is the compiler pipeline (``()`` for none; see ``staticgraph.passes``),
-    ``backend`` the runtime ("numpy", compiled; or "interpreter", the reference), ``debug``
-    checks the graph's invariants after every pass.
+    ``backend`` the runtime ("numpy", compiled; "opencl", compiled to OpenCL kernels on
+    ``device``: "gpu", "cpu", an index, or None for the first GPU, else the CPU; or
+    "interpreter", the reference), ``debug`` checks the graph's invariants after every pass.
     """
 
     def __init__(self, graph: Graph | None = None, backend: str = "numpy",
-                 passes: Sequence[str] = DEFAULT_PASSES, debug: bool = False) -> None:
+                 passes: Sequence[str] = DEFAULT_PASSES, debug: bool = False,
+                 device: str | int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
+        if device is not None and backend != "opencl":
+            raise ValueError(f"device={device!r} is for backend='opencl', not {backend!r}")
         self.graph = graph if graph is not None else get_default_graph()
         self.backend, self.passes, self.debug = backend, check_passes(passes), debug
+        self.device = device
+        if backend == "opencl":  # fail now, with how to get one, not at the first run
+            from .runtime.opencl import get_device
+            get_device(device)
         self._values: dict[Node, np.ndarray] = {}
         self._plans: dict[tuple, Compiled] = {}
 
@@ -52,7 +60,8 @@ class Session:
         compiled = self._compiled(flat, feeds)
         outputs, updates = compiled.run(feeds, _LazyVariables(self))
         for array in updates.values():
-            array.flags.writeable = False
+            if isinstance(array, np.ndarray):  # (an OpenCL run's stay on its device)
+                array.flags.writeable = False
         self._values.update(updates)  # only now: a failed run changed nothing
         return rebuild([_fetched(v) for v in outputs])
 
@@ -64,7 +73,7 @@ class Session:
             _check_fed(fetches, set(feeds))
             compiled = self._plans[key] = Compiled(
                 fetches, {n: a.shape for n, a in feeds.items()}, self.passes, self.backend,
-                self.debug)
+                self.debug, self.device)
         return compiled
 
     def compiled(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Compiled:
@@ -121,7 +130,7 @@ class Session:
 
     def save(self, path: str | os.PathLike) -> None:
         """Every Variable's value into an ``.npz`` file, written whole or not at all."""
-        arrays = {v.name: self._value(v) for v in self.graph.variables}
+        arrays = {v.name: np.asarray(self._value(v)) for v in self.graph.variables}
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staticgraph-", suffix=".npz")
         try:
@@ -186,10 +195,11 @@ class Function:
 
 
 def compile(outputs: Any, inputs: list[Node], session: Session | None = None,
-            passes: Sequence[str] = DEFAULT_PASSES, backend: str = "numpy") -> Function:
+            passes: Sequence[str] = DEFAULT_PASSES, backend: str = "numpy",
+            device: str | int | None = None) -> Function:
     """The Theano/JAX habit: a callable ``f(*arrays)`` computing ``outputs`` from ``inputs``."""
     graph = _first_node(outputs).graph
-    return Function(session or Session(graph, backend, passes), outputs, inputs)
+    return Function(session or Session(graph, backend, passes, device=device), outputs, inputs)
 
 
 def _first_node(structure: Any) -> Node:

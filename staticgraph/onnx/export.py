@@ -309,7 +309,7 @@ def _write_nodes(model: _Model, program: Program, values: dict[Node, str],
     for the rest, in the graph's order."""
     for node in program.nodes:
         if node.role is Role.VARIABLE:
-            value = node.value if session is None else session._value(origin_of(node))
+            value = node.value if session is None else np.asarray(session._value(origin_of(node)))
             model.initializer(value, values[node])
         elif node.role is Role.CONSTANT:
             model.initializer(node.value, values[node])

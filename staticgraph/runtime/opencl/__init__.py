@@ -1,0 +1,9 @@
+"""The OpenCL runtime: the compiled schedule as generated OpenCL C kernels (PoCL on the CPU,
+any OpenCL GPU). ``Session(graph, backend="opencl", device="gpu" | "cpu" | index)``."""
+
+from .device import HOW_TO_GET_ONE, Device, OpenCLUnavailable, devices, get_device
+from .executable import (DeviceArray, OpenCLAliasing, OpenCLExecutable, check_dtypes,
+                         host_steps)
+
+__all__ = ["HOW_TO_GET_ONE", "Device", "OpenCLUnavailable", "devices", "get_device",
+           "DeviceArray", "OpenCLAliasing", "OpenCLExecutable", "check_dtypes", "host_steps"]

@@ -1,0 +1,490 @@
+"""OpenCL C for the schedule's kernels. Each kernel is its own program with a canonical
+source (it names no node), so the same kernel in another graph is the same cached build.
+
+A fused kernel (or one elementwise op, a fused kernel of one member) is rendered one of two
+ways:
+
+- **flat**: every member has the same shape and nothing reduces within a row (elementwise
+  chains, broadcasts, and reductions of everything, such as a loss's mean). Work-items walk
+  all elements in a grid-stride loop; each member is one C statement, operands read through
+  broadcast index arithmetic; a full reduction accumulates in registers, then in local memory
+  per work-group, and a second small kernel combines the work-groups' partial results.
+- **rows**: one work-group per row of the kernel's N rows (softmax, layer_norm,
+  cross-entropy). A reduction over the row is a strided loop plus a local-memory tree; the
+  row's scalars (a mean, a max) stay in registers; elementwise members are recomputed where
+  they are read rather than stored, so layer_norm reads each row of x three times from cache
+  and writes once. A reduction to several values per row goes through a scratch row in
+  global memory; a reduction over the rows themselves (a sink) writes one partial result
+  per row, combined by a second kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...ops import Primitive
+from ...program import FusedKernel, Member
+from .table import OPENCL, Operand, c_type, cast, combine_expr, identity, literal
+
+Shape = tuple[int, ...]
+_LOOP_INDEX = re.compile(r"\b[eko]\b")  # the loops' variables in generated code
+
+
+def size(shape: Sequence[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def broadcast_strides(to: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
+    """Element strides, over the coordinates of ``to``, of a contiguous array of ``shape``
+    broadcast to it (right-aligned; a broadcast axis has stride 0)."""
+    own = contiguous_strides(shape)
+    lead = len(to) - len(shape)
+    return tuple(0 if d < lead or shape[d - lead] == 1 else own[d - lead] for d in range(len(to)))
+
+
+def offset(index: str, sizes: Sequence[int], strides: Sequence[int]) -> str:
+    """The element offset, as C, of the ``index``-th element (row-major) of a view with these
+    sizes and element strides. Axes that step together are merged first."""
+    dims: list[list[int]] = []
+    for n, s in zip(sizes, strides):
+        if n == 1:
+            continue
+        if dims and dims[-1][1] == s * n:  # the previous axis steps over this one exactly
+            dims[-1] = [dims[-1][0] * n, s]
+        elif dims and dims[-1][1] == 0 and s == 0:
+            dims[-1][0] *= n
+        else:
+            dims.append([n, s])
+    terms = []
+    inner = 1
+    for k, (n, s) in enumerate(reversed(dims)):
+        if s:
+            coord = index if inner == 1 else f"({index} / {inner})"
+            if k != len(dims) - 1:
+                coord = f"({coord} % {n})"
+            terms.append(coord if s == 1 else f"{coord} * {s}")
+        inner *= n
+    return " + ".join(reversed(terms)) or "0"
+
+
+def pow2_at_least(n: int, cap: int) -> int:
+    p = 1
+    while p < min(n, cap):
+        p *= 2
+    return p
+
+
+@dataclass
+class Launch:
+    """One kernel launch: its program source, work sizes and arguments (named buffers the
+    executable binds: "in k", "out k", "scratch k", "partial k", or a value's name)."""
+
+    source: str
+    global_size: int
+    local_size: int
+    args: list[str]
+
+
+@dataclass
+class Rendered:
+    """A schedule step as launches, plus the scratch buffers they need (bytes each)."""
+
+    launches: list[Launch]
+    scratch: dict[str, int] = field(default_factory=dict)
+
+
+class _Scope:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.memo: dict[tuple, str] = {}
+
+
+class FusedRenderer:
+    """A fused kernel as OpenCL C (see the module's docstring)."""
+
+    def __init__(self, kernel: FusedKernel, compute_units: int, max_group: int) -> None:
+        self.k, self.members = kernel, kernel.members
+        self.compute_units, self.max_group = compute_units, max_group
+        self.names = 0
+        self.lines: list[str] = []
+        self.top = _Scope()  # kernel scope: the row's scalars
+        self.sinks = [j for j in kernel.outputs if self._is_sink(j)]
+        self.flat = self._flat_shape()
+        self.rows = kernel.rows
+        self.local_types: set[str] = set()
+
+    # -- shapes --------------------------------------------------------------------------
+    def _is_sink(self, j: int) -> bool:
+        return self.members[j].reduces_rows
+
+    def _arg_shape(self, tag: str, i: int) -> Shape:
+        return tuple(self.k.input_shapes[i] if tag == "in" else self.members[i].shape)
+
+    def _arg_dtype(self, tag: str, i: int) -> np.dtype:
+        return self.k.input_dtypes[i] if tag == "in" else self.members[i].dtype
+
+    def _flat_shape(self) -> Shape | None:
+        """The one shape of every member, if nothing reduces but to a single value."""
+        shapes = set()
+        for j, m in enumerate(self.members):
+            if m.prim.reduction is None:
+                shapes.add(tuple(m.shape))
+            elif j in self.sinks and size(m.shape) == 1:
+                shapes.add(self._arg_shape(*m.args[0]))
+            else:
+                return None
+        return shapes.pop() if len(shapes) == 1 else None
+
+    def _row_shape(self, j: int) -> Shape:
+        return tuple(self.members[j].shape[1:])
+
+    # -- values --------------------------------------------------------------------------
+    def _var(self) -> str:
+        self.names += 1
+        return f"v{self.names}"
+
+    def _operand(self, tag: str, i: int) -> Operand:
+        return Operand(self._arg_dtype(tag, i), len(self._arg_shape(tag, i)))
+
+    def _load(self, i: int, full: Shape, coord: str, scope: _Scope) -> str:
+        """Input ``i`` at the element ``coord`` of a member of shape ``full``."""
+        shape = tuple(self.k.input_shapes[i])
+        if self.flat is not None:
+            where = offset(coord, full, broadcast_strides(full, shape))
+        elif len(shape) == len(full) and shape[0] == self.rows and self.rows != 1:
+            inner = offset(coord, full[1:], broadcast_strides(full[1:], shape[1:]))
+            where = f"r * {size(shape[1:])}" + ("" if inner == "0" else f" + {inner}")
+        else:  # read whole: the rows axis, if it has one, is 1
+            rest = shape[1:] if len(shape) == len(full) else shape
+            where = offset(coord, full[1:], broadcast_strides(full[1:], rest))
+        if not _LOOP_INDEX.search(where):  # the same for the whole row: load it once
+            scope = self.top
+        key = ("in", i, where)
+        if key not in scope.memo:
+            name = self._var()
+            t = c_type(self.k.input_dtypes[i])
+            scope.lines.append(f"const {t} {name} = i{i}[{where}];")
+            scope.memo[key] = name
+        return scope.memo[key]
+
+    def _full(self, j: int) -> Shape:
+        return tuple(self.members[j].shape) if self.flat is None else self.flat
+
+    def value(self, j: int, coord: str, scope: _Scope) -> str:
+        """Member ``j`` at element ``coord`` of its row (flat: of its whole shape)."""
+        m = self.members[j]
+        row = self._full(j) if self.flat is not None else self._row_shape(j)
+        if size(row) == 1 and self.flat is None:
+            scope, coord = self.top, "0"
+        key = ("m", j, coord)
+        if key in scope.memo:
+            return scope.memo[key]
+        if m.prim.reduction is not None:  # a reduction to several values per row
+            name = f"s{j}[r * {size(row)} + {coord}]"
+            scope.memo[key] = name
+            return name
+        args = []
+        for tag, i in m.args:
+            if tag == "in":
+                args.append(self._load(i, self._full(j), coord, scope))
+            else:
+                arg_row = self._full(i) if self.flat is not None else self._row_shape(i)
+                sub = offset(coord, row, broadcast_strides(row, arg_row))
+                args.append(self.value(i, sub, scope))
+        operands = [self._operand(tag, i) for tag, i in m.args]
+        expr = OPENCL[m.prim].expr(args, operands, m.dtype, **m.params)
+        name = self._var()
+        scope.lines.append(f"const {c_type(m.dtype)} {name} = {expr};  // {m.prim.name}")
+        scope.memo[key] = name
+        return name
+
+    def _reduced_arg(self, m: Member, kept: str, k: str, scope: _Scope) -> str:
+        """The reduced operand of ``m`` at kept index ``kept`` and reduced index ``k`` of its
+        row."""
+        tag, i = m.args[0]
+        shape = self._arg_shape(tag, i)
+        dims = shape[1:]
+        axes = [a - 1 for a in m.params["axes"] if a != 0]
+        strides = contiguous_strides(dims)
+        kept_dims = [d for d in range(len(dims)) if d not in axes]
+        parts = [offset(kept, [dims[d] for d in kept_dims], [strides[d] for d in kept_dims]),
+                 offset(k, [dims[d] for d in axes], [strides[d] for d in axes])]
+        coord = " + ".join(p for p in parts if p != "0") or "0"
+        if tag == "in":
+            return self._load(i, shape, coord, scope)
+        return self.value(i, coord, scope)
+
+    # -- kernel text -----------------------------------------------------------------------
+    def _reduce_in_group(self, m: Member, acc: str, group: int) -> str:
+        """Tree-reduce every work-item's ``acc`` in local memory: the group's result."""
+        t = c_type(m.dtype)
+        self.local_types.add(t)
+        combine = m.prim.reduction.combine
+        self.lines += [f"red_{t}[lid] = {acc};", "barrier(CLK_LOCAL_MEM_FENCE);"]
+        step = group // 2
+        while step:
+            both = combine_expr(combine, f"red_{t}[lid]", f"red_{t}[lid + {step}]", m.dtype)
+            self.lines += [f"if (lid < {step}) red_{t}[lid] = {both};",
+                           "barrier(CLK_LOCAL_MEM_FENCE);"]
+            step //= 2
+        result = self._var()
+        self.lines += [f"const {t} {result} = red_{t}[0];", "barrier(CLK_LOCAL_MEM_FENCE);"]
+        return result
+
+    def _accumulate(self, m: Member, loop: str, kept: str, k: str) -> tuple[str, list[str]]:
+        """Lines of a loop folding the member's reduced operand (within a row) into a new
+        accumulator; what the loop reads that is the same for the whole row goes to the
+        kernel scope, so flush it first."""
+        t = c_type(m.dtype)
+        combine = m.prim.reduction.combine
+        acc = self._var()
+        body = _Scope()
+        arg = self._reduced_arg(m, kept, k, body)
+        tag, i = m.args[0]
+        value = cast(arg, self._arg_dtype(tag, i), m.dtype)
+        lines = [f"{t} {acc} = {identity(combine, m.dtype)};", loop + " {"]
+        lines += ["    " + line for line in body.lines]
+        lines += [f"    {acc} = {combine_expr(combine, acc, value, m.dtype)};", "}"]
+        return acc, lines
+
+    def _finish(self, m: Member, acc: str, count: int) -> str:
+        if m.prim.reduction.mean:
+            return f"{acc} / {literal(count, m.dtype)}"
+        return acc
+
+    def _counts(self, m: Member, row_axes: bool) -> tuple[int, int]:
+        """(kept, reduced) element counts of the member's reduction in a row or overall."""
+        shape = self._arg_shape(*m.args[0])
+        axes = [a for a in m.params["axes"] if not (row_axes and a == 0)]
+        dims = range(1, len(shape)) if row_axes else range(len(shape))
+        reduced = size([shape[d] for d in axes])
+        return size([shape[d] for d in dims if d not in axes]), reduced
+
+    def render(self) -> Rendered:
+        if self.flat is not None:
+            return self._render_flat()
+        return self._render_rows()
+
+    def _signature(self, extra: list[str]) -> tuple[str, list[str]]:
+        params, args = [], []
+        for i, dtype in enumerate(self.k.input_dtypes):
+            params.append(f"__global const {c_type(dtype)}* restrict i{i}")
+            args.append(f"in {i}")
+        for n, j in enumerate(self.k.outputs):
+            params.append(f"__global {c_type(self.members[j].dtype)}* restrict o{n}")
+            args.append(f"out {n}")
+        for name in extra:
+            params.append(f"__global {c_type(self.members[int(name[1:])].dtype)}* restrict "
+                          f"{name}")
+            args.append(f"scratch {name}")
+        return ", ".join(params), args
+
+    def _source(self, params: str) -> str:
+        local = [f"__local {t} red_{t}[{self.group}];" for t in sorted(self.local_types)]
+        body = ["    " + line for line in local + self.lines]
+        return "\n".join([f"__kernel void k({params}) {{", *body, "}"])
+
+    def _render_flat(self) -> Rendered:
+        total = size(self.flat)
+        sinks = self.sinks
+        self.group = pow2_at_least(total, 64 if not sinks else 256)
+        groups = min(-(-total // self.group), self.compute_units * 64)
+        self.lines += ["const int lid = get_local_id(0);"] if sinks else []
+        accs = {}
+        for j in sinks:
+            m = self.members[j]
+            accs[j] = self._var()
+            self.lines.append(f"{c_type(m.dtype)} {accs[j]} = "
+                              f"{identity(m.prim.reduction.combine, m.dtype)};")
+        body = _Scope()
+        for n, j in enumerate(self.k.outputs):
+            m = self.members[j]
+            if j in sinks:
+                tag, i = m.args[0]
+                arg = self._load(i, self.flat, "e", body) if tag == "in" else \
+                    self.value(i, "e", body)
+                value = cast(arg, self._arg_dtype(tag, i), m.dtype)
+                body.lines.append(f"{accs[j]} = "
+                                  f"{combine_expr(m.prim.reduction.combine, accs[j], value, m.dtype)};")
+            else:
+                body.lines.append(f"o{n}[e] = {self.value(j, 'e', body)};")
+        self.lines += self.top.lines
+        self.top.lines = []
+        self.lines.append(f"for (long e = get_global_id(0); e < {total}; "
+                          "e += get_global_size(0)) {")
+        self.lines += ["    " + line for line in body.lines] + ["}"]
+        extra = [f"p{j}" for j in sinks]
+        for j in sinks:
+            result = self._reduce_in_group(self.members[j], accs[j], self.group)
+            self.lines.append(f"if (lid == 0) p{j}[get_group_id(0)] = {result};")
+        params, args = self._signature(extra)
+        rendered = Rendered([Launch(self._source(params), groups * self.group, self.group, args)])
+        self._combine_sinks(rendered, groups, total)
+        return rendered
+
+    def _combine_sinks(self, rendered: Rendered, parts: int, _total: int) -> None:
+        """Each sink's partial results (one per work-group or row) combined into its output."""
+        for j in self.sinks:
+            m = self.members[j]
+            kept, _ = self._counts(m, row_axes=True) if self.flat is None else (1, 0)
+            rendered.scratch[f"p{j}"] = parts * kept * m.dtype.itemsize
+            count = size([self._arg_shape(*m.args[0])[a] for a in m.params["axes"]])
+            out = self.k.outputs.index(j)
+            launch = reduction_launch((parts, kept), (0,), m.prim, m.dtype, m.dtype,
+                                      self.compute_units, mean_count=count)
+            launch.args = [f"scratch p{j}", f"out {out}"]
+            rendered.launches.append(launch)
+
+    def _render_rows(self) -> Rendered:
+        members = self.members
+        widest = max([size(self._row_shape(j)) for j in range(len(members))] +
+                     [size(self._arg_shape(*m.args[0])[1:]) for m in members
+                      if m.prim.reduction is not None])
+        self.group = pow2_at_least(widest, min(256, self.max_group))
+        g = self.group
+        self.lines += ["const long r = get_group_id(0);", "const int lid = get_local_id(0);"]
+        extra: list[str] = []
+        for j, m in enumerate(members):
+            if m.prim.reduction is None:
+                continue
+            kept, reduced = self._counts(m, row_axes=True)
+            sink = j in self.sinks
+            if kept == 1:  # to one value per row: strided loop, then a tree
+                acc, lines = self._accumulate(m, f"for (long k = lid; k < {reduced}; k += {g})",
+                                              "0", "k")
+                self._flush_top()
+                self.lines += lines
+                result = self._reduce_in_group(m, acc, g)
+                if sink:
+                    self.lines.append(f"if (lid == 0) p{j}[r] = {result};")
+                else:
+                    name = self._var()
+                    self.lines.append(f"const {c_type(m.dtype)} {name} = "
+                                      f"{self._finish(m, result, reduced)};")
+                    self.top.memo[("m", j, "0")] = name
+            else:  # to several values per row: one work-item each, through global scratch
+                target = f"p{j}" if sink else f"s{j}"
+                acc, lines = self._accumulate(m, f"for (long k = 0; k < {reduced}; k++)",
+                                              "o", "k")
+                result = acc if sink else self._finish(m, acc, reduced)
+                self._flush_top()
+                self.lines.append(f"for (long o = lid; o < {kept}; o += {g}) {{")
+                self.lines += ["    " + line for line in lines]
+                self.lines += [f"    {target}[r * {kept} + o] = {result};", "}",
+                               "barrier(CLK_GLOBAL_MEM_FENCE);"]
+            if sink or kept > 1:
+                extra.append(f"p{j}" if sink else f"s{j}")
+        self._write_outputs()
+        params, args = self._signature(extra)
+        rendered = Rendered([Launch(self._source(params), self.rows * g, g, args)])
+        for j, m in enumerate(members):
+            if m.prim.reduction is not None and j not in self.sinks:
+                kept, _ = self._counts(m, row_axes=True)
+                if kept > 1:
+                    rendered.scratch[f"s{j}"] = self.rows * kept * m.dtype.itemsize
+        self._combine_sinks(rendered, self.rows, 0)
+        return rendered
+
+    def _flush_top(self) -> None:
+        self.lines += self.top.lines
+        self.top.lines = []
+
+    def _write_outputs(self) -> None:
+        by_row: dict[int, list[tuple[int, int]]] = {}
+        for n, j in enumerate(self.k.outputs):
+            if j not in self.sinks:
+                by_row.setdefault(size(self._row_shape(j)), []).append((n, j))
+        for width, outs in by_row.items():
+            if width == 1:
+                values = [(n, self.value(j, "0", self.top)) for n, j in outs]
+                self._flush_top()
+                self.lines += [f"if (lid == 0) o{n}[r] = {v};" for n, v in values]
+                continue
+            body = _Scope()
+            writes = [f"o{n}[r * {width} + e] = {self.value(j, 'e', body)};" for n, j in outs]
+            self._flush_top()
+            self.lines.append(f"for (long e = lid; e < {width}; e += {self.group}) {{")
+            self.lines += ["    " + line for line in body.lines + writes] + ["}"]
+
+
+def render_fused(kernel: FusedKernel, compute_units: int, max_group: int) -> Rendered:
+    return FusedRenderer(kernel, compute_units, max_group).render()
+
+
+def reduction_launch(shape: Shape, axes: Sequence[int], prim: Primitive, in_dtype: np.dtype,
+                     out_dtype: np.dtype, compute_units: int,
+                     mean_count: int | None = None) -> Launch:
+    """A reduction of a contiguous array over ``axes``, one work-item per result (many
+    results) or one work-group per result (few results, many elements each). The result is
+    laid out as the kept axes in order (keepdims or not: the same bytes). A mean divides by
+    ``mean_count`` (default: the reduced elements)."""
+    axes = sorted(a % len(shape) if shape else a for a in axes)
+    strides = contiguous_strides(shape)
+    kept_dims = [d for d in range(len(shape)) if d not in axes]
+    kept = size([shape[d] for d in kept_dims])
+    reduced = size([shape[d] for d in axes])
+    combine = prim.reduction.combine
+    t, tin = c_type(out_dtype), c_type(in_dtype)
+    base = offset("o", [shape[d] for d in kept_dims], [strides[d] for d in kept_dims])
+    step = offset("k", [shape[d] for d in axes], [strides[d] for d in axes])
+    at = " + ".join(p for p in (base, step) if p != "0") or "0"
+    value = cast("x[" + at + "]", in_dtype, out_dtype)
+    count = reduced if mean_count is None else mean_count
+    finish = (lambda a: f"{a} / {literal(count, out_dtype)}") if prim.reduction.mean else \
+        (lambda a: a)
+    head = f"__kernel void k(__global const {tin}* restrict x, __global {t}* restrict y) {{"
+    if kept >= 64 * compute_units or reduced <= 64:
+        group = 64
+        lines = [head,
+                 f"    for (long o = get_global_id(0); o < {kept}; o += get_global_size(0)) {{",
+                 f"        {t} a = {identity(combine, out_dtype)};",
+                 f"        for (long k = 0; k < {reduced}; k++) a = "
+                 f"{combine_expr(combine, 'a', value, out_dtype)};",
+                 f"        y[o] = {finish('a')};", "    }", "}"]
+        return Launch("\n".join(lines), -(-kept // group) * group, group, ["x", "y"])
+    group = pow2_at_least(reduced, 256)
+    lines = [head, f"    __local {t} red[{group}];", "    const long o = get_group_id(0);",
+             "    const int lid = get_local_id(0);",
+             f"    {t} a = {identity(combine, out_dtype)};",
+             f"    for (long k = lid; k < {reduced}; k += {group}) a = "
+             f"{combine_expr(combine, 'a', value, out_dtype)};",
+             "    red[lid] = a;", "    barrier(CLK_LOCAL_MEM_FENCE);"]
+    s = group // 2
+    while s:
+        lines += [f"    if (lid < {s}) red[lid] = "
+                  f"{combine_expr(combine, 'red[lid]', f'red[lid + {s}]', out_dtype)};",
+                  "    barrier(CLK_LOCAL_MEM_FENCE);"]
+        s //= 2
+    lines += [f"    if (lid == 0) y[o] = {finish('red[0]')};", "}"]
+    return Launch("\n".join(lines), kept * group, group, ["x", "y"])
+
+
+def strided_copy_launch(count_shape: Shape, dtype: np.dtype, src_offset: int,
+                        src_strides: Sequence[int], dst_offset: int,
+                        dst_strides: Sequence[int], out_dtype: np.dtype | None = None) -> Launch:
+    """y[dst(i)] = x[src(i)] for each element i of ``count_shape`` (an index map: transpose,
+    broadcast, slicing, a part of a concat)."""
+    out_dtype = dtype if out_dtype is None else out_dtype
+    total = size(count_shape)
+    src = offset("e", count_shape, src_strides)
+    dst = offset("e", count_shape, dst_strides)
+    src = src if not src_offset else f"{src_offset} + {src}"
+    dst = dst if not dst_offset else f"{dst_offset} + {dst}"
+    group = pow2_at_least(total, 64)
+    lines = [f"__kernel void k(__global const {c_type(dtype)}* restrict x, "
+             f"__global {c_type(out_dtype)}* restrict y) {{",
+             f"    for (long e = get_global_id(0); e < {total}; e += get_global_size(0))",
+             f"        y[{dst}] = {cast(f'x[{src}]', dtype, out_dtype)};", "}"]
+    return Launch("\n".join(lines), max(1, -(-total // group)) * group, group, ["x", "y"])

@@ -1,0 +1,427 @@
+"""The compiled schedule on an OpenCL device: the same graph and memory plan as the numpy
+runtime, each step a launch of a generated kernel on device buffers allocated once per plan.
+
+Feeds are copied in and fetches read back; every other value stays on the device. A
+Variable's new value is written into one of two device buffers the plan keeps for it and
+handed to the session as a ``DeviceArray``, so the next run reads it where it is; the
+session reads it back only when asked (``sess.run(var)``, ``save``, ONNX export). A step the
+device has no kernel for (a data-dependent shape, a scatter, matmul on a CPU device, where
+the host's BLAS is faster) runs its numpy kernel on the host, its operands read back and
+its result written to the device where a kernel reads it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...graph import Node, Role, check_assigned_shape
+from ...ops import P
+from ...ops.shapes import sum_to_axes
+from ...passes.memory import BUFFER, FRESH, VIEW, MemoryPlan, nbytes
+from ...program import FusedKernel, Member, Program
+from ..interpreter import Executable, RunError, run_kernel
+from .codegen import (Launch, Rendered, contiguous_strides, reduction_launch, render_fused,
+                      size, strided_copy_launch)
+from .device import Device, _cl
+from .table import OPENCL, How, Operand, prelude
+
+
+class DeviceArray:
+    """A Variable's value living in a device buffer. ``np.asarray`` reads it back."""
+
+    def __init__(self, buffer, shape: tuple[int, ...], dtype: np.dtype, device: Device) -> None:
+        self.buffer, self.shape, self.dtype, self.device = buffer, shape, np.dtype(dtype), device
+        self._host: np.ndarray | None = None
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self._host is None:
+            host = np.empty(self.shape, self.dtype)
+            if host.size:
+                _cl().enqueue_copy(self.device.queue, host, self.buffer)
+            host.flags.writeable = False
+            self._host = host
+        return self._host if dtype is None else self._host.astype(dtype)
+
+    def detach(self) -> None:
+        """Keep the value on the host: its buffer is about to be written again."""
+        np.asarray(self)
+        self.buffer = None
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name}, {self.device.name})"
+
+
+@dataclass
+class _Step:
+    """A kernel launch with its arguments: nodes (their buffers this run) or fixed buffers."""
+
+    kernel: object
+    global_size: int
+    local_size: int
+    args: list
+
+
+class OpenCLExecutable(Executable):
+    """The schedule as OpenCL launches (see the module docstring)."""
+
+    def __init__(self, graph: Program, plan: MemoryPlan, device: Device,
+                 on_host: dict[Node, str]) -> None:
+        super().__init__(graph)
+        self.device, self.plan = device, plan
+        self._cl = _cl()
+        self.sources: list[tuple[str, str]] = []   # (what it computes, OpenCL C)
+        self.on_host = [f"{n.name} ({n.op}): {why}" for n, why in on_host.items()]
+        float_types = ["float"] + (["double"] if device.has_fp64 else [])
+        self._prelude = prelude(float_types)
+        self._buffers = [self._alloc(n) for n in plan.buffer_bytes]
+        self._buffer_of: dict[Node, object] = {}
+        self._host_nodes = set(on_host)
+        self._steps: list = []  # _Step, or a node run on the host
+        self._spares: dict[Node, list] = {}      # Variable -> its two buffers
+        self._issued: dict[int, DeviceArray] = {}  # id(buffer) -> value handed out in it
+        self._uploaded: dict[Node, object] = {}  # Variable -> numpy value now in buffer 0
+        self._render()
+        self.source = "\n\n".join(f"// {what}\n{src}" for what, src in self.sources)
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _alloc(self, nbytes_: int):
+        return self._cl.Buffer(self.device.context, self._cl.mem_flags.READ_WRITE,
+                               max(int(nbytes_), 1))
+
+    def _render(self) -> None:
+        plan, order = self.plan, self.graph.nodes
+        for node in order:  # every value the device holds gets its buffer
+            kind = plan.storage.get(node)
+            if node.role is Role.CONSTANT:
+                self._buffer_of[node] = self._upload(np.ascontiguousarray(node.value))
+            elif node.role in (Role.PLACEHOLDER, Role.VARIABLE):
+                self._buffer_of[node] = self._alloc(nbytes(node))
+            elif kind == BUFFER:
+                self._buffer_of[node] = self._buffers[plan.buffer_of[node]]
+            elif kind == FRESH and node.role is not Role.ASSIGN and None not in node.shape:
+                self._buffer_of[node] = self._alloc(nbytes(node))
+        for a in self.assigns:
+            variable = a.inputs[0]
+            self._spares[variable] = [self._buffer_of[variable], self._alloc(nbytes(variable))]
+        for node in order:
+            if node.role is Role.OP and node not in self._host_nodes:
+                self._render_op(node)
+            elif node.role is Role.FUSED and node not in self._host_nodes:
+                self._render_fused(node)
+            elif node.role in (Role.OP, Role.FUSED):
+                self._steps.append(node)
+            elif node.role is Role.ASSIGN:
+                self._render_assign(node)
+        self.kernels_per_run = sum(isinstance(s, _Step) for s in self._steps)
+
+    def _upload(self, array: np.ndarray):
+        mf = self._cl.mem_flags
+        if array.nbytes == 0:
+            return self._alloc(1)
+        return self._cl.Buffer(self.device.context, mf.READ_WRITE | mf.COPY_HOST_PTR,
+                               hostbuf=array)
+
+    def _launch(self, launch: Launch, args: list, what: str) -> None:
+        source = f"{self._prelude}\n{launch.source}"
+        kernel = self.device.build(source).k
+        self.sources.append((what, launch.source))
+        self._steps.append(_Step(kernel, launch.global_size, launch.local_size, args))
+
+    def _scratch(self, rendered: Rendered) -> dict[str, object]:
+        return {name: self._alloc(n) for name, n in rendered.scratch.items()}
+
+    def _render_fused(self, node: Node) -> None:
+        kernel = node.fused
+        outputs = sorted((n for n in self.graph.nodes
+                          if n.role is Role.OUTPUT and n.inputs[0] is node),
+                         key=lambda n: n.params["index"])
+        rendered = render_fused(kernel, self.device.compute_units, self.device.max_group)
+        self._launch_all(rendered, list(node.inputs), outputs, f"{kernel.name}: "
+                         f"{kernel.describe()}")
+
+    def _launch_all(self, rendered: Rendered, inputs: list[Node], outputs: list[Node],
+                    what: str) -> None:
+        scratch = self._scratch(rendered)
+        for launch in rendered.launches:
+            args = []
+            for a in launch.args:
+                kind, _, name = a.partition(" ")
+                args.append(inputs[int(name)] if kind == "in" else
+                            outputs[int(name)] if kind == "out" else scratch[name])
+            self._launch(launch, args, what)
+
+    def _render_op(self, node: Node) -> None:
+        how = OPENCL[node.prim].how
+        what = f"{node.name} = {node.op}  [{node.location}]"
+        x = node.inputs[0] if node.inputs else None
+        if how is How.EXPR:
+            rendered = render_fused(_kernel_of(node), self.device.compute_units,
+                                    self.device.max_group)
+            self._launch_all(rendered, list(node.inputs), [node], what)
+        elif how is How.REDUCE:
+            launch = reduction_launch(x.shape, node.params["axes"], node.prim, x.dtype,
+                                      node.dtype, self.device.compute_units)
+            self._launch(launch, [x, node], what)
+        elif how is How.SUM_TO:
+            kept, lead = sum_to_axes(x.shape, node.inputs[1].shape)
+            launch = reduction_launch(x.shape, tuple(range(lead)) + kept, P.sum, x.dtype,
+                                      node.dtype, self.device.compute_units)
+            self._launch(launch, [x, node], what)
+        elif how is How.INDEX_MAP:
+            start, strides = _index_map(node)
+            launch = strided_copy_launch(node.shape, x.dtype, start, strides, 0,
+                                         contiguous_strides(node.shape))
+            self._launch(launch, [x, node], what)
+        elif how is How.CONCAT:
+            axis, at = node.params["axis"] % node.ndim, 0
+            out_strides = contiguous_strides(node.shape)
+            for part in node.inputs:
+                if size(part.shape):
+                    launch = strided_copy_launch(part.shape, part.dtype, 0,
+                                                 contiguous_strides(part.shape),
+                                                 at * out_strides[axis], out_strides,
+                                                 node.dtype)
+                    self._launch(launch, [part, node], what)
+                at += part.shape[axis]
+        # (How.VIEW: no kernel; launches read the buffer of the value it views)
+
+    def _render_assign(self, node: Node) -> None:
+        variable, value = node.inputs
+        check_assigned_shape(variable, value.shape, node.location, RunError)
+        if self.plan.storage[node] == VIEW and value not in self._host_nodes:
+            return  # the value is computed straight into the variable's spare buffer
+        if value in self._host_nodes:
+            return
+        launch = strided_copy_launch(value.shape, value.dtype, 0,
+                                     contiguous_strides(value.shape), 0,
+                                     contiguous_strides(value.shape), node.dtype)
+        self._launch(launch, [value, node], f"{node.name} = assign [{node.location}]")
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, feeds: Sequence[np.ndarray], variables: Sequence):
+        cl, queue = self._cl, self.device.queue
+        buffer_of = dict(self._buffer_of)
+        host: dict[Node, np.ndarray] = {}
+        keep = []  # arrays a copy in progress reads
+        for node, array in zip(self.placeholders, feeds):
+            array = np.ascontiguousarray(array)
+            host[node] = array
+            if array.nbytes:
+                cl.enqueue_copy(queue, buffer_of[node], array, is_blocking=False)
+                keep.append(array)
+        new_buffers: dict[Node, object] = {}
+        for node, value in zip(self.variables, variables):
+            buffer_of[node] = self._variable_buffer(node, value, keep)
+            spares = self._spares.get(node)
+            if spares is not None:
+                spare = next(b for b in spares if b is not buffer_of[node])
+                issued = self._issued.pop(id(spare), None)
+                if issued is not None and sys.getrefcount(issued) > 2:
+                    issued.detach()  # someone still holds the value that buffer has
+                if spare is spares[0]:
+                    self._uploaded.pop(node, None)
+                new_buffers[node] = spare
+        for a in self.assigns:
+            buffer_of[a] = new_buffers[a.inputs[0]]
+            if self.plan.storage[a] == VIEW and a.inputs[1] not in self._host_nodes:
+                buffer_of[a.inputs[1]] = buffer_of[a]
+        for step in self._steps:
+            if isinstance(step, _Step):
+                step.kernel(queue, (step.global_size,), (step.local_size,),
+                            *[buffer_of[self._base(a)] if isinstance(a, Node) else a
+                              for a in step.args])
+            else:
+                self._run_on_host(step, host, buffer_of)
+        outputs = [self._host_value(o, host, buffer_of) for o in self.graph.outputs]
+        updates = [self._update(a, host, buffer_of) for a in self.assigns]
+        queue.finish()
+        del keep
+        return outputs, updates
+
+    def _base(self, node: Node) -> Node:
+        return self.plan.base_of.get(node, node)
+
+    def _variable_buffer(self, node: Node, value, keep: list):
+        if isinstance(value, DeviceArray) and value.buffer is not None and \
+                value.device.context == self.device.context:
+            return value.buffer
+        array = np.ascontiguousarray(np.asarray(value, node.dtype))
+        buffer = self._buffer_of[node]
+        if self._uploaded.get(node) is not value and array.nbytes:
+            self._cl.enqueue_copy(self.device.queue, buffer, array, is_blocking=False)
+            keep.append(array)
+            self._uploaded[node] = value
+        return buffer
+
+    def _host_value(self, node: Node, host: dict, buffer_of: dict) -> np.ndarray:
+        if node in host:
+            return host[node]
+        if node.role is Role.OUTPUT and node.inputs[0] in host:
+            return host[node.inputs[0]][node.params["index"]]
+        base = self._base(node)
+        if base is not node and base in host:
+            value = node.prim.kernel(self._host_value(node.inputs[0], host, buffer_of),
+                                     **node.params)
+        else:
+            value = np.empty(node.shape, node.dtype)
+            if value.nbytes:
+                self._cl.enqueue_copy(self.device.queue, value, buffer_of[base])
+        host[node] = value
+        return value
+
+    def _run_on_host(self, node: Node, host: dict, buffer_of: dict) -> None:
+        arrays = [self._host_value(x, host, buffer_of) for x in node.inputs]
+        if node.role is Role.FUSED:
+            value = node.fused.kernel(*arrays)
+        else:
+            value = run_kernel(node, arrays)
+        host[node] = value
+        results = [(node, value)] if node.role is Role.OP else \
+            [(o, value[o.params["index"]]) for o in self.graph.nodes
+             if o.role is Role.OUTPUT and o.inputs[0] is node]
+        for target, array in results:
+            buffer = buffer_of.get(target)
+            host[target] = array
+            if buffer is not None and None not in target.shape and array.size:
+                self._cl.enqueue_copy(self.device.queue, buffer,
+                                      np.ascontiguousarray(array, target.dtype))
+
+    def _update(self, assign: Node, host: dict, buffer_of: dict):
+        variable, value = assign.inputs
+        if value in self._host_nodes:
+            array = np.asarray(self._host_value(value, host, buffer_of))
+            check_assigned_shape(variable, array.shape, assign.location, RunError)
+            return array.astype(variable.dtype, copy=True)
+        buffer = buffer_of[assign]
+        issued = DeviceArray(buffer, variable.shape, variable.dtype, self.device)
+        self._issued[id(buffer)] = issued
+        return issued
+
+
+def _member_of(node: Node) -> Member:
+    args = tuple(("in", k) for k in range(len(node.inputs)))
+    return Member(node.prim, args, node.params, node.shape, node.dtype, node.name)
+
+
+def _kernel_of(node: Node) -> FusedKernel:
+    """One elementwise op as a fused kernel of one member."""
+    return FusedKernel([_member_of(node)], [x.shape for x in node.inputs],
+                       [x.dtype for x in node.inputs], [0], node.shape[0] if node.ndim else 1)
+
+
+def _expression(member: Member, kernel: FusedKernel) -> str | None:
+    operands = [Operand(*(_arg(kernel, tag, i))) for tag, i in member.args]
+    args = [f"a{k}" for k in range(len(operands))]
+    return OPENCL[member.prim].expr(args, operands, member.dtype, **member.params)
+
+
+def _arg(kernel: FusedKernel, tag: str, i: int) -> tuple[np.dtype, int]:
+    if tag == "in":
+        return kernel.input_dtypes[i], len(kernel.input_shapes[i])
+    return kernel.members[i].dtype, len(kernel.members[i].shape)
+
+
+def _index_map(node: Node) -> tuple[int, tuple[int, ...]] | None:
+    """(offset, element strides) of ``node`` as a view of its first input, read off numpy's
+    own view of a byte-sized probe; None if the kernel copies (index arrays)."""
+    x = node.inputs[0]
+    if node.prim is P.getitem and len(node.inputs) > 1:
+        return None
+    probe = np.empty(x.shape, np.uint8)
+    others = [np.broadcast_to(np.zeros((), np.uint8), o.shape) for o in node.inputs[1:]]
+    view = np.asarray(node.prim.kernel(probe, *others, **node.params))
+    if view.size and not np.shares_memory(view, probe):
+        return None
+    start = view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
+    return start, tuple(view.strides)
+
+
+def _supported(device: Device, dtypes: Sequence[np.dtype]) -> bool:
+    return all(device.c_type(d) is not None for d in dtypes)
+
+
+def check_dtypes(graph: Program, device: Device) -> None:
+    """float64 needs cl_khr_fp64: say so at compile time, naming the node."""
+    if device.has_fp64:
+        return
+    for n in graph.nodes:
+        if n.dtype == np.float64:
+            raise TypeError(f"{n.op} node {n.name!r} (built at {n.location}) is float64, "
+                            f"which {device.name} cannot compute (no cl_khr_fp64): build the "
+                            "graph in float32 or choose another device")
+
+
+def host_steps(graph: Program, device: Device) -> dict[Node, str]:
+    """The ops and fused kernels the host runs, and why; the device runs every other."""
+    reasons = {}
+    for node in graph.nodes:
+        if node.role in (Role.OP, Role.FUSED):
+            why = _why_on_host(node, device)
+            if why is not None:
+                reasons[node] = why
+    return reasons
+
+
+def _why_on_host(node: Node, device: Device) -> str | None:
+    shapes = [node.shape] + [x.shape for x in node.inputs]
+    if any(None in s for s in shapes):
+        return "a shape the data decides"
+    if node.role is Role.FUSED:
+        dtypes = list(node.fused.input_dtypes) + [m.dtype for m in node.fused.members]
+        if not _supported(device, dtypes):
+            return "a dtype the device has no kernel type for"
+        for m in node.fused.members:
+            if m.prim.reduction is None and _expression(m, node.fused) is None:
+                return f"{m.prim.name} has no OpenCL expression for these dtypes"
+        return None
+    how = OPENCL[node.prim].how
+    if how is How.HOST:
+        return "no OpenCL kernel (the table says host)"
+    if not _supported(device, [node.dtype] + [x.dtype for x in node.inputs]):
+        return "a dtype the device has no kernel type for"
+    if how is How.MATMUL:
+        return "matmul: the host's BLAS (a CPU device)"
+    if how is How.EXPR and _expression(_member_of(node), _kernel_of(node)) is None:
+        return "no OpenCL expression for these dtypes"
+    if how is How.INDEX_MAP and _index_map(node) is None:
+        return "indexing with index arrays"
+    return None
+
+
+class OpenCLAliasing:
+    """What memory planning may assume of this runtime's steps (passes.memory.Aliasing):
+    reshapes are the same bytes; every device kernel writes into a given buffer, and an
+    elementwise one may write over an operand of its shape that dies there."""
+
+    def __init__(self, on_host: dict[Node, str]) -> None:
+        self.on_host = on_host
+
+    def views(self, node: Node) -> bool:
+        return node.role is Role.OP and OPENCL[node.prim].how is How.VIEW and \
+            node not in self.on_host
+
+    def writes_into(self, node: Node) -> bool:
+        return node.role is Role.OP and node not in self.on_host
+
+    def in_place_inputs(self, value: Node, producer: Node,
+                        base_of: dict[Node, Node]) -> list[Node]:
+        if producer in self.on_host:
+            return []
+        if producer.role is Role.OP:
+            if OPENCL[producer.prim].how is not How.EXPR:
+                return []
+            return [x for x in producer.inputs if x.shape == value.shape]
+        # A fused kernel writes its one output in its last phase, after a barrier past every
+        # other read of the row, and reads an operand of the output's shape at the element it
+        # writes: in place over it is safe, unless it also comes in through a view.
+        kernel = producer.fused
+        if not kernel.writes_last_only or kernel.members[-1].prim.reduction is not None:
+            return []
+        roots = [base_of.get(x, x) for x in producer.inputs]
+        return [x for k, x in enumerate(producer.inputs)
+                if x.shape == value.shape and sum(r is x for r in roots) == 1
+                and kernel.reads_by_rows(k)]

@@ -1,0 +1,300 @@
+"""The OpenCL backend's table, keyed by primitive (tinygrad's ``code_for_op`` for its OpenCL
+renderer): how each primitive becomes OpenCL C.
+
+- ``EXPR``: an elementwise primitive is a C expression of its operands' expressions, so any
+  chain of them fuses into one kernel; a reduction's combining primitive is such an
+  expression too, which is all code generation needs to know of a reduction (``REDUCE``).
+- ``VIEW``: the same bytes read with another shape (reshape); no kernel at all.
+- ``INDEX_MAP``: a strided copy whose strides and offset numpy's own view of the primitive
+  gives (transpose, broadcasts, basic slicing); ``CONCAT`` copies each part into its place.
+- ``SUM_TO`` and ``MATMUL``: their own kernels.
+- ``HOST``: the primitive's numpy kernel runs on the host between device kernels, its
+  operands read back and its result written to the device (data-dependent shapes, scatter,
+  the composites when they are not decomposed). Where an ``EXPR`` has no expression for the
+  operands' dtypes (integer pow), that node runs on the host too.
+
+Every primitive has an entry; ``tests/test_backend_tables.py`` names any that is missing.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...ops import P, Primitive
+from ...ops import dtypes
+from .device import C_TYPES
+
+
+class How(enum.Enum):
+    EXPR = "expression"
+    REDUCE = "reduction"
+    VIEW = "view"
+    INDEX_MAP = "index map"
+    CONCAT = "concat"
+    SUM_TO = "sum_to"
+    MATMUL = "matmul"
+    HOST = "host"
+
+
+@dataclass(frozen=True)
+class Operand:
+    """What an expression may know of an operand: its dtype and rank (torch's promotion of
+    comparisons reads the rank)."""
+
+    dtype: np.dtype
+    ndim: int
+
+
+# expr(args, operands, out dtype, **params) -> C expression, or None: no kernel for these dtypes
+Expr = Callable[..., str | None]
+
+
+@dataclass(frozen=True)
+class OpenCLLowering:
+    how: How
+    expr: Expr | None = None
+
+
+def c_type(dtype: np.dtype) -> str:
+    return C_TYPES[np.dtype(dtype)]
+
+
+def cast(arg: str, source: np.dtype, target: np.dtype) -> str:
+    """``arg`` of dtype ``source`` as a ``target`` value (a bool is 0 or 1, as numpy's)."""
+    if source == target:
+        return arg
+    if target == np.bool_:
+        return f"(uchar)({arg} != 0)"
+    return f"({c_type(target)})({arg})"
+
+
+def literal(value: Any, dtype: np.dtype) -> str:
+    """An exact C literal of ``value`` as ``dtype`` (hex floats keep every bit)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        v = float(np.asarray(value, dtype))
+        if math.isnan(v):
+            text = "NAN"
+        elif math.isinf(v):
+            text = "INFINITY" if v > 0 else "(-INFINITY)"
+        else:
+            text = v.hex() + ("f" if dtype == np.float32 else "")
+        return text if dtype == np.float32 or not text.isalpha() else f"(double){text}"
+    if dtype == np.bool_:
+        return "(uchar)1" if value else "(uchar)0"
+    return f"(({c_type(dtype)}){int(value)}{'UL' if dtype.kind == 'u' else 'L'})"
+
+
+def _floating(dtype: np.dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _in(out: np.dtype) -> np.dtype:
+    """Arithmetic on bools computes in int (numpy: True + True is True; the cast makes it)."""
+    return np.dtype(np.int32) if out == np.bool_ else out
+
+
+def _binary(symbol: str) -> Expr:
+    def expr(args, operands, out, **_):
+        t = _in(out)
+        a, b = (cast(x, o.dtype, t) for x, o in zip(args, operands))
+        return cast(f"({a} {symbol} {b})", t, out)
+    return expr
+
+
+def _div(args, operands, out, **_):
+    a, b = (cast(x, o.dtype, out) for x, o in zip(args, operands))
+    return f"({a} / {b})" if _floating(out) else None  # (an integer division is torch's //)
+
+
+def _pow(args, operands, out, **_):
+    a, b = (cast(x, o.dtype, out) for x, o in zip(args, operands))
+    return f"pow({a}, {b})" if _floating(out) else None
+
+
+def _extreme(pick: str) -> Expr:
+    """maximum / minimum: a NaN on either side wins, as numpy's (C's fmax drops it)."""
+    def expr(args, operands, out, **_):
+        t = _in(out)
+        a, b = (cast(x, o.dtype, t) for x, o in zip(args, operands))
+        helper = "sg_max" if pick == ">" else "sg_min"
+        if _floating(t):
+            return f"{helper}({a}, {b})"
+        return cast(f"(({a}) {pick} ({b}) ? ({a}) : ({b}))", t, out)
+    return expr
+
+
+def _math(function: str) -> Expr:
+    def expr(args, operands, out, **_):
+        return f"{function}({cast(args[0], operands[0].dtype, out)})" if _floating(out) \
+            else None
+    return expr
+
+
+def _neg(args, operands, out, **_):
+    return f"(-{cast(args[0], operands[0].dtype, out)})"
+
+
+def _abs(args, operands, out, **_):
+    a = cast(args[0], operands[0].dtype, out)
+    if _floating(out):
+        return f"fabs({a})"
+    return a if out == np.bool_ else f"(({c_type(out)})abs({a}))"
+
+
+def _sign(args, operands, out, **_):
+    a = cast(args[0], operands[0].dtype, out)
+    if out == np.bool_:
+        return a
+    return f"(({c_type(out)})((({a}) > 0) - (({a}) < 0)))"  # NaN compares false: 0, as torch
+
+
+def _relu(args, operands, out, **_):
+    a = cast(args[0], operands[0].dtype, out)
+    zero = literal(0, out)
+    return f"sg_max({a}, {zero})" if _floating(out) else f"(({a}) > 0 ? ({a}) : {zero})"
+
+
+def _sigmoid(args, operands, out, **_):
+    return f"sg_sigmoid({cast(args[0], operands[0].dtype, out)})" if _floating(out) else None
+
+
+def _softplus(args, operands, out, beta, threshold):
+    if not _floating(out):
+        return None
+    a = cast(args[0], operands[0].dtype, out)
+    return f"sg_softplus({a}, {literal(beta, out)}, {literal(threshold, out)})"
+
+
+def _threshold_backward(args, operands, out, threshold):
+    g, x = args
+    g_dtype, x_dtype = operands[0].dtype, operands[1].dtype
+    compare_in = x_dtype if _floating(x_dtype) else np.dtype(np.float64)
+    return (f"(({cast(x, x_dtype, compare_in)}) <= {literal(threshold, compare_in)} ? "
+            f"{literal(0, out)} : {cast(g, g_dtype, out)})")
+
+
+def _clamp(args, operands, out, has_min, has_max):
+    value = cast(args[0], operands[0].dtype, out)
+    bounds = [cast(a, o.dtype, out) for a, o in zip(args[1:], operands[1:])]
+    maximum, minimum = _extreme(">"), _extreme("<")
+    same = [Operand(out, 0)] * 2
+    if has_min:
+        value = maximum([value, bounds[0]], same, out)
+    if has_max:
+        value = minimum([value, bounds[-1]], same, out)
+    return value
+
+
+def _where(args, operands, out, **_):
+    c, x, y = args
+    return (f"(({c}) ? {cast(x, operands[1].dtype, out)} : "
+            f"{cast(y, operands[2].dtype, out)})")
+
+
+def _cast(args, operands, out, **_):
+    return cast(args[0], operands[0].dtype, out)
+
+
+def _fill(args, operands, out, value):
+    return literal(value, out)
+
+
+def _compare(symbol: str) -> Expr:
+    def expr(args, operands, out, **_):
+        t = dtypes.result_type(*operands)  # torch's: a 0-d float64 compares in float32
+        a, b = (cast(x, o.dtype, t) for x, o in zip(args, operands))
+        return f"(uchar)(({a}) {symbol} ({b}))"
+    return expr
+
+
+def _logical(symbol: str) -> Expr:
+    def expr(args, operands, out, **_):
+        return "(uchar)(" + f" {symbol} ".join(f"({a} != 0)" for a in args) + ")"
+    return expr
+
+
+def _not(args, operands, out, **_):
+    return f"(uchar)({args[0]} == 0)"
+
+
+def _e(expr: Expr) -> OpenCLLowering:
+    return OpenCLLowering(How.EXPR, expr)
+
+
+REDUCE = OpenCLLowering(How.REDUCE)
+VIEW = OpenCLLowering(How.VIEW)
+INDEX_MAP = OpenCLLowering(How.INDEX_MAP)
+HOST = OpenCLLowering(How.HOST)
+
+OPENCL: dict[Primitive, OpenCLLowering] = {
+    # elementwise: expressions, fused by the code generator into any kernel
+    P.add: _e(_binary("+")), P.sub: _e(_binary("-")), P.mul: _e(_binary("*")),
+    P.div: _e(_div), P.pow: _e(_pow), P.maximum: _e(_extreme(">")),
+    P.minimum: _e(_extreme("<")), P.neg: _e(_neg), P.exp: _e(_math("exp")),
+    P.log: _e(_math("log")), P.sqrt: _e(_math("sqrt")), P.tanh: _e(_math("tanh")),
+    P.erf: _e(_math("erf")), P.abs: _e(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
+    P.relu: _e(_relu), P.threshold_backward: _e(_threshold_backward),
+    P.softplus: _e(_softplus), P.clamp: _e(_clamp), P.where: _e(_where), P.cast: _e(_cast),
+    P.fill: _e(_fill), P.stop_gradient: VIEW,
+    P.eq: _e(_compare("==")), P.ne: _e(_compare("!=")), P.lt: _e(_compare("<")),
+    P.le: _e(_compare("<=")), P.gt: _e(_compare(">")), P.ge: _e(_compare(">=")),
+    P.logical_and: _e(_logical("&&")), P.logical_or: _e(_logical("||")),
+    P.logical_not: _e(_not),
+    # reductions: what they compute is the primitive's ``reduction``
+    P.sum: REDUCE, P.mean: REDUCE, P.prod: REDUCE, P.max: REDUCE, P.min: REDUCE,
+    P.sum_to: OpenCLLowering(How.SUM_TO),
+    P.argmax: HOST, P.argmin: HOST, P.size_of: HOST,
+    # movement
+    P.reshape: VIEW, P.reshape_as: VIEW, P.expand_dims: VIEW, P.squeeze: VIEW,
+    P.transpose: INDEX_MAP, P.broadcast_to: INDEX_MAP, P.expand_as: INDEX_MAP,
+    P.concat: OpenCLLowering(How.CONCAT),
+    # indexing: basic slicing is an index map; with index arrays it runs on the host
+    P.getitem: INDEX_MAP, P.check_index: HOST, P.scatter_add: HOST, P.index_put: HOST,
+    P.arange_like: HOST, P.nonzero: HOST,
+    # composites: decomposed into the primitives above unless the passes leave them whole
+    P.softmax: HOST, P.log_softmax: HOST, P.gelu: HOST, P.layer_norm: HOST,
+    P.nll_loss: HOST, P.mse_loss: HOST,
+    # linear algebra
+    P.matmul: OpenCLLowering(How.MATMUL),
+}
+
+# Identities of the reductions' combining primitives, and helpers the expressions call.
+IDENTITY = {P.add: 0, P.mul: 1, P.maximum: -math.inf, P.minimum: math.inf}
+
+
+def identity(combine: Primitive, dtype: np.dtype) -> str:
+    value = IDENTITY[combine]
+    if math.isinf(value) and not _floating(dtype):
+        info = np.iinfo(dtype) if dtype != np.bool_ else None
+        value = (0 if value < 0 else 1) if info is None else \
+            (info.min if value < 0 else info.max)
+    return literal(value, dtype)
+
+
+def combine_expr(combine: Primitive, a: str, b: str, dtype: np.dtype) -> str:
+    operands = [Operand(dtype, 0)] * 2
+    return OPENCL[combine].expr([a, b], operands, dtype)
+
+
+_HELPERS = """
+inline T sg_max(T a, T b) { return (isnan(a) || a > b) ? a : b; }
+inline T sg_min(T a, T b) { return (isnan(a) || a < b) ? a : b; }
+inline T sg_sigmoid(T x) { T e = exp(-fabs(x)); T r = (T)1 / ((T)1 + e); return x >= 0 ? r : e * r; }
+inline T sg_softplus(T x, T beta, T threshold) {
+    return x * beta > threshold ? x : log1p(exp(x * beta)) / beta; }
+"""
+
+
+def prelude(float_types: Sequence[str]) -> str:
+    """The helper functions, overloaded for each floating type the device computes in."""
+    lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if "double" in float_types else []
+    for t in float_types:
+        lines.append(_HELPERS.replace("T", t).replace("inline", "inline __attribute__((overloadable))"))
+    return "\n".join(lines)
