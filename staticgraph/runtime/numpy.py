@@ -23,7 +23,7 @@ from .numpy_table import NUMPY
 _ids = itertools.count()
 
 
-class _Recycler:
+class Recycler:
     """Arrays a run hands out (fetched values) are new every run, since the caller may keep
     them. One the caller has already dropped, though, can be handed out again: CPython's
     reference count says so exactly. This saves the page faults of mapping fresh memory for
@@ -149,7 +149,7 @@ class NumpyExecutable(Executable):
         if taken is not None:  # in place over a fresh input that dies here
             self._emit(f"{name} = {self._names[taken]}", node)
             return name
-        self._emit(f"{name} = {self._bind('a', _Recycler(node.shape, node.dtype))}()", node)
+        self._emit(f"{name} = {self._bind('a', Recycler(node.shape, node.dtype))}()", node)
         return name
 
     def _render_assign(self, node: Node) -> None:

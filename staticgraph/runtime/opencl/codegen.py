@@ -28,9 +28,10 @@ import numpy as np
 
 from ...ops import Primitive
 from ...program import FusedKernel, Member
-from .table import OPENCL, Operand, c_type, cast, combine_expr, identity, literal
+from .table import Operand, member_expr, c_type, cast, combine_expr, identity, literal
 
 Shape = tuple[int, ...]
+ROWS_PER_GROUP = 16  # one work-item per row: rows side by side in a work-group's SIMD lanes
 _LOOP_INDEX = re.compile(r"\b[eko]\b")  # the loops' variables in generated code
 
 
@@ -114,8 +115,10 @@ class _Scope:
 class FusedRenderer:
     """A fused kernel as OpenCL C (see the module's docstring)."""
 
-    def __init__(self, kernel: FusedKernel, compute_units: int, max_group: int) -> None:
+    def __init__(self, kernel: FusedKernel, compute_units: int, max_group: int,
+                 per_item: bool, constants: dict[int, np.ndarray]) -> None:
         self.k, self.members = kernel, kernel.members
+        self.per_item, self.constants = per_item, constants
         self.compute_units, self.max_group = compute_units, max_group
         self.names = 0
         self.lines: list[str] = []
@@ -161,6 +164,8 @@ class FusedRenderer:
     def _load(self, i: int, full: Shape, coord: str, scope: _Scope) -> str:
         """Input ``i`` at the element ``coord`` of a member of shape ``full``."""
         shape = tuple(self.k.input_shapes[i])
+        if i in self.constants:  # a number the compiler sees (a load would hide it)
+            return literal(self.constants[i].reshape(-1)[0], self.k.input_dtypes[i])
         if self.flat is not None:
             where = offset(coord, full, broadcast_strides(full, shape))
         elif len(shape) == len(full) and shape[0] == self.rows and self.rows != 1:
@@ -204,7 +209,7 @@ class FusedRenderer:
                 sub = offset(coord, row, broadcast_strides(row, arg_row))
                 args.append(self.value(i, sub, scope))
         operands = [self._operand(tag, i) for tag, i in m.args]
-        expr = OPENCL[m.prim].expr(args, operands, m.dtype, **m.params)
+        expr = member_expr(m.prim, args, operands, m.dtype, m.params)
         name = self._var()
         scope.lines.append(f"const {c_type(m.dtype)} {name} = {expr};  // {m.prim.name}")
         scope.memo[key] = name
@@ -264,13 +269,12 @@ class FusedRenderer:
             return f"{acc} / {literal(count, m.dtype)}"
         return acc
 
-    def _counts(self, m: Member, row_axes: bool) -> tuple[int, int]:
-        """(kept, reduced) element counts of the member's reduction in a row or overall."""
+    def _counts(self, m: Member) -> tuple[int, int]:
+        """(kept, reduced) element counts of the member's reduction within a row."""
         shape = self._arg_shape(*m.args[0])
-        axes = [a for a in m.params["axes"] if not (row_axes and a == 0)]
-        dims = range(1, len(shape)) if row_axes else range(len(shape))
+        axes = [a for a in m.params["axes"] if a != 0]
         reduced = size([shape[d] for d in axes])
-        return size([shape[d] for d in dims if d not in axes]), reduced
+        return size([shape[d] for d in range(1, len(shape)) if d not in axes]), reduced
 
     def render(self) -> Rendered:
         if self.flat is not None:
@@ -297,11 +301,11 @@ class FusedRenderer:
         return "\n".join([f"__kernel void k({params}) {{", *body, "}"])
 
     def _render_flat(self) -> Rendered:
-        total = size(self.flat)
-        sinks = self.sinks
-        self.group = pow2_at_least(total, 64 if not sinks else 256)
-        groups = min(-(-total // self.group), self.compute_units * 64)
-        self.lines += ["const int lid = get_local_id(0);"] if sinks else []
+        """Elementwise: one work-item per element. With reductions of everything (sinks):
+        each work-item folds a stretch of elements, a contiguous block on a CPU (the loop
+        vectorizes) or a grid stride on a GPU (neighbours read neighbours), then one partial
+        result per work-item (CPU) or per work-group (GPU, a tree in local memory)."""
+        total, sinks = size(self.flat), self.sinks
         accs = {}
         for j in sinks:
             m = self.members[j]
@@ -315,30 +319,51 @@ class FusedRenderer:
                 tag, i = m.args[0]
                 arg = self._load(i, self.flat, "e", body) if tag == "in" else \
                     self.value(i, "e", body)
-                value = cast(arg, self._arg_dtype(tag, i), m.dtype)
-                body.lines.append(f"{accs[j]} = "
-                                  f"{combine_expr(m.prim.reduction.combine, accs[j], value, m.dtype)};")
+                both = combine_expr(m.prim.reduction.combine, accs[j],
+                                    cast(arg, self._arg_dtype(tag, i), m.dtype), m.dtype)
+                body.lines.append(f"{accs[j]} = {both};")
             else:
                 body.lines.append(f"o{n}[e] = {self.value(j, 'e', body)};")
-        self.lines += self.top.lines
-        self.top.lines = []
-        self.lines.append(f"for (long e = get_global_id(0); e < {total}; "
-                          "e += get_global_size(0)) {")
+        self._flush_top()
+        if not sinks:
+            self.group = pow2_at_least(total, 256)
+            loop, items = f"const long e = get_global_id(0);\nif (e < {total})", total
+        elif self.per_item:
+            self.group = 1
+            items = min(total, self.compute_units * 64)
+            block = -(-total // items)
+            loop = (f"const long start = get_global_id(0) * {block};\n"
+                    f"for (long e = start; e < min(start + {block}, (long){total}); e++)")
+        else:
+            self.group = 256
+            items = min(-(-total // self.group), self.compute_units * 64) * self.group
+            loop = f"for (long e = get_global_id(0); e < {total}; e += get_global_size(0))"
+        self.lines += loop.split("\n")
+        self.lines[-1] += " {"
         self.lines += ["    " + line for line in body.lines] + ["}"]
-        extra = [f"p{j}" for j in sinks]
-        for j in sinks:
-            result = self._reduce_in_group(self.members[j], accs[j], self.group)
-            self.lines.append(f"if (lid == 0) p{j}[get_group_id(0)] = {result};")
-        params, args = self._signature(extra)
-        rendered = Rendered([Launch(self._source(params), groups * self.group, self.group, args)])
-        self._combine_sinks(rendered, groups, total)
+        if sinks and self.per_item:
+            self.lines = [f"if (get_global_id(0) >= {items}) return;"] + self.lines
+            self.lines += [f"p{j}[get_global_id(0)] = {accs[j]};" for j in sinks]
+            parts, group = items, min(items, ROWS_PER_GROUP)
+        elif sinks:
+            self.lines.insert(0, "const int lid = get_local_id(0);")
+            for j in sinks:
+                result = self._reduce_in_group(self.members[j], accs[j], self.group)
+                self.lines.append(f"if (lid == 0) p{j}[get_group_id(0)] = {result};")
+            parts, group = items // self.group, self.group
+        else:
+            parts, group = 0, self.group
+        params, args = self._signature([f"p{j}" for j in sinks])
+        global_size = -(-items // group) * group
+        rendered = Rendered([Launch(self._source(params), global_size, group, args)])
+        self._combine_sinks(rendered, parts)
         return rendered
 
-    def _combine_sinks(self, rendered: Rendered, parts: int, _total: int) -> None:
+    def _combine_sinks(self, rendered: Rendered, parts: int) -> None:
         """Each sink's partial results (one per work-group or row) combined into its output."""
         for j in self.sinks:
             m = self.members[j]
-            kept, _ = self._counts(m, row_axes=True) if self.flat is None else (1, 0)
+            kept = self._counts(m)[0] if self.flat is None else 1
             rendered.scratch[f"p{j}"] = parts * kept * m.dtype.itemsize
             count = size([self._arg_shape(*m.args[0])[a] for a in m.params["axes"]])
             out = self.k.outputs.index(j)
@@ -348,27 +373,35 @@ class FusedRenderer:
             rendered.launches.append(launch)
 
     def _render_rows(self) -> Rendered:
+        """One work-group per row (a GPU: its work-items share the row, reductions are
+        trees in local memory), or one work-item per row (a CPU: PoCL vectorizes across
+        work-items, so neighbouring rows fill the SIMD lanes, and a barrier there costs a
+        pass over the whole group)."""
         members = self.members
         widest = max([size(self._row_shape(j)) for j in range(len(members))] +
                      [size(self._arg_shape(*m.args[0])[1:]) for m in members
                       if m.prim.reduction is not None])
-        self.group = pow2_at_least(widest, min(256, self.max_group))
-        g = self.group
-        self.lines += ["const long r = get_group_id(0);", "const int lid = get_local_id(0);"]
+        if self.per_item:
+            self.group = 1
+            self.lines += ["const long r = get_global_id(0);", f"if (r >= {self.rows}) return;"]
+        else:
+            self.group = pow2_at_least(widest, min(256, self.max_group))
+            self.lines += ["const long r = get_group_id(0);", "const int lid = get_local_id(0);"]
+        g, first = self.group, "0" if self.per_item else "lid"
         extra: list[str] = []
         for j, m in enumerate(members):
             if m.prim.reduction is None:
                 continue
-            kept, reduced = self._counts(m, row_axes=True)
+            kept, reduced = self._counts(m)
             sink = j in self.sinks
             if kept == 1:  # to one value per row: strided loop, then a tree
-                acc, lines = self._accumulate(m, f"for (long k = lid; k < {reduced}; k += {g})",
-                                              "0", "k")
+                acc, lines = self._accumulate(
+                    m, f"for (long k = {first}; k < {reduced}; k += {g})", "0", "k")
                 self._flush_top()
                 self.lines += lines
-                result = self._reduce_in_group(m, acc, g)
+                result = acc if self.per_item else self._reduce_in_group(m, acc, g)
                 if sink:
-                    self.lines.append(f"if (lid == 0) p{j}[r] = {result};")
+                    self.lines.append(self._once(f"p{j}[r] = {result};"))
                 else:
                     name = self._var()
                     self.lines.append(f"const {c_type(m.dtype)} {name} = "
@@ -380,22 +413,32 @@ class FusedRenderer:
                                               "o", "k")
                 result = acc if sink else self._finish(m, acc, reduced)
                 self._flush_top()
-                self.lines.append(f"for (long o = lid; o < {kept}; o += {g}) {{")
+                self.lines.append(f"for (long o = {first}; o < {kept}; o += {g}) {{")
                 self.lines += ["    " + line for line in lines]
-                self.lines += [f"    {target}[r * {kept} + o] = {result};", "}",
-                               "barrier(CLK_GLOBAL_MEM_FENCE);"]
+                self.lines += [f"    {target}[r * {kept} + o] = {result};", "}"]
+                if not self.per_item:
+                    self.lines.append("barrier(CLK_GLOBAL_MEM_FENCE);")
             if sink or kept > 1:
                 extra.append(f"p{j}" if sink else f"s{j}")
         self._write_outputs()
         params, args = self._signature(extra)
-        rendered = Rendered([Launch(self._source(params), self.rows * g, g, args)])
+        if self.per_item:
+            launch = Launch(self._source(params), -(-self.rows // ROWS_PER_GROUP) *
+                            ROWS_PER_GROUP, ROWS_PER_GROUP, args)
+        else:
+            launch = Launch(self._source(params), self.rows * g, g, args)
+        rendered = Rendered([launch])
         for j, m in enumerate(members):
             if m.prim.reduction is not None and j not in self.sinks:
-                kept, _ = self._counts(m, row_axes=True)
+                kept, _ = self._counts(m)
                 if kept > 1:
                     rendered.scratch[f"s{j}"] = self.rows * kept * m.dtype.itemsize
-        self._combine_sinks(rendered, self.rows, 0)
+        self._combine_sinks(rendered, self.rows)
         return rendered
+
+    def _once(self, statement: str) -> str:
+        """A statement the row's first work-item runs."""
+        return statement if self.per_item else f"if (lid == 0) {statement}"
 
     def _flush_top(self) -> None:
         self.lines += self.top.lines
@@ -410,17 +453,21 @@ class FusedRenderer:
             if width == 1:
                 values = [(n, self.value(j, "0", self.top)) for n, j in outs]
                 self._flush_top()
-                self.lines += [f"if (lid == 0) o{n}[r] = {v};" for n, v in values]
+                self.lines += [self._once(f"o{n}[r] = {v};") for n, v in values]
                 continue
             body = _Scope()
             writes = [f"o{n}[r * {width} + e] = {self.value(j, 'e', body)};" for n, j in outs]
             self._flush_top()
-            self.lines.append(f"for (long e = lid; e < {width}; e += {self.group}) {{")
+            first = "0" if self.per_item else "lid"
+            self.lines.append(f"for (long e = {first}; e < {width}; e += {self.group}) {{")
             self.lines += ["    " + line for line in body.lines + writes] + ["}"]
 
 
-def render_fused(kernel: FusedKernel, compute_units: int, max_group: int) -> Rendered:
-    return FusedRenderer(kernel, compute_units, max_group).render()
+def render_fused(kernel: FusedKernel, compute_units: int, max_group: int, per_item: bool,
+                 constants: dict[int, np.ndarray]) -> Rendered:
+    """``per_item``: one work-item per row (a CPU); ``constants``: inputs that are constants
+    of one element, written into the source as literals."""
+    return FusedRenderer(kernel, compute_units, max_group, per_item, constants).render()
 
 
 def reduction_launch(shape: Shape, axes: Sequence[int], prim: Primitive, in_dtype: np.dtype,

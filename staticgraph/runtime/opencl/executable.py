@@ -13,6 +13,7 @@ its result written to the device where a kernel reads it.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,10 +25,11 @@ from ...ops.shapes import sum_to_axes
 from ...passes.memory import BUFFER, FRESH, VIEW, MemoryPlan, nbytes
 from ...program import FusedKernel, Member, Program
 from ..interpreter import Executable, RunError, run_kernel
+from ..numpy import Recycler
 from .codegen import (Launch, Rendered, contiguous_strides, reduction_launch, render_fused,
                       size, strided_copy_launch)
 from .device import Device, _cl
-from .table import OPENCL, How, Operand, prelude
+from .table import OPENCL, How, Operand, member_expr, prelude
 
 
 class DeviceArray:
@@ -85,6 +87,15 @@ class OpenCLExecutable(Executable):
         self._issued: dict[int, DeviceArray] = {}  # id(buffer) -> value handed out in it
         self._uploaded: dict[Node, object] = {}  # Variable -> numpy value now in buffer 0
         self._render()
+        # On a device that shares the host's memory (a CPU), a feed is read where it lies
+        # and a fetched value is written straight into the array returned (no copies).
+        self._shared = device.shares_host_memory
+        assigned = {a.inputs[1] for a in self.assigns}
+        self._fetched = {} if not self._shared else {
+            b: Recycler(b.shape, b.dtype) for b in (self._base(o) for o in graph.outputs)
+            if plan.storage.get(b) == FRESH and b not in self._host_nodes and
+            b not in assigned and b.role in (Role.OP, Role.OUTPUT)}
+        self._over_host: dict[Node, tuple] = {}  # fetched value -> (weakref to array, buffer)
         self.source = "\n\n".join(f"// {what}\n{src}" for what, src in self.sources)
 
     # -- set-up ----------------------------------------------------------------------------
@@ -97,7 +108,7 @@ class OpenCLExecutable(Executable):
         for node in order:  # every value the device holds gets its buffer
             kind = plan.storage.get(node)
             if node.role is Role.CONSTANT:
-                self._buffer_of[node] = self._upload(np.ascontiguousarray(node.value))
+                self._buffer_of[node] = self._upload(np.asarray(node.value, order="C"))
             elif node.role in (Role.PLACEHOLDER, Role.VARIABLE):
                 self._buffer_of[node] = self._alloc(nbytes(node))
             elif kind == BUFFER:
@@ -127,7 +138,7 @@ class OpenCLExecutable(Executable):
 
     def _launch(self, launch: Launch, args: list, what: str) -> None:
         source = f"{self._prelude}\n{launch.source}"
-        kernel = self.device.build(source).k
+        kernel = self._cl.Kernel(self.device.build(source), "k")  # (its own: args are state)
         self.sources.append((what, launch.source))
         self._steps.append(_Step(kernel, launch.global_size, launch.local_size, args))
 
@@ -139,9 +150,15 @@ class OpenCLExecutable(Executable):
         outputs = sorted((n for n in self.graph.nodes
                           if n.role is Role.OUTPUT and n.inputs[0] is node),
                          key=lambda n: n.params["index"])
-        rendered = render_fused(kernel, self.device.compute_units, self.device.max_group)
+        rendered = self._render_kernel(kernel, node.inputs)
         self._launch_all(rendered, list(node.inputs), outputs, f"{kernel.name}: "
                          f"{kernel.describe()}")
+
+    def _render_kernel(self, kernel: FusedKernel, inputs: Sequence[Node]) -> Rendered:
+        constants = {k: x.value for k, x in enumerate(inputs)
+                     if x.role is Role.CONSTANT and np.size(x.value) == 1}
+        return render_fused(kernel, self.device.compute_units, self.device.max_group,
+                            self.device.kind == "cpu", constants)
 
     def _launch_all(self, rendered: Rendered, inputs: list[Node], outputs: list[Node],
                     what: str) -> None:
@@ -159,8 +176,7 @@ class OpenCLExecutable(Executable):
         what = f"{node.name} = {node.op}  [{node.location}]"
         x = node.inputs[0] if node.inputs else None
         if how is How.EXPR:
-            rendered = render_fused(_kernel_of(node), self.device.compute_units,
-                                    self.device.max_group)
+            rendered = self._render_kernel(_kernel_of(node), node.inputs)
             self._launch_all(rendered, list(node.inputs), [node], what)
         elif how is How.REDUCE:
             launch = reduction_launch(x.shape, node.params["axes"], node.prim, x.dtype,
@@ -207,12 +223,19 @@ class OpenCLExecutable(Executable):
         buffer_of = dict(self._buffer_of)
         host: dict[Node, np.ndarray] = {}
         keep = []  # arrays a copy in progress reads
+        mf = cl.mem_flags
         for node, array in zip(self.placeholders, feeds):
-            array = np.ascontiguousarray(array)
+            array = np.asarray(array, order="C")
             host[node] = array
-            if array.nbytes:
+            if array.nbytes and self._shared:
+                buffer_of[node] = cl.Buffer(self.device.context, mf.READ_ONLY | mf.USE_HOST_PTR,
+                                            hostbuf=array)
+            elif array.nbytes:
                 cl.enqueue_copy(queue, buffer_of[node], array, is_blocking=False)
                 keep.append(array)
+        fetched = {node: recycler() for node, recycler in self._fetched.items()}
+        for node, array in fetched.items():
+            buffer_of[node] = self._over(node, array)
         new_buffers: dict[Node, object] = {}
         for node, value in zip(self.variables, variables):
             buffer_of[node] = self._variable_buffer(node, value, keep)
@@ -236,11 +259,29 @@ class OpenCLExecutable(Executable):
                               for a in step.args])
             else:
                 self._run_on_host(step, host, buffer_of)
+        for node, array in fetched.items():  # the device's writes made visible in the array
+            if array.nbytes:
+                mapped, _ = cl.enqueue_map_buffer(queue, buffer_of[node], cl.map_flags.READ,
+                                                  0, array.shape, array.dtype)
+                del mapped
+            host[node] = array
         outputs = [self._host_value(o, host, buffer_of) for o in self.graph.outputs]
         updates = [self._update(a, host, buffer_of) for a in self.assigns]
         queue.finish()
         del keep
         return outputs, updates
+
+    def _over(self, node: Node, array: np.ndarray):
+        """The buffer over ``array`` (the same as last run while the recycler hands out the
+        same array)."""
+        last = self._over_host.get(node)
+        if last is not None and last[0]() is array:
+            return last[1]
+        mf = self._cl.mem_flags
+        buffer = self._cl.Buffer(self.device.context, mf.READ_WRITE | mf.USE_HOST_PTR,
+                                 hostbuf=array) if array.nbytes else self._alloc(1)
+        self._over_host[node] = (weakref.ref(array), buffer)
+        return buffer
 
     def _base(self, node: Node) -> Node:
         return self.plan.base_of.get(node, node)
@@ -249,7 +290,7 @@ class OpenCLExecutable(Executable):
         if isinstance(value, DeviceArray) and value.buffer is not None and \
                 value.device.context == self.device.context:
             return value.buffer
-        array = np.ascontiguousarray(np.asarray(value, node.dtype))
+        array = np.asarray(value, node.dtype, order="C")
         buffer = self._buffer_of[node]
         if self._uploaded.get(node) is not value and array.nbytes:
             self._cl.enqueue_copy(self.device.queue, buffer, array, is_blocking=False)
@@ -257,15 +298,16 @@ class OpenCLExecutable(Executable):
             self._uploaded[node] = value
         return buffer
 
-    def _host_value(self, node: Node, host: dict, buffer_of: dict) -> np.ndarray:
+    def _host_value(self, node: Node, host: dict, buffer_of: dict) -> np.ndarray | None:
+        if node.role is Role.GROUP:
+            return None
         if node in host:
             return host[node]
         if node.role is Role.OUTPUT and node.inputs[0] in host:
             return host[node.inputs[0]][node.params["index"]]
         base = self._base(node)
-        if base is not node and base in host:
-            value = node.prim.kernel(self._host_value(node.inputs[0], host, buffer_of),
-                                     **node.params)
+        if base is not node and base in host:  # a reshape of a value the host computed
+            value = np.asarray(host[base]).reshape(node.shape)
         else:
             value = np.empty(node.shape, node.dtype)
             if value.nbytes:
@@ -288,7 +330,7 @@ class OpenCLExecutable(Executable):
             host[target] = array
             if buffer is not None and None not in target.shape and array.size:
                 self._cl.enqueue_copy(self.device.queue, buffer,
-                                      np.ascontiguousarray(array, target.dtype))
+                                      np.asarray(array, target.dtype, order="C"))
 
     def _update(self, assign: Node, host: dict, buffer_of: dict):
         variable, value = assign.inputs
@@ -316,7 +358,7 @@ def _kernel_of(node: Node) -> FusedKernel:
 def _expression(member: Member, kernel: FusedKernel) -> str | None:
     operands = [Operand(*(_arg(kernel, tag, i))) for tag, i in member.args]
     args = [f"a{k}" for k in range(len(operands))]
-    return OPENCL[member.prim].expr(args, operands, member.dtype, **member.params)
+    return member_expr(member.prim, args, operands, member.dtype, member.params)
 
 
 def _arg(kernel: FusedKernel, tag: str, i: int) -> tuple[np.dtype, int]:

@@ -278,6 +278,17 @@ def identity(combine: Primitive, dtype: np.dtype) -> str:
     return literal(value, dtype)
 
 
+def member_expr(prim: Primitive, args: list[str], operands: list[Operand], out: np.dtype,
+                params: dict) -> str | None:
+    """A fused member as a C expression. Fusion also admits broadcasts (``broadcast_to``,
+    ``expand_as``) and ``stop_gradient``: in a kernel that reads operands through broadcast
+    index arithmetic, each is its first operand."""
+    lowering = OPENCL[prim]
+    if lowering.how is How.EXPR:
+        return lowering.expr(args, operands, out, **params)
+    return cast(args[0], operands[0].dtype, out)
+
+
 def combine_expr(combine: Primitive, a: str, b: str, dtype: np.dtype) -> str:
     operands = [Operand(dtype, 0)] * 2
     return OPENCL[combine].expr([a, b], operands, dtype)
