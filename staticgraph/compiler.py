@@ -113,4 +113,10 @@ class Compiled:
         lines.append(f"  fused kernels' scratch: {scratch / 1e6:.2f} MB; planned peak "
                      f"{self.planned_peak_bytes / 1e6:.2f} MB vs {self.no_reuse_bytes / 1e6:.2f}"
                      " MB with every value of the graph as built in its own allocation")
+        if self.backend == "opencl":
+            ex = self.executable
+            lines.append(f"OpenCL on {self.device.name}: {ex.kernels_per_run} launches")
+            if ex.on_host:
+                lines.append("  on the host: " + "; ".join(ex.on_host))
+            lines.append("OpenCL C:\n" + ex.source)
         return "\n".join(lines)

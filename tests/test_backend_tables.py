@@ -80,3 +80,16 @@ def test_into_writes_what_the_reference_kernel_returns() -> None:
             if not np.array_equal(out, expected, equal_nan=out.dtype.kind in "fc"):
                 wrong.add(f"{node.op} (spec {name})")
     assert not wrong, f"`into` differs from the reference kernel: {sorted(wrong)}"
+
+
+def test_every_primitive_has_an_opencl_lowering() -> None:
+    from staticgraph.runtime.opencl.table import OPENCL, How
+    missing = sorted(name for name, p in PRIMITIVES.items() if p not in OPENCL)
+    assert not missing, f"primitives missing from runtime/opencl/table.py OPENCL: {missing}"
+    # an elementwise primitive fuses into any kernel only as a C expression
+    wrong = sorted(name for name, p in PRIMITIVES.items() if p.kind is Kind.ELEMENTWISE and
+                   OPENCL[p].how not in (How.EXPR, How.VIEW))
+    assert not wrong, f"elementwise primitives without an OpenCL expression: {wrong}"
+    wrong = sorted(name for name, p in PRIMITIVES.items()
+                   if p.reduction is not None and OPENCL[p.reduction.combine].how is not How.EXPR)
+    assert not wrong, f"reductions whose combine has no OpenCL expression: {wrong}"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from conftest import requires_opencl
 from opspecs import EAGER_F, SPEC_IDS, SPECS, OpSpec
 from test_eager_ops import _diff_indices, _sample
 
@@ -270,6 +271,18 @@ def programs(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_graphs_compile_to_the_interpreters_values(program) -> None:
+    _check_random_graph(program, "numpy")
+
+
+@requires_opencl
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_random_graphs_on_opencl_give_the_interpreters_values(program) -> None:
+    """Fewer examples: each new kernel is a build by the OpenCL compiler."""
+    _check_random_graph(program, "opencl")
+
+
+def _check_random_graph(program, backend: str) -> None:
     rows, cols, steps, fetch = program
     g = sg.Graph()
     with g.as_default():
@@ -291,7 +304,7 @@ def test_random_graphs_compile_to_the_interpreters_values(program) -> None:
     rng = np.random.default_rng(len(steps))
     feeds = {x: rng.standard_normal((rows, cols)), y: rng.standard_normal((1, cols))}
     expected = sg.Session(g, backend="interpreter", passes=()).run(outs + grads, feeds)
-    session = sg.Session(g, debug=True)
+    session = sg.Session(g, debug=True, backend=backend)
     got = session.run(outs + grads, feeds)
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)

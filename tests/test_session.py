@@ -555,10 +555,10 @@ def test_gradients_only_grow_the_graph_and_compute_nothing(graph, kernel_calls) 
 Pair = collections.namedtuple("Pair", ["first", "second"])
 
 
-def test_run_returns_the_structure_of_its_fetches(graph) -> None:
+def test_run_returns_the_structure_of_its_fetches(graph, backend) -> None:
     x = sg.placeholder((2,), name="x")
     doubled, total = x * 2, x.sum()
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     feed = {x: [1.0, 2.0]}
     single = sess.run(doubled, feed)
     assert isinstance(single, np.ndarray) and single.tolist() == [2.0, 4.0]
@@ -736,7 +736,7 @@ def test_session_rejects_unknown_backends_and_feeding_state(graph) -> None:
 # Variables
 # =============================================================================================
 
-def test_variables_start_from_their_initial_value_without_an_initializer(graph) -> None:
+def test_variables_start_from_their_initial_value_without_an_initializer(graph, backend) -> None:
     init = np.array([1.0, 2.0], np.float32)
     w = sg.Variable(init, name="w")
     b = sg.Variable(0.5, name="b")
@@ -745,24 +745,24 @@ def test_variables_start_from_their_initial_value_without_an_initializer(graph) 
     assert (w.shape, w.dtype, b.shape, b.dtype, n.dtype) == \
         ((2,), np.float32, (), np.float32, np.int64)
     assert graph.variables == [w, b, n] and graph.trainable_variables == [w, b]
-    wv, bv, nv = sg.Session(graph).run([w, b, n])
+    wv, bv, nv = sg.Session(graph, backend=backend).run([w, b, n])
     assert wv.tolist() == [1.0, 2.0] and bv == 0.5 and nv.tolist() == [1, 2, 3]
     assert sg.Variable([1.0], dtype="float64").dtype == np.float64
 
 
-def test_a_constant_keeps_the_value_it_had_when_built(graph) -> None:
+def test_a_constant_keeps_the_value_it_had_when_built(graph, backend) -> None:
     base = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
     c = sg.constant(base[:3])
     base[0] = 100.0
-    np.testing.assert_array_equal(sg.Session(graph).run(c), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(sg.Session(graph, backend=backend).run(c), [1.0, 2.0, 3.0])
     source = np.zeros(2, np.float32)
     sg.constant(source)
     source[0] = 1.0  # the caller's array stays theirs to change
 
 
-def test_a_fetched_variable_is_a_copy(graph) -> None:
+def test_a_fetched_variable_is_a_copy(graph, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     fetched = sess.run(w)
     fetched[0] = 100.0
     assert sess.run(w).tolist() == [1.0, 2.0]
@@ -779,10 +779,10 @@ def test_a_fetched_variable_is_a_copy(graph) -> None:
         assert sess.run(w).tolist() == [1.0, 2.0], view.name
 
 
-def test_session_assign_sets_a_checked_value(graph) -> None:
+def test_session_assign_sets_a_checked_value(graph, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
     n = sg.Variable([1, 2], name="n")
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     source = np.array([7.0, 8.0])
     sess.assign(w, source)
     source[0] = 0.0
@@ -799,10 +799,10 @@ def test_session_assign_sets_a_checked_value(graph) -> None:
     assert sess.run([w, n])[0].tolist() == [7.0, 8.0] and sess.run(n).tolist() == [5, 6]
 
 
-def test_two_sessions_on_one_graph_have_independent_variables(graph) -> None:
+def test_two_sessions_on_one_graph_have_independent_variables(graph, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
     step = sg.assign(w, w * 10)
-    a, b = sg.Session(graph), sg.Session(graph)
+    a, b = sg.Session(graph, backend=backend), sg.Session(graph, backend=backend)
     a.run(step)
     assert a.run(w).tolist() == [10.0, 20.0] and b.run(w).tolist() == [1.0, 2.0]
     b.assign(w, [3.0, 3.0])
@@ -810,7 +810,7 @@ def test_two_sessions_on_one_graph_have_independent_variables(graph) -> None:
     assert a.run(w).tolist() == [10.0, 20.0] and b.run(w).tolist() == [30.0, 30.0]
 
 
-def test_an_update_op_updates_on_fetch_and_every_read_sees_the_old_values(graph) -> None:
+def test_an_update_op_updates_on_fetch_and_every_read_sees_the_old_values(graph, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
     b = sg.Variable(3.0, name="b")
     new_w = sg.assign(w, w * 2)
@@ -818,7 +818,7 @@ def test_an_update_op_updates_on_fetch_and_every_read_sees_the_old_values(graph)
     update = sg.group(new_w, new_b, name="train")
     assert update.name == "train" and update.shape == () and update.op == "group"
     assert new_w.shape == (2,) and new_w.dtype == np.float32
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     reads = w.sum() + b
     assert sess.run([update, reads]) == [None, 6.0]  # the reads saw the old values
     assert sess.run(w).tolist() == [2.0, 4.0] and sess.run(b) == 6.0  # b + old sum(w)
@@ -834,7 +834,7 @@ def test_an_update_op_updates_on_fetch_and_every_read_sees_the_old_values(graph)
 
 
 @pytest.mark.parametrize("failure", ["kernel", "assign_shape"])
-def test_a_run_that_fails_after_an_assign_changes_no_variable(graph, failure) -> None:
+def test_a_run_that_fails_after_an_assign_changes_no_variable(graph, failure, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
     b = sg.Variable(0.0, name="b")
     values = sg.placeholder((None,), name="values")
@@ -846,7 +846,7 @@ def test_a_run_that_fails_after_an_assign_changes_no_variable(graph, failure) ->
     else:
         failing = sg.assign(w, values)  # its shape is checked when it runs
         feed = {values: [1.0, 2.0, 3.0]}
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     sess.run(update)
     with pytest.raises(sg.RunError):
         sess.run([update, failing], feed)
@@ -871,9 +871,9 @@ def _checkpointed_graph(names: tuple[str, str]):
     ("w", "b"), ("kernel", "bias"),
     ("w", "file"), ("args", "allow_pickle"),
 ], ids=["w-b", "kernel-bias", "file", "numpy-keywords"])
-def test_save_and_restore_round_trip(tmp_path, names) -> None:
+def test_save_and_restore_round_trip(tmp_path, names, backend) -> None:
     g, variables, update = _checkpointed_graph(names)
-    trained = sg.Session(g)
+    trained = sg.Session(g, backend=backend)
     for _ in range(3):
         trained.run(update)
     path = tmp_path / "ckpt.npz"
@@ -883,7 +883,7 @@ def test_save_and_restore_round_trip(tmp_path, names) -> None:
         assert "layer1/" + names[0] in data.files and "adam/step" in data.files
         assert all(data[k].dtype != object for k in data.files)
         np.testing.assert_array_equal(data["count"], [4, 5])
-    fresh = sg.Session(g)
+    fresh = sg.Session(g, backend=backend)
     fresh.restore(str(path))
     for v in g.variables:  # the optimizer's slots and step too
         got, want = fresh.run(v), trained.run(v)
@@ -955,11 +955,11 @@ def test_save_never_leaves_a_partial_file(graph, tmp_path, monkeypatch, existing
 # sg.compile and sg.trace
 # =============================================================================================
 
-def test_compile_gives_a_function_of_arrays(graph) -> None:
+def test_compile_gives_a_function_of_arrays(graph, backend) -> None:
     x = sg.placeholder((None, 3), "float64", name="x")
     w = sg.placeholder((3, 2), "float64", name="w")
     out = (x @ w).relu().sum()
-    f = sg.compile({"out": out, "twice": [x * 2]}, [x, w])
+    f = sg.compile({"out": out, "twice": [x * 2]}, [x, w], backend=backend)
     assert f.graph is graph
     xv, wv = np.arange(6.0).reshape(2, 3), np.ones((3, 2))
     result = f(xv, wv)
@@ -971,12 +971,12 @@ def test_compile_gives_a_function_of_arrays(graph) -> None:
         f(xv, wv, wv)
 
 
-def test_compile_can_share_a_sessions_variables(graph) -> None:
+def test_compile_can_share_a_sessions_variables(graph, backend) -> None:
     w = sg.Variable([1.0, 2.0], name="w")
     x = sg.placeholder((2,), name="x")
-    sess = sg.Session(graph)
-    shared = sg.compile(x * w, [x], session=sess)
-    own = sg.compile(x * w, [x])
+    sess = sg.Session(graph, backend=backend)
+    shared = sg.compile(x * w, [x], session=sess, backend=backend)
+    own = sg.compile(x * w, [x], backend=backend)
     sess.assign(w, [10.0, 10.0])
     assert shared([1.0, 1.0]).tolist() == [10.0, 10.0]
     assert own([1.0, 1.0]).tolist() == [1.0, 2.0]
@@ -1063,10 +1063,10 @@ def _quadratic(optimizer):
     lambda: sg.optim.SGD(0.1, weight_decay=0.01), lambda: sg.optim.Adam(0.1),
     lambda: sg.optim.Adam(0.05, betas=(0.8, 0.99), eps=1e-6),
 ], ids=["sgd", "momentum", "weight_decay", "adam", "adam_betas"])
-def test_minimize_returns_an_update_op_that_decreases_a_quadratic(make) -> None:
+def test_minimize_returns_an_update_op_that_decreases_a_quadratic(make, backend) -> None:
     g, w, loss, update = _quadratic(make())
     assert isinstance(update, sg.Node) and update.op == "group"
-    sess = sg.Session(g)
+    sess = sg.Session(g, backend=backend)
     losses = []
     for _ in range(40):
         losses.append(float(sess.run(loss)))
@@ -1078,7 +1078,7 @@ def test_minimize_returns_an_update_op_that_decreases_a_quadratic(make) -> None:
         assert all(b < a for a, b in zip(losses, losses[1:]))  # plain descent is monotone
 
 
-def test_minimize_needs_trainable_variables_the_loss_depends_on(graph) -> None:
+def test_minimize_needs_trainable_variables_the_loss_depends_on(graph, backend) -> None:
     w = sg.Variable([1.0], name="w")
     frozen = sg.Variable([1.0], name="frozen", trainable=False)
     with pytest.raises(ValueError, match="does not depend on any of the variables"):
@@ -1090,7 +1090,7 @@ def test_minimize_needs_trainable_variables_the_loss_depends_on(graph) -> None:
         sg.optim.SGD(0.1).minimize(constant_loss)
     u = sg.Variable([5.0], name="u")  # in var_list, not in the loss: left alone
     update = sg.optim.SGD(0.5).minimize((w * w).sum(), var_list=[w, u])
-    sess = sg.Session(graph)
+    sess = sg.Session(graph, backend=backend)
     sess.run(update)
     assert sess.run(w).tolist() == [0.0] and sess.run(u).tolist() == [5.0]
 
@@ -1104,7 +1104,7 @@ def test_minimize_needs_trainable_variables_the_loss_depends_on(graph) -> None:
     ("Adam", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6)),
     ("Adam", dict(lr=0.05, weight_decay=0.1)),
 ], ids=["sgd", "momentum", "momentum_wd", "nesterov", "adam", "adam_betas_eps", "adam_wd"])
-def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs) -> None:
+def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs, backend) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)
     xs, ys = rng.standard_normal((8, 3)), rng.standard_normal(8)
@@ -1115,7 +1115,7 @@ def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs) -> None:
         w, b = sg.Variable(w0, name="w"), sg.Variable(b0, name="b")
         residual = sg.constant(xs) @ w + b - sg.constant(ys)
         update = getattr(sg.optim, kind)(**kwargs).minimize((residual ** 2).mean())
-    sess = sg.Session(g)
+    sess = sg.Session(g, backend=backend)
 
     tw = torch.tensor(w0, requires_grad=True)
     tb = torch.tensor(b0, requires_grad=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,13 +43,18 @@ C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double",
            np.dtype(np.bool_): "uchar"}
 
 
+_lock = threading.Lock()
+
+
 @dataclass(eq=False)
 class Device:
-    """One OpenCL device with its context and queue."""
+    """One OpenCL device with its context, its queue and the programs built for it (each
+    source once per process)."""
 
     cl_device: object
     context: object
     queue: object
+    programs: dict[str, object] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -85,8 +90,19 @@ class Device:
         return C_TYPES.get(dtype)
 
     def build(self, source: str):
-        """The built program (one build per source and device in a process)."""
-        return _build(self, source)
+        """The built program (one build per source in a process; pyopencl's cache on disk
+        spares a second process the compiler too)."""
+        program = self.programs.get(source)
+        if program is None:
+            cl = _cl()
+            try:
+                program = cl.Program(self.context, source).build(options=BUILD_OPTIONS)
+            except cl.RuntimeError as exc:  # a bug of the code generator, never the user's
+                raise RuntimeError(f"OpenCL build failed on {self.name}:\n{exc}\n"
+                                   f"source:\n{source}") from None
+            with _lock:
+                self.programs[source] = program
+        return program
 
 
 def devices() -> list:
@@ -98,9 +114,6 @@ def devices() -> list:
         platforms = []
     found = [d for p in platforms for d in p.get_devices()]
     return sorted(found, key=lambda d: not d.type & cl.device_type.GPU)
-
-
-_lock = threading.Lock()
 
 
 @functools.cache
@@ -138,21 +151,3 @@ def get_device(which: str | int | None = None) -> Device:
 
 def _listing(found) -> str:
     return "; ".join(f"{k}: {d.name.strip()}" for k, d in enumerate(found))
-
-
-_programs: dict[tuple[int, str], object] = {}
-
-
-def _build(device: Device, source: str):
-    key = (id(device), source)
-    program = _programs.get(key)
-    if program is None:
-        cl = _cl()
-        try:
-            program = cl.Program(device.context, source).build(options=BUILD_OPTIONS)
-        except cl.RuntimeError as exc:  # a bug of the code generator, never of the user
-            raise RuntimeError(f"OpenCL build failed on {device.name}:\n{exc}\n"
-                               f"source:\n{source}") from None
-        with _lock:
-            _programs[key] = program
-    return program

@@ -208,10 +208,10 @@ class OpenCLExecutable(Executable):
     def _render_assign(self, node: Node) -> None:
         variable, value = node.inputs
         check_assigned_shape(variable, value.shape, node.location, RunError)
-        if self.plan.storage[node] == VIEW and value not in self._host_nodes:
+        if self._assigned_on_host(node):
+            return  # the host checks and converts the value when the run ends
+        if self.plan.storage[node] == VIEW:
             return  # the value is computed straight into the variable's spare buffer
-        if value in self._host_nodes:
-            return
         launch = strided_copy_launch(value.shape, value.dtype, 0,
                                      contiguous_strides(value.shape), 0,
                                      contiguous_strides(value.shape), node.dtype)
@@ -250,7 +250,7 @@ class OpenCLExecutable(Executable):
                 new_buffers[node] = spare
         for a in self.assigns:
             buffer_of[a] = new_buffers[a.inputs[0]]
-            if self.plan.storage[a] == VIEW and a.inputs[1] not in self._host_nodes:
+            if self.plan.storage[a] == VIEW and not self._assigned_on_host(a):
                 buffer_of[a.inputs[1]] = buffer_of[a]
         for step in self._steps:
             if isinstance(step, _Step):
@@ -332,9 +332,13 @@ class OpenCLExecutable(Executable):
                 self._cl.enqueue_copy(self.device.queue, buffer,
                                       np.asarray(array, target.dtype, order="C"))
 
+    def _assigned_on_host(self, assign: Node) -> bool:
+        value = assign.inputs[1]
+        return value in self._host_nodes or None in value.shape
+
     def _update(self, assign: Node, host: dict, buffer_of: dict):
         variable, value = assign.inputs
-        if value in self._host_nodes:
+        if self._assigned_on_host(assign):
             array = np.asarray(self._host_value(value, host, buffer_of))
             check_assigned_shape(variable, array.shape, assign.location, RunError)
             return array.astype(variable.dtype, copy=True)

@@ -79,13 +79,10 @@ def literal(value: Any, dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
         v = float(np.asarray(value, dtype))
-        if math.isnan(v):
-            text = "NAN"
-        elif math.isinf(v):
-            text = "INFINITY" if v > 0 else "(-INFINITY)"
-        else:
-            text = v.hex() + ("f" if dtype == np.float32 else "")
-        return text if dtype == np.float32 or not text.isalpha() else f"(double){text}"
+        if math.isnan(v) or math.isinf(v):  # OpenCL's macros are floats; a cast widens them
+            text = "NAN" if math.isnan(v) else "INFINITY" if v > 0 else "(-INFINITY)"
+            return text if dtype == np.float32 else f"((double){text})"
+        return v.hex() + ("f" if dtype == np.float32 else "")
     if dtype == np.bool_:
         return "(uchar)1" if value else "(uchar)0"
     return f"(({c_type(dtype)}){int(value)}{'UL' if dtype.kind == 'u' else 'L'})"
@@ -294,11 +291,13 @@ def combine_expr(combine: Primitive, a: str, b: str, dtype: np.dtype) -> str:
     return OPENCL[combine].expr([a, b], operands, dtype)
 
 
+# (T is the floating type; the sigmoid is the reference kernel's: exp(-|x|) never overflows)
 _HELPERS = """
-inline T sg_max(T a, T b) { return (isnan(a) || a > b) ? a : b; }
-inline T sg_min(T a, T b) { return (isnan(a) || a < b) ? a : b; }
-inline T sg_sigmoid(T x) { T e = exp(-fabs(x)); T r = (T)1 / ((T)1 + e); return x >= 0 ? r : e * r; }
-inline T sg_softplus(T x, T beta, T threshold) {
+OVERLOAD T sg_max(T a, T b) { return (isnan(a) || a > b) ? a : b; }
+OVERLOAD T sg_min(T a, T b) { return (isnan(a) || a < b) ? a : b; }
+OVERLOAD T sg_sigmoid(T x) {
+    T e = exp(-fabs(x)); T r = (T)1 / ((T)1 + e); return x >= 0 ? r : e * r; }
+OVERLOAD T sg_softplus(T x, T beta, T threshold) {
     return x * beta > threshold ? x : log1p(exp(x * beta)) / beta; }
 """
 
@@ -306,6 +305,6 @@ inline T sg_softplus(T x, T beta, T threshold) {
 def prelude(float_types: Sequence[str]) -> str:
     """The helper functions, overloaded for each floating type the device computes in."""
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if "double" in float_types else []
-    for t in float_types:
-        lines.append(_HELPERS.replace("T", t).replace("inline", "inline __attribute__((overloadable))"))
+    lines.append("#define OVERLOAD inline __attribute__((overloadable))")
+    lines += [_HELPERS.replace("T", t) for t in float_types]
     return "\n".join(lines)

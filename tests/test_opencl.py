@@ -1,0 +1,174 @@
+"""The OpenCL runtime against the numpy runtime (the reference meaning): the op-spec table's
+values and gradients, fused kernels as single launches, Variables kept on the device, the
+generated source in explain(), and the errors a user meets without a device. The session,
+optimizer and random-graph tests run on both runtimes through the ``backend`` fixture."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import requires_opencl
+from opspecs import SPEC_IDS, SPECS, OpSpec, spec_graph
+
+import staticgraph as sg
+from staticgraph.runtime import opencl
+from staticgraph.runtime.opencl import DeviceArray, OpenCLUnavailable
+
+
+def _both(graph, fetches, feeds):
+    want = sg.Session(graph).run(fetches, feeds)
+    got = sg.Session(graph, backend="opencl").run(fetches, feeds)
+    return got, want
+
+
+@requires_opencl
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+def test_op_specs_and_their_gradients_match_the_numpy_runtime(spec: OpSpec) -> None:
+    built = spec_graph(spec, np.float32)
+    feeds = dict(zip(built.placeholders, built.arrays))
+    got, want = _both(built.out.graph, [built.out, *built.grads], feeds)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def _normalised():
+    rng = np.random.default_rng(0)
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((64, 48), name="x")
+        w = sg.Variable(rng.standard_normal(48).astype(np.float32), name="w")
+        b = sg.Variable(rng.standard_normal(48).astype(np.float32), name="b")
+        outs = {"layer_norm": sg.layer_norm(x, (48,), w, b), "softmax": sg.softmax(x, -1),
+                "log_softmax": sg.log_softmax(x, 1), "gelu": sg.gelu(x, approximate="tanh")}
+    return g, x, outs, rng.standard_normal((64, 48)).astype(np.float32)
+
+
+@requires_opencl
+@pytest.mark.parametrize("name", ["layer_norm", "softmax", "log_softmax", "gelu"])
+def test_a_row_composite_is_one_kernel_launch(name) -> None:
+    """The point of the backend: a row's reductions and its elementwise prologue and
+    epilogue in one generated kernel, one pass over memory per row."""
+    g, x, outs, value = _normalised()
+    sess = sg.Session(g, backend="opencl")
+    compiled = sess.compiled(outs[name], {x: value})
+    assert compiled.executable.kernels_per_run == 1
+    assert compiled.executable.source.count("__kernel void") == 1
+    np.testing.assert_allclose(sess.run(outs[name], {x: value}),
+                               sg.Session(g).run(outs[name], {x: value}), rtol=1e-5, atol=1e-6)
+
+
+@requires_opencl
+def test_explain_shows_the_generated_opencl_and_what_runs_on_the_host() -> None:
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((4, 3), name="x")
+        out = (x.exp() + 1).log() @ sg.constant(np.ones((3, 2), np.float32))
+        picked = x[x > 0]  # its size is the data's: the host computes it
+    feeds = {x: np.arange(12, dtype=np.float32).reshape(4, 3) - 6}
+    text = sg.Session(g, backend="opencl").explain([out, picked], feeds)
+    assert "OpenCL C" in text and "__kernel void k(" in text and "log(" in text
+    assert "on the host:" in text and "a shape the data decides" in text
+    got, want = _both(g, [out, picked], feeds)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def _trained(backend: str, steps: int):
+    rng = np.random.default_rng(3)
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((16, 5), name="x")
+        w = sg.Variable(rng.standard_normal((5, 3)).astype(np.float32), name="w")
+        b = sg.Variable(np.zeros(3, np.float32), name="b")
+        loss = sg.cross_entropy(x @ w + b, sg.constant(rng.integers(0, 3, 16)))
+        update = sg.optim.Adam(0.05).minimize(loss)
+    sess = sg.Session(g, backend=backend)
+    data = rng.standard_normal((16, 5)).astype(np.float32)
+    losses = [float(sess.run([loss, update], {x: data})[0]) for _ in range(steps)]
+    return g, sess, w, b, losses
+
+
+@requires_opencl
+def test_variables_stay_on_the_device_between_runs_and_read_back_on_demand(tmp_path) -> None:
+    g, sess, w, b, losses = _trained("opencl", 5)
+    _, reference, rw, rb, want = _trained("numpy", 5)
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    held = sess._value(w)
+    assert isinstance(held, DeviceArray)  # no copy to the host after a step
+    fetched = sess.run(w)
+    assert isinstance(fetched, np.ndarray)
+    np.testing.assert_allclose(fetched, reference.run(rw), rtol=1e-5, atol=1e-6)
+    sess.save(tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz") as saved:
+        np.testing.assert_array_equal(saved["w"], fetched)
+
+
+@requires_opencl
+def test_a_value_still_held_survives_the_reuse_of_its_buffer() -> None:
+    """A Variable has two device buffers, written in turn; a value someone still holds is
+    read back to the host before its buffer is written again."""
+    g, sess, w, b, _ = _trained("opencl", 1)
+    held = sess._value(w)
+    before = np.array(np.asarray(held))
+    update = [n for n in g.nodes if n.op == "group"][0]
+    x = [n for n in g.nodes if n.op == "placeholder"][0]
+    for _ in range(3):
+        sess.run(update, {x: np.ones((16, 5), np.float32)})
+    np.testing.assert_array_equal(np.asarray(held), before)
+    assert not np.array_equal(sess.run(w), before)
+
+
+@requires_opencl
+def test_onnx_export_reads_the_trained_values_from_the_device(tmp_path) -> None:
+    pytest.importorskip("onnx")
+    g, sess, w, b, _ = _trained("opencl", 3)
+    x = [n for n in g.nodes if n.op == "placeholder"][0]
+    logits = x @ w + b
+    path = tmp_path / "model.onnx"
+    sg.onnx.export(logits, [x], path, session=sess)
+    data = np.ones((16, 5), np.float32)
+    (got,) = sg.onnx.import_model(path)(data)
+    np.testing.assert_allclose(got, sess.run(logits, {x: data}), rtol=1e-6)
+
+
+@requires_opencl
+def test_each_kernel_is_built_once_per_process() -> None:
+    g, x, outs, value = _normalised()
+    device = opencl.get_device()
+    sg.Session(g, backend="opencl").run(outs["softmax"], {x: value})
+    built = len(device.programs)
+    sg.Session(g, backend="opencl").run(outs["softmax"], {x: value})
+    assert len(device.programs) == built
+
+
+@requires_opencl
+def test_device_choices_are_checked_with_a_listing_of_what_exists() -> None:
+    g, x, outs, value = _normalised()
+    with pytest.raises(OpenCLUnavailable, match="index 99 is out of range: there are"):
+        sg.Session(g, backend="opencl", device=99)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'gpu', an index or None"):
+        sg.Session(g, backend="opencl", device="tpu")
+    first = opencl.get_device(0)
+    assert sg.Session(g, backend="opencl", device=first.kind).run(
+        outs["gelu"], {x: value}).shape == (64, 48)
+
+
+def test_device_is_only_for_the_opencl_backend() -> None:
+    with pytest.raises(ValueError, match="device='gpu' is for backend='opencl'"):
+        sg.Session(sg.Graph(), device="gpu")
+
+
+def test_without_pyopencl_the_error_says_how_to_get_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyopencl", None)  # import pyopencl -> ImportError
+    with pytest.raises(OpenCLUnavailable, match="pyopencl is not installed.*pocl-opencl-icd"):
+        sg.Session(sg.Graph(), backend="opencl")
+
+
+@requires_opencl
+def test_float64_on_a_device_without_fp64_names_the_node(monkeypatch) -> None:
+    monkeypatch.setattr(opencl.Device, "has_fp64", property(lambda self: False))
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((3,), "float64", name="x")
+        y = x * 2
+    with pytest.raises(TypeError, match=r"'x' \(built at .*test_opencl.py:\d+\) is float64"):
+        sg.Session(g, backend="opencl").run(y, {x: np.ones(3)})
