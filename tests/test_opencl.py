@@ -172,3 +172,47 @@ def test_float64_on_a_device_without_fp64_names_the_node(monkeypatch) -> None:
         y = x * 2
     with pytest.raises(TypeError, match=r"'x' \(built at .*test_opencl.py:\d+\) is float64"):
         sg.Session(g, backend="opencl").run(y, {x: np.ones(3)})
+
+
+@pytest.fixture
+def gpu_paths(monkeypatch):
+    """The code a GPU gets (a work-group per row with trees in local memory, grid-stride
+    full reductions, the tiled matmul kernel), run on whatever device there is."""
+    monkeypatch.setattr(opencl.Device, "kind", property(lambda self: "gpu"))
+
+
+@requires_opencl
+@pytest.mark.parametrize("a_shape,b_shape", [
+    ((5, 7), (7, 3)), ((37, 40), (40, 18)), ((2, 3, 4), (4, 5)), ((4,), (4, 6)),
+    ((3, 4), (4,)), ((4,), (4,)), ((2, 1, 3, 4), (5, 4, 2)),
+], ids=["small", "ragged_tiles", "batched", "vector_matrix", "matrix_vector", "dot",
+        "broadcast_batch"])
+def test_the_tiled_matmul_kernel_matches_numpy(gpu_paths, a_shape, b_shape) -> None:
+    rng = np.random.default_rng(0)
+    with sg.Graph().as_default() as g:
+        a = sg.placeholder(a_shape, name="a")
+        b = sg.placeholder(b_shape, name="b")
+        out = a @ b
+    feeds = {a: rng.standard_normal(a_shape).astype(np.float32),
+             b: rng.standard_normal(b_shape).astype(np.float32)}
+    sess = sg.Session(g, backend="opencl")
+    assert not sess.compiled(out, feeds).executable.on_host  # the kernel, not the host
+    np.testing.assert_allclose(sess.run(out, feeds), feeds[a] @ feeds[b], rtol=1e-5, atol=1e-5)
+
+
+@requires_opencl
+@pytest.mark.parametrize("name", ["layer_norm", "softmax", "log_softmax", "gelu"])
+def test_row_composites_on_the_gpu_paths(gpu_paths, name) -> None:
+    g, x, outs, value = _normalised()
+    with g.as_default():
+        (dx,) = sg.gradients(outs[name].sum(), [x])
+    got, want = _both(g, [outs[name], dx], {x: value})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@requires_opencl
+def test_a_training_step_on_the_gpu_paths(gpu_paths) -> None:
+    _, _, _, _, got = _trained("opencl", 4)
+    _, _, _, _, want = _trained("numpy", 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5)

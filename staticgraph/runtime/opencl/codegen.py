@@ -89,12 +89,12 @@ def pow2_at_least(n: int, cap: int) -> int:
 
 @dataclass
 class Launch:
-    """One kernel launch: its program source, work sizes and arguments (named buffers the
-    executable binds: "in k", "out k", "scratch k", "partial k", or a value's name)."""
+    """One kernel launch: its program source, work sizes (one axis, or three for matmul)
+    and arguments (named buffers the executable binds: "in k", "out k", "scratch p3")."""
 
     source: str
-    global_size: int
-    local_size: int
+    global_size: int | tuple[int, ...]
+    local_size: int | tuple[int, ...]
     args: list[str]
 
 
@@ -535,3 +535,43 @@ def strided_copy_launch(count_shape: Shape, dtype: np.dtype, src_offset: int,
              f"    for (long e = get_global_id(0); e < {total}; e += get_global_size(0))",
              f"        y[{dst}] = {cast(f'x[{src}]', dtype, out_dtype)};", "}"]
     return Launch("\n".join(lines), max(1, -(-total // group)) * group, group, ["x", "y"])
+
+
+MATMUL_TILE = 16
+
+
+def matmul_launch(a_shape: Shape, b_shape: Shape, out_shape: Shape, a_dtype: np.dtype,
+                  b_dtype: np.dtype, out_dtype: np.dtype) -> Launch:
+    """numpy's matmul (batched, batch axes broadcast, 1-D operands as a row or a column),
+    tiled: a work-group computes a TILE x TILE block of the result, staging TILE x TILE
+    blocks of both operands in local memory."""
+    a2 = (1,) + tuple(a_shape) if len(a_shape) == 1 else tuple(a_shape)
+    b2 = tuple(b_shape) + (1,) if len(b_shape) == 1 else tuple(b_shape)
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    batch = tuple(out_shape[:len(out_shape) - (len(a_shape) > 1) - (len(b_shape) > 1)])
+    a_batch = offset("z", batch, [s * m * k for s in broadcast_strides(batch, a2[:-2])])
+    b_batch = offset("z", batch, [s * k * n for s in broadcast_strides(batch, b2[:-2])])
+    t, ta, tb = c_type(out_dtype), c_type(a_dtype), c_type(b_dtype)
+    tile = MATMUL_TILE
+    lines = [
+        f"__kernel void k(__global const {ta}* restrict a, __global const {tb}* restrict b, "
+        f"__global {t}* restrict y) {{",
+        f"    __local {t} as[{tile}][{tile}];", f"    __local {t} bs[{tile}][{tile}];",
+        "    const int tx = get_local_id(0), ty = get_local_id(1);",
+        "    const long col = get_global_id(0), row = get_global_id(1), z = get_global_id(2);",
+        f"    const long ab = {a_batch}, bb = {b_batch};",
+        f"    {t} acc = {literal(0, out_dtype)};",
+        f"    for (long t0 = 0; t0 < {k}; t0 += {tile}) {{",
+        f"        as[ty][tx] = (row < {m} && t0 + tx < {k}) ? "
+        f"{cast(f'a[ab + row * {k} + t0 + tx]', a_dtype, out_dtype)} : {literal(0, out_dtype)};",
+        f"        bs[ty][tx] = (col < {n} && t0 + ty < {k}) ? "
+        f"{cast(f'b[bb + (t0 + ty) * {n} + col]', b_dtype, out_dtype)} : {literal(0, out_dtype)};",
+        "        barrier(CLK_LOCAL_MEM_FENCE);",
+        f"        for (int i = 0; i < {tile}; i++) acc += as[ty][i] * bs[i][tx];",
+        "        barrier(CLK_LOCAL_MEM_FENCE);",
+        "    }",
+        f"    if (row < {m} && col < {n}) y[z * {m * n} + row * {n} + col] = acc;",
+        "}"]
+    rows, cols = -(-m // tile) * tile, -(-n // tile) * tile
+    return Launch("\n".join(lines), (cols, rows, max(size(batch), 1)), (tile, tile, 1),
+                  ["a", "b", "y"])
