@@ -72,13 +72,28 @@ class Compiled:
             return OpenCLExecutable(self.graph, self.memory, self.device, self.on_host)
         return InterpretedExecutable(self.graph)
 
-    def run(self, feeds: Mapping[Node, np.ndarray], variables: Mapping[Node, np.ndarray]):
+    def _executable(self) -> Executable:
         executable = getattr(self._per_thread, "executable", None)
         if executable is None:
             executable = self._per_thread.executable = self._new_executable()
+        return executable
+
+    def run(self, feeds: Mapping[Node, np.ndarray], variables: Mapping[Node, np.ndarray]):
         fed = [feeds[n] for n in self._feed_order]
-        outputs, updates = executable.run(fed, [variables[v] for v in self._variable_order])
+        outputs, updates = self._executable().run(
+            fed, [variables[v] for v in self._variable_order])
         return _owned(outputs, fed), dict(zip(self.assigned, updates))
+
+    def profile(self, feeds: Mapping[Node, np.ndarray],
+                variables: Mapping[Node, np.ndarray]) -> dict[str, float]:
+        """Seconds of one run by kind of step (OpenCL: matmul, elementwise, reduction,
+        movement, host, transfers), the device finishing each step before the next."""
+        if self.backend != "opencl":
+            raise ValueError(f"profile is for backend='opencl', not {self.backend!r}")
+        timings: dict[str, float] = {}
+        self._executable().run([feeds[n] for n in self._feed_order],
+                               [variables[v] for v in self._variable_order], timings)
+        return timings
 
     @property
     def planned_peak_bytes(self) -> int:

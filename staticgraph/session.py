@@ -84,6 +84,15 @@ class Session:
         _flatten(fetches, self._as_fetch, flat)
         return self._compiled(flat, self._feeds(feed_dict or {}))
 
+    def profile(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None
+                ) -> dict[str, float]:
+        """Where one run's time goes, by kind of step (backend "opencl"); the run's
+        Variable updates are not kept."""
+        flat: list[Node] = []
+        _flatten(fetches, self._as_fetch, flat)
+        feeds = self._feeds(feed_dict or {})
+        return self._compiled(flat, feeds).profile(feeds, _LazyVariables(self))
+
     def explain(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> str:
         """Pass by pass: node counts, fused kernels, the memory plan."""
         return self.compiled(fetches, feed_dict).explain()

@@ -13,6 +13,7 @@ its result written to the device where a kernel reads it.
 from __future__ import annotations
 
 import sys
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class _Step:
     global_size: tuple[int, ...]
     local_size: tuple[int, ...]
     args: list
+    category: str  # what ``profile`` counts its time as
 
 
 class OpenCLExecutable(Executable):
@@ -82,6 +84,7 @@ class OpenCLExecutable(Executable):
         self._buffers = [self._alloc(n) for n in plan.buffer_bytes]
         self._buffer_of: dict[Node, object] = {}
         self._host_nodes = set(on_host)
+        self._deferred = {n for n, why in on_host.items() if why == READ_BY_HOST}
         self._steps: list = []  # _Step, or a node run on the host
         self._spares: dict[Node, list] = {}      # Variable -> its two buffers
         self._issued: dict[int, DeviceArray] = {}  # id(buffer) -> value handed out in it
@@ -136,12 +139,12 @@ class OpenCLExecutable(Executable):
         return self._cl.Buffer(self.device.context, mf.READ_WRITE | mf.COPY_HOST_PTR,
                                hostbuf=array)
 
-    def _launch(self, launch: Launch, args: list, what: str) -> None:
+    def _launch(self, launch: Launch, args: list, what: str, category: str) -> None:
         source = f"{self._prelude}\n{launch.source}"
         kernel = self._cl.Kernel(self.device.build(source), "k")  # (its own: args are state)
         self.sources.append((what, launch.source))
         self._steps.append(_Step(kernel, _sizes(launch.global_size), _sizes(launch.local_size),
-                                 args))
+                                 args, category))
 
     def _scratch(self, rendered: Rendered) -> dict[str, object]:
         return {name: self._alloc(n) for name, n in rendered.scratch.items()}
@@ -153,7 +156,7 @@ class OpenCLExecutable(Executable):
                          key=lambda n: n.params["index"])
         rendered = self._render_kernel(kernel, node.inputs)
         self._launch_all(rendered, list(node.inputs), outputs, f"{kernel.name}: "
-                         f"{kernel.describe()}")
+                         f"{kernel.describe()}", "reduction" if kernel.reduces else "elementwise")
 
     def _render_kernel(self, kernel: FusedKernel, inputs: Sequence[Node]) -> Rendered:
         constants = {k: x.value for k, x in enumerate(inputs)
@@ -162,7 +165,7 @@ class OpenCLExecutable(Executable):
                             self.device.kind == "cpu", constants)
 
     def _launch_all(self, rendered: Rendered, inputs: list[Node], outputs: list[Node],
-                    what: str) -> None:
+                    what: str, category: str) -> None:
         scratch = self._scratch(rendered)
         for launch in rendered.launches:
             args = []
@@ -170,7 +173,7 @@ class OpenCLExecutable(Executable):
                 kind, _, name = a.partition(" ")
                 args.append(inputs[int(name)] if kind == "in" else
                             outputs[int(name)] if kind == "out" else scratch[name])
-            self._launch(launch, args, what)
+            self._launch(launch, args, what, category)
 
     def _render_op(self, node: Node) -> None:
         how = OPENCL[node.prim].how
@@ -178,25 +181,25 @@ class OpenCLExecutable(Executable):
         x = node.inputs[0] if node.inputs else None
         if how is How.EXPR:
             rendered = self._render_kernel(_kernel_of(node), node.inputs)
-            self._launch_all(rendered, list(node.inputs), [node], what)
+            self._launch_all(rendered, list(node.inputs), [node], what, "elementwise")
         elif how is How.REDUCE:
             launch = reduction_launch(x.shape, node.params["axes"], node.prim, x.dtype,
                                       node.dtype, self.device.compute_units)
-            self._launch(launch, [x, node], what)
+            self._launch(launch, [x, node], what, "reduction")
         elif how is How.MATMUL:
             a, b = node.inputs
             launch = matmul_launch(a.shape, b.shape, node.shape, a.dtype, b.dtype, node.dtype)
-            self._launch(launch, [a, b, node], what)
+            self._launch(launch, [a, b, node], what, "matmul")
         elif how is How.SUM_TO:
             kept, lead = sum_to_axes(x.shape, node.inputs[1].shape)
             launch = reduction_launch(x.shape, tuple(range(lead)) + kept, P.sum, x.dtype,
                                       node.dtype, self.device.compute_units)
-            self._launch(launch, [x, node], what)
+            self._launch(launch, [x, node], what, "reduction")
         elif how is How.INDEX_MAP:
             start, strides = _index_map(node)
             launch = strided_copy_launch(node.shape, x.dtype, start, strides, 0,
                                          contiguous_strides(node.shape))
-            self._launch(launch, [x, node], what)
+            self._launch(launch, [x, node], what, "movement")
         elif how is How.CONCAT:
             axis, at = node.params["axis"] % node.ndim, 0
             out_strides = contiguous_strides(node.shape)
@@ -206,7 +209,7 @@ class OpenCLExecutable(Executable):
                                                  contiguous_strides(part.shape),
                                                  at * out_strides[axis], out_strides,
                                                  node.dtype)
-                    self._launch(launch, [part, node], what)
+                    self._launch(launch, [part, node], what, "movement")
                 at += part.shape[axis]
         # (How.VIEW: no kernel; launches read the buffer of the value it views)
 
@@ -220,11 +223,16 @@ class OpenCLExecutable(Executable):
         launch = strided_copy_launch(value.shape, value.dtype, 0,
                                      contiguous_strides(value.shape), 0,
                                      contiguous_strides(value.shape), node.dtype)
-        self._launch(launch, [value, node], f"{node.name} = assign [{node.location}]")
+        self._launch(launch, [value, node], f"{node.name} = assign [{node.location}]",
+                     "movement")
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, feeds: Sequence[np.ndarray], variables: Sequence):
+    def run(self, feeds: Sequence[np.ndarray], variables: Sequence,
+            timings: dict[str, float] | None = None):
+        """``timings``: add each kind of step's seconds to it (``profile``), finishing the
+        queue after every step."""
         cl, queue = self._cl, self.device.queue
+        clock = _Clock(queue, timings)
         buffer_of = dict(self._buffer_of)
         host: dict[Node, np.ndarray] = {}
         keep = []  # arrays a copy in progress reads
@@ -257,13 +265,16 @@ class OpenCLExecutable(Executable):
             buffer_of[a] = new_buffers[a.inputs[0]]
             if self.plan.storage[a] == VIEW and not self._assigned_on_host(a):
                 buffer_of[a.inputs[1]] = buffer_of[a]
+        clock.lap("transfers")
         for step in self._steps:
             if isinstance(step, _Step):
                 step.kernel(queue, step.global_size, step.local_size,
                             *[buffer_of[self._base(a)] if isinstance(a, Node) else a
                               for a in step.args])
+                clock.lap(step.category)
             else:
                 self._run_on_host(step, host, buffer_of)
+                clock.lap("matmul" if step.prim is P.matmul else "host")
         for node, array in fetched.items():  # the device's writes made visible in the array
             if array.nbytes:
                 mapped, _ = cl.enqueue_map_buffer(queue, buffer_of[node], cl.map_flags.READ,
@@ -273,6 +284,7 @@ class OpenCLExecutable(Executable):
         outputs = [self._host_value(o, host, buffer_of) for o in self.graph.outputs]
         updates = [self._update(a, host, buffer_of) for a in self.assigns]
         queue.finish()
+        clock.lap("transfers")
         del keep
         return outputs, updates
 
@@ -320,12 +332,37 @@ class OpenCLExecutable(Executable):
         host[node] = value
         return value
 
+    def _operand(self, node: Node, host: dict, buffer_of: dict, maps: list) -> np.ndarray:
+        """An operand of a host step. A device that shares the host's memory maps the
+        buffer instead of copying it (released after the step)."""
+        if node in self._deferred:  # a view of operands mapped for this very step
+            return run_kernel(node, [self._operand(x, host, buffer_of, maps)
+                                     for x in node.inputs])
+        base = self._base(node)
+        if not self._shared or node.role is Role.GROUP or node in host or base in host or \
+                (node.role is Role.OUTPUT and node.inputs[0] in host) or not nbytes(node):
+            return self._host_value(node, host, buffer_of)
+        array, _ = self._cl.enqueue_map_buffer(self.device.queue, buffer_of[base],
+                                               self._cl.map_flags.READ, 0, node.shape,
+                                               node.dtype)
+        maps.append(array)
+        return array
+
     def _run_on_host(self, node: Node, host: dict, buffer_of: dict) -> None:
-        arrays = [self._host_value(x, host, buffer_of) for x in node.inputs]
-        if node.role is Role.FUSED:
-            value = node.fused.kernel(*arrays)
-        else:
-            value = run_kernel(node, arrays)
+        if node in self._deferred:
+            return  # computed by each host step that reads it
+        maps: list[np.ndarray] = []
+        arrays = [self._operand(x, host, buffer_of, maps) for x in node.inputs]
+        try:
+            if node.role is Role.FUSED:
+                value = node.fused.kernel(*arrays)
+            else:
+                value = run_kernel(node, arrays)
+            if any(np.may_share_memory(v, m) for v in _leaves(value) for m in maps):
+                value = _copied(value)  # a view of a mapping outlives it
+        finally:
+            for m in maps:
+                m.base.release(self.device.queue)
         host[node] = value
         results = [(node, value)] if node.role is Role.OP else \
             [(o, value[o.params["index"]]) for o in self.graph.nodes
@@ -351,6 +388,30 @@ class OpenCLExecutable(Executable):
         issued = DeviceArray(buffer, variable.shape, variable.dtype, self.device)
         self._issued[id(buffer)] = issued
         return issued
+
+
+def _leaves(value) -> list[np.ndarray]:
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+def _copied(value):
+    return tuple(np.array(v) for v in value) if isinstance(value, tuple) else np.array(value)
+
+
+class _Clock:
+    """Seconds per kind of step, when asked for (a queue finished at every lap)."""
+
+    def __init__(self, queue, timings: dict[str, float] | None) -> None:
+        self.queue, self.timings = queue, timings
+        self.last = time.perf_counter()
+
+    def lap(self, category: str) -> None:
+        if self.timings is None:
+            return
+        self.queue.finish()
+        now = time.perf_counter()
+        self.timings[category] = self.timings.get(category, 0.0) + now - self.last
+        self.last = now
 
 
 def _sizes(sizes: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -410,14 +471,29 @@ def check_dtypes(graph: Program, device: Device) -> None:
                             "graph in float32 or choose another device")
 
 
+READ_BY_HOST = "a view read only by host steps"
+
+
 def host_steps(graph: Program, device: Device) -> dict[Node, str]:
-    """The ops and fused kernels the host runs, and why; the device runs every other."""
+    """The ops and fused kernels the host runs, and why; the device runs every other. A
+    transpose or slice read only by host steps is a free numpy view there (the weights'
+    transposes in a backward pass, for the host's matmul), not a copy on the device."""
     reasons = {}
     for node in graph.nodes:
         if node.role in (Role.OP, Role.FUSED):
             why = _why_on_host(node, device)
             if why is not None:
                 reasons[node] = why
+    readers: dict[Node, list[Node]] = {}
+    for node in graph.nodes:
+        for x in node.inputs:
+            readers.setdefault(x, []).append(node)
+    outputs = set(graph.outputs)
+    for node in reversed(graph.nodes):
+        if node.role is Role.OP and node not in reasons and node not in outputs and \
+                OPENCL[node.prim].how in (How.INDEX_MAP, How.VIEW) and readers.get(node) and \
+                all(r in reasons for r in readers[node]):
+            reasons[node] = READ_BY_HOST
     return reasons
 
 
