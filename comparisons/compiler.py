@@ -14,7 +14,7 @@ import numpy as np
 import eager
 import staticgraph as sg
 
-from . import plots
+from . import plots, runtimes
 from .common import arguments, context, interleaved_medians, table, write_json
 from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
                      numpy_sgd_step)
@@ -208,8 +208,12 @@ def run(ctx, training_step=None) -> dict:
     if ctx.quick:
         summary += ("\n(--quick: smaller arrays and fewer repeats; the targets are for the "
                     "default run)")
-    return {"text": summary + "\n\n" + "\n".join(text),
-            "markdown": "```text\n" + summary + "\n```\n\n" + "\n".join(markdown),
+    both = runtimes.run(ctx)
+    results["runtimes"] = both["data"]
+    title = "Both runtimes, numpy and OpenCL, side by side:"
+    return {"text": summary + "\n\n" + "\n".join(text) + f"\n{title}\n" + both["text"],
+            "markdown": "```text\n" + summary + "\n```\n\n" + "\n".join(markdown) +
+                        f"\n{title}\n\n" + both["markdown"],
             "data": results}
 
 

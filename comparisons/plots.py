@@ -29,8 +29,8 @@ def available() -> bool:
 
 
 def lines(path: Path, title: str, series: dict[str, Sequence[float]], xlabel: str,
-          ylabel: str, log: bool = False) -> Path | None:
-    """One line per named series."""
+          ylabel: str, log: bool = False, x: Sequence[float] | None = None) -> Path | None:
+    """One line per named series, over ``x`` (log-scaled with ``log``) or 1, 2, 3..."""
     plt = _pyplot()
     if plt is None:
         SKIPPED.append(f"{path.name} (needs matplotlib: pip install -e '.[plots]')")
@@ -38,10 +38,13 @@ def lines(path: Path, title: str, series: dict[str, Sequence[float]], xlabel: st
     fig, ax = plt.subplots(figsize=(7, 4))
     styles = [("-", 2.4), ("--", 1.6), (":", 1.6), ("-.", 1.2)]  # identical curves stay visible
     for (name, values), (style, width) in zip(series.items(), styles):
-        ax.plot(range(1, len(values) + 1), values, style, label=name, linewidth=width)
+        ax.plot(range(1, len(values) + 1) if x is None else x, values, style, label=name,
+                linewidth=width)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if log:
         ax.set_yscale("log")
+        if x is not None:
+            ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

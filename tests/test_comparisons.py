@@ -31,9 +31,19 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
     assert saved["training"]["max_loss_gap"] == 0.0  # eager and compiled: the same curve
     assert results["training"]["compiled"]["kernels_per_step"] < \
         results["training"]["eager"]["kernels_per_step"]
+    both = results["compiler"]["runtimes"]
+    pngs = ["loss_curves.png", "time_per_step.png", "memory_per_step.png",
+            "block_before_fusion.png", "block_after_fusion.png"]
+    if "skipped" in both:  # no OpenCL device: the section says how to get one
+        assert "pocl-opencl-icd" in both["skipped"] and "OpenCL runtime is skipped" in printed
+    else:
+        assert set(both["rows"]) == {"layer_norm", "softmax", "gelu_tanh"}
+        assert both["mlp"]["opencl_ms"] > 0 and abs(sum(both["mlp"]["opencl_share"].values())
+                                                    - 1) < 1e-9
+        assert "OpenCL device:" in printed
+        pngs.append("runtimes_crossover.png")
     if plots.available():
-        for png in ("loss_curves.png", "time_per_step.png", "memory_per_step.png",
-                    "block_before_fusion.png", "block_after_fusion.png"):
+        for png in pngs:
             assert (tmp_path / png).stat().st_size > 1000
             assert f"({png})" in report
 

@@ -1,0 +1,219 @@
+"""Both compiled runtimes side by side: the numpy runtime and the OpenCL runtime (PoCL on
+this CPU, or any OpenCL GPU), on the OpenCL issue's targets, and where each one wins.
+
+    python -m comparisons.runtimes [--quick] [--out DIR]
+
+Every ratio is of medians taken in one run, the programs taking turns. torch.compile is timed
+apart (its OpenMP threads spin after each call and would steal our cores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import staticgraph as sg
+
+from . import plots
+from .common import arguments, context, interleaved_medians, table, write_json
+from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights
+
+RUNTIMES = ("numpy", "opencl")
+
+
+def why_no_opencl() -> str | None:
+    try:
+        from staticgraph.runtime.opencl import OpenCLUnavailable, get_device
+        get_device()
+    except OpenCLUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _softmax(x):
+    return x.softmax(-1)
+
+
+def _functions(fn, x: np.ndarray) -> dict:
+    functions = {}
+    for backend in RUNTIMES:
+        with sg.Graph().as_default():
+            p = sg.placeholder(x.shape, x.dtype, name="x")
+            functions[backend] = sg.compile(fn(p), [p], backend=backend)
+        functions[backend](x)  # compiled and built before timing
+    np.testing.assert_allclose(functions["opencl"](x), functions["numpy"](x), rtol=1e-4,
+                               atol=1e-5)
+    return functions
+
+
+def row_kernels(torch, quick: bool, repeats: int) -> dict:
+    """layer_norm and softmax over the last axis of 4096x1024 float32, tanh-GELU on 16M."""
+    rng = np.random.default_rng(0)
+    rows = 1024 if quick else 4096
+    cases = {"layer_norm": (layer_norm, (rows, 1024)), "softmax": (_softmax, (rows, 1024)),
+             "gelu_tanh": (gelu_tanh, (1 << (22 if quick else 24),))}
+    results = {}
+    for name, (fn, shape) in cases.items():
+        x = rng.standard_normal(shape).astype(np.float32)
+        functions = _functions(fn, x)
+        medians = interleaved_medians({b: (lambda f=f: f(x)) for b, f in functions.items()},
+                                      repeats)
+        if torch is not None and not quick:
+            t = torch.from_numpy(x)
+            fast = torch.compile(_torch_version(torch, name))
+            medians |= interleaved_medians({"torch.compile": lambda: fast(t)}, repeats)
+        entry = {f"{k}_ms": v * 1e3 for k, v in medians.items()}
+        entry["opencl_vs_numpy"] = medians["opencl"] / medians["numpy"]
+        if "torch.compile" in medians:
+            entry["opencl_vs_torch_compile"] = medians["opencl"] / medians["torch.compile"]
+        entry["shape"] = list(shape)
+        results[name] = entry
+    return results
+
+
+def _torch_version(torch, name: str):
+    functional = torch.nn.functional
+    if name == "gelu_tanh":
+        return lambda t: functional.gelu(t, approximate="tanh")
+    if name == "softmax":
+        return lambda t: torch.softmax(t, -1)
+    return lambda t: functional.layer_norm(t, t.shape[-1:])
+
+
+def training_step(repeats: int) -> dict:
+    """One SGD step of the 784-1024-1024-10 MLP on a batch of 256, and where OpenCL's time
+    goes (each step finished before the next: matmul, elementwise, reduction, movement,
+    host steps, transfers)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    weights = mlp_weights((784, 1024, 1024, 10))
+    graph = sg.Graph()
+    with graph.as_default():
+        xs = sg.placeholder((None, 784), name="x")
+        ys = sg.placeholder((None,), "int64", name="labels")
+        loss = mlp_loss(xs, ys, *[sg.Variable(w) for w in weights])
+        update = sg.optim.SGD(0.01).minimize(loss)
+    sessions = {b: sg.Session(graph, backend=b) for b in RUNTIMES}
+    feed = {xs: x, ys: y}
+    losses = {b: [float(s.run([loss, update], feed)[0]) for _ in range(3)]
+              for b, s in sessions.items()}
+    np.testing.assert_allclose(losses["opencl"], losses["numpy"], rtol=1e-5)
+    medians = interleaved_medians(
+        {b: (lambda s=s: s.run([loss, update], feed)) for b, s in sessions.items()}, repeats)
+    profiles = [sessions["opencl"].profile([loss, update], feed) for _ in range(repeats)]
+    shares = {k: float(np.median([p.get(k, 0.0) for p in profiles])) for k in profiles[0]}
+    total = sum(shares.values())
+    compiled = sessions["opencl"].compiled([loss, update], feed)
+    return {**{f"{k}_ms": v * 1e3 for k, v in medians.items()},
+            "opencl_vs_numpy": medians["opencl"] / medians["numpy"],
+            "opencl_share": {k: v / total for k, v in shares.items()},
+            "launches": compiled.executable.kernels_per_run,
+            "on_host": compiled.executable.on_host}
+
+
+def crossover(quick: bool, repeats: int) -> dict:
+    """Seconds per run of the same program at growing sizes on both runtimes: small ones are
+    launch-bound (a fixed cost per kernel), large ones bandwidth- or compute-bound."""
+    sizes = [1 << k for k in range(8, 21 if quick else 23, 2)]
+    series: dict[str, list[float]] = {b: [] for b in RUNTIMES}
+    for n in sizes:
+        x = np.random.default_rng(0).standard_normal((n // 256, 256)).astype(np.float32)
+        functions = _functions(lambda p: gelu_tanh(layer_norm(p)), x)
+        medians = interleaved_medians({b: (lambda f=f: f(x)) for b, f in functions.items()},
+                                      repeats)
+        for b in RUNTIMES:
+            series[b].append(medians[b])
+    wins = [n for n, a, b in zip(sizes, series["numpy"], series["opencl"]) if b < a]
+    return {"elements": sizes, **{f"{b}_s": v for b, v in series.items()},
+            "opencl_wins_from": wins[0] if wins else None}
+
+
+def chain_overhead(repeats: int) -> dict:
+    """The 100-op chain on 2x2, forward and backward: all fixed cost."""
+    with sg.Graph().as_default():
+        x = sg.placeholder((2, 2), name="x")
+        loss = elementwise_chain(x)
+        (dx,) = sg.gradients(loss, [x])
+    ones = np.ones((2, 2), np.float32)
+    functions = {b: sg.compile([loss, dx], [x], backend=b) for b in RUNTIMES}
+    for f in functions.values():
+        f(ones)
+    medians = interleaved_medians({b: (lambda f=f: f(ones)) for b, f in functions.items()},
+                                  repeats * 20)
+    return {**{f"{b}_us": v * 1e6 for b, v in medians.items()},
+            **{f"{b}_kernels": f.compiled(ones).executable.kernels_per_run
+               for b, f in functions.items()}}
+
+
+def measure(ctx) -> dict:
+    repeats = 3 if ctx.quick else 9
+    print("  row kernels and GELU on both runtimes...", flush=True)
+    results = {"rows": row_kernels(ctx.torch, ctx.quick, repeats)}
+    print("  MLP training step on both runtimes...", flush=True)
+    results["mlp"] = training_step(repeats)
+    print("  the 100-op chain and sizes where OpenCL overtakes...", flush=True)
+    results["chain"] = chain_overhead(repeats)
+    results["crossover"] = crossover(ctx.quick, repeats)
+    from staticgraph.runtime.opencl import get_device
+    results["device"] = get_device().name
+    return results
+
+
+def report(r: dict) -> str:
+    rows = []
+    for name, e in r["rows"].items():
+        if "opencl_vs_torch_compile" in e:
+            target = "<= 1.0" if name == "gelu_tanh" else "<= 1.3"
+            rows.append([f"{name} {tuple(e['shape'])}: OpenCL / torch.compile",
+                         f"{e['opencl_vs_torch_compile']:.2f}", target])
+        rows.append([f"{name} {tuple(e['shape'])}: OpenCL / numpy runtime",
+                     f"{e['opencl_vs_numpy']:.2f}", ""])
+    m, c = r["mlp"], r["chain"]
+    rows.append(["MLP step: OpenCL / numpy runtime", f"{m['opencl_vs_numpy']:.2f}", "<= 1.5"])
+    rows.append(["100-op chain 2x2: OpenCL / numpy runtime",
+                 f"{c['opencl_us'] / c['numpy_us']:.2f}",
+                 f"{c['opencl_kernels']} vs {c['numpy_kernels']} kernels"])
+    wins = r["crossover"]["opencl_wins_from"]
+    rows.append(["layer_norm+GELU: OpenCL faster from", f"{wins} elements" if wins else "never",
+                 ""])
+    times = ["  ".join([name] + [f"{k[:-3]} {v:.2f} ms" for k, v in e.items()
+                                 if k.endswith("_ms")]) for name, e in r["rows"].items()]
+    share = ", ".join(f"{k} {v:.0%}" for k, v in sorted(m["opencl_share"].items(),
+                                                       key=lambda kv: -kv[1]))
+    return (f"OpenCL device: {r['device']}\n" + table(rows, ["measure", "value", "target"]) +
+            "\n\n" + "\n".join(times) +
+            f"\nMLP step: numpy {m['numpy_ms']:.1f} ms, OpenCL {m['opencl_ms']:.1f} ms "
+            f"({m['launches']} launches); OpenCL's time: {share}")
+
+
+def run(ctx) -> dict:
+    """The section of ``python -m comparisons`` (skipped, saying how to get OpenCL, without
+    a device)."""
+    missing = why_no_opencl()
+    if missing:
+        text = f"(the OpenCL runtime is skipped: {missing})"
+        return {"text": text, "markdown": text, "data": {"skipped": missing}}
+    results = measure(ctx)
+    text = report(results)
+    x = results["crossover"]
+    figure = plots.lines(ctx.out / "runtimes_crossover.png",
+                         "layer_norm + tanh-GELU over (n/256, 256) float32, per run",
+                         {f"{b} runtime": x[f"{b}_s"] for b in RUNTIMES}, "elements",
+                         "seconds", log=True, x=x["elements"])
+    markdown = "```text\n" + text + "\n```\n"
+    if figure:
+        markdown += f"\n![runtimes crossover]({figure.name})\n"
+    return {"text": text, "markdown": markdown, "data": results}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = arguments(__doc__.splitlines()[0], argv)
+    ctx = context(args)
+    out = run(ctx)
+    print(out["text"])
+    print(f"\nwrote {write_json(args.out, 'runtimes', out['data'])}")
+    return out["data"]
+
+
+if __name__ == "__main__":
+    main()
