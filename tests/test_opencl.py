@@ -216,3 +216,26 @@ def test_a_training_step_on_the_gpu_paths(gpu_paths) -> None:
     _, _, _, _, got = _trained("opencl", 4)
     _, _, _, _, want = _trained("numpy", 4)
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@requires_opencl
+@pytest.mark.parametrize("width", [48, 45], ids=["vector_rows", "scalar_rows"])
+def test_row_kernels_with_their_gradients_and_special_values(width) -> None:
+    """On a CPU a row loop steps over float8 vectors where the row's length allows (48), and
+    stays scalar where it does not (45); either way the values are the numpy runtime's, inf
+    and nan included (a nan row's max is nan, as numpy's and torch's)."""
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((6, width)).astype(np.float32)
+    data[1, 3], data[2, 7], data[3, :] = np.inf, np.nan, -np.inf
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((6, width), name="x")
+        w = sg.constant(rng.standard_normal(width).astype(np.float32))
+        outs = [sg.softmax(x, -1), sg.log_softmax(x, -1), sg.layer_norm(x, (width,), w),
+                x.amax(1), x.amin(1, keepdim=True)]
+        grads = sg.gradients(sum((o * 1.5).sum() for o in outs[:3]), [x])
+    got, want = _both(g, outs + grads, {x: data})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    source = sg.Session(g, backend="opencl").compiled(outs, {x: data}).executable.source
+    if opencl.get_device().kind == "cpu":
+        assert ("vload8" in source) == (width % 8 == 0)

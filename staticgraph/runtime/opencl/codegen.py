@@ -28,7 +28,7 @@ import numpy as np
 
 from ...ops import Primitive
 from ...program import FusedKernel, Member
-from .table import Operand, member_expr, c_type, cast, combine_expr, identity, literal
+from .table import OPENCL, Operand, c_type, cast, combine_expr, identity, literal, member_expr
 
 Shape = tuple[int, ...]
 ROWS_PER_GROUP = 16  # one work-item per row: rows side by side in a work-group's SIMD lanes
@@ -116,9 +116,11 @@ class FusedRenderer:
     """A fused kernel as OpenCL C (see the module's docstring)."""
 
     def __init__(self, kernel: FusedKernel, compute_units: int, max_group: int,
-                 per_item: bool, constants: dict[int, np.ndarray]) -> None:
+                 per_item: bool, constants: dict[int, np.ndarray], lanes: int = 1) -> None:
         self.k, self.members = kernel, kernel.members
         self.per_item, self.constants = per_item, constants
+        self.lanes = lanes  # >1: a row's loops step over vectors of this many elements
+        self.vectors: set[str] = set()  # variables of a vector type
         self.compute_units, self.max_group = compute_units, max_group
         self.names = 0
         self.lines: list[str] = []
@@ -180,9 +182,22 @@ class FusedRenderer:
         if key not in scope.memo:
             name = self._var()
             t = c_type(self.k.input_dtypes[i])
-            scope.lines.append(f"const {t} {name} = i{i}[{where}];")
+            if scope is self.top or self.lanes == 1:
+                scope.lines.append(f"const {t} {name} = i{i}[{where}];")
+            else:
+                if not _CONTIGUOUS.fullmatch(where):
+                    raise NotVectorizable(f"input {i} is read at {where}")
+                scope.lines.append(f"const {t}{self.lanes} {name} = "
+                                   f"vload{self.lanes}(0, i{i} + {where});")
+                self.vectors.add(name)
             scope.memo[key] = name
         return scope.memo[key]
+
+    def _vector(self, name: str, dtype: np.dtype) -> str:
+        """``name`` as a vector in a vector loop (a row's scalar is the same in every lane)."""
+        if self.lanes == 1 or name in self.vectors:
+            return name
+        return f"(({c_type(dtype)}{self.lanes})({name}))"
 
     def _full(self, j: int) -> Shape:
         return tuple(self.members[j].shape) if self.flat is None else self.flat
@@ -209,9 +224,15 @@ class FusedRenderer:
                 sub = offset(coord, row, broadcast_strides(row, arg_row))
                 args.append(self.value(i, sub, scope))
         operands = [self._operand(tag, i) for tag, i in m.args]
+        vector = self.lanes > 1 and scope is not self.top
+        if vector:
+            args = [self._vector(a, o.dtype) for a, o in zip(args, operands)]
         expr = member_expr(m.prim, args, operands, m.dtype, m.params)
         name = self._var()
-        scope.lines.append(f"const {c_type(m.dtype)} {name} = {expr};  // {m.prim.name}")
+        t = c_type(m.dtype) + (str(self.lanes) if vector else "")
+        scope.lines.append(f"const {t} {name} = {expr};  // {m.prim.name}")
+        if vector:
+            self.vectors.add(name)
         scope.memo[key] = name
         return name
 
@@ -251,7 +272,7 @@ class FusedRenderer:
     def _accumulate(self, m: Member, loop: str, kept: str, k: str) -> tuple[str, list[str]]:
         """Lines of a loop folding the member's reduced operand (within a row) into a new
         accumulator; what the loop reads that is the same for the whole row goes to the
-        kernel scope, so flush it first."""
+        kernel scope, so flush it first. Vector loops fold lane by lane, then the lanes."""
         t = c_type(m.dtype)
         combine = m.prim.reduction.combine
         acc = self._var()
@@ -259,10 +280,20 @@ class FusedRenderer:
         arg = self._reduced_arg(m, kept, k, body)
         tag, i = m.args[0]
         value = cast(arg, self._arg_dtype(tag, i), m.dtype)
-        lines = [f"{t} {acc} = {identity(combine, m.dtype)};", loop + " {"]
+        start = f"{t} {acc} = {identity(combine, m.dtype)};"
+        if self.lanes > 1:
+            value = self._vector(value, m.dtype)
+            start = f"{t}{self.lanes} {acc} = ({t}{self.lanes})({identity(combine, m.dtype)});"
+        lines = [start, loop + " {"]
         lines += ["    " + line for line in body.lines]
         lines += [f"    {acc} = {combine_expr(combine, acc, value, m.dtype)};", "}"]
-        return acc, lines
+        if self.lanes == 1:
+            return acc, lines
+        total = self._var()
+        lines.append(f"{t} {total} = {acc}.s0;")
+        lines += [f"{total} = {combine_expr(combine, total, f'{acc}.s{lane:x}', m.dtype)};"
+                  for lane in range(1, self.lanes)]
+        return total, lines
 
     def _finish(self, m: Member, acc: str, count: int) -> str:
         if m.prim.reduction.mean:
@@ -395,8 +426,11 @@ class FusedRenderer:
             kept, reduced = self._counts(m)
             sink = j in self.sinks
             if kept == 1:  # to one value per row: strided loop, then a tree
+                step = g * self.lanes
+                if self.lanes > 1 and reduced % step:
+                    raise NotVectorizable(f"a row of {reduced}")
                 acc, lines = self._accumulate(
-                    m, f"for (long k = {first}; k < {reduced}; k += {g})", "0", "k")
+                    m, f"for (long k = {first}; k < {reduced}; k += {step})", "0", "k")
                 self._flush_top()
                 self.lines += lines
                 result = acc if self.per_item else self._reduce_in_group(m, acc, g)
@@ -408,6 +442,8 @@ class FusedRenderer:
                                       f"{self._finish(m, result, reduced)};")
                     self.top.memo[("m", j, "0")] = name
             else:  # to several values per row: one work-item each, through global scratch
+                if self.lanes > 1:
+                    raise NotVectorizable("a reduction to several values per row")
                 target = f"p{j}" if sink else f"s{j}"
                 acc, lines = self._accumulate(m, f"for (long k = 0; k < {reduced}; k++)",
                                               "o", "k")
@@ -440,6 +476,13 @@ class FusedRenderer:
         """A statement the row's first work-item runs."""
         return statement if self.per_item else f"if (lid == 0) {statement}"
 
+    def _store(self, n: int, j: int, width: int, body: _Scope) -> str:
+        value = self.value(j, "e", body)
+        if self.lanes == 1:
+            return f"o{n}[r * {width} + e] = {value};"
+        value = self._vector(value, self.members[j].dtype)
+        return f"vstore{self.lanes}({value}, 0, o{n} + r * {width} + e);"
+
     def _flush_top(self) -> None:
         self.lines += self.top.lines
         self.top.lines = []
@@ -456,18 +499,49 @@ class FusedRenderer:
                 self.lines += [self._once(f"o{n}[r] = {v};") for n, v in values]
                 continue
             body = _Scope()
-            writes = [f"o{n}[r * {width} + e] = {self.value(j, 'e', body)};" for n, j in outs]
+            step = self.group * self.lanes
+            if self.lanes > 1 and width % step:
+                raise NotVectorizable(f"a row of {width}")
+            writes = [self._store(n, j, width, body) for n, j in outs]
             self._flush_top()
             first = "0" if self.per_item else "lid"
-            self.lines.append(f"for (long e = {first}; e < {width}; e += {self.group}) {{")
+            self.lines.append(f"for (long e = {first}; e < {width}; e += {step}) {{")
             self.lines += ["    " + line for line in body.lines + writes] + ["}"]
 
 
 def render_fused(kernel: FusedKernel, compute_units: int, max_group: int, per_item: bool,
                  constants: dict[int, np.ndarray]) -> Rendered:
     """``per_item``: one work-item per row (a CPU); ``constants``: inputs that are constants
-    of one element, written into the source as literals."""
+    of one element, written into the source as literals.
+
+    On a CPU a row's loops step over vectors of ``LANES`` elements where they can (every
+    member a vector-safe primitive in one floating type, reads contiguous along the row):
+    PoCL vectorizes across work-items but not a loop inside one, and exp, log and tanh are
+    a library call per element unless their argument is a vector."""
+    if per_item and FusedRenderer(kernel, 1, 1, True, constants).flat is None and \
+            _vectorizable(kernel):
+        try:
+            return FusedRenderer(kernel, compute_units, max_group, per_item, constants,
+                                 LANES).render()
+        except NotVectorizable:
+            pass
     return FusedRenderer(kernel, compute_units, max_group, per_item, constants).render()
+
+
+class NotVectorizable(Exception):
+    """A row loop the vector form cannot express; the kernel is rendered scalar."""
+
+
+LANES = 8
+_CONTIGUOUS = re.compile(r"(?:[^ek]* \+ )?[ek]")  # (a row's start +) the loop's index
+
+
+def _vectorizable(kernel: FusedKernel) -> bool:
+    """One floating dtype throughout (no casts), and every member vector-safe (its table
+    entry says so)."""
+    dtypes = {np.dtype(d) for d in kernel.input_dtypes} | {m.dtype for m in kernel.members}
+    return len(dtypes) == 1 and dtypes.pop().kind == "f" and \
+        all(OPENCL[m.prim].vectors for m in kernel.members)
 
 
 def reduction_launch(shape: Shape, axes: Sequence[int], prim: Primitive, in_dtype: np.dtype,

@@ -57,8 +57,12 @@ Expr = Callable[..., str | None]
 
 @dataclass(frozen=True)
 class OpenCLLowering:
+    """``vectors``: the expression is as valid on OpenCL vector types (float8) as on
+    scalars, so a CPU kernel may step a row's loop over vectors."""
+
     how: How
     expr: Expr | None = None
+    vectors: bool = False
 
 
 def c_type(dtype: np.dtype) -> str:
@@ -225,18 +229,24 @@ def _e(expr: Expr) -> OpenCLLowering:
     return OpenCLLowering(How.EXPR, expr)
 
 
-REDUCE = OpenCLLowering(How.REDUCE)
-VIEW = OpenCLLowering(How.VIEW)
-INDEX_MAP = OpenCLLowering(How.INDEX_MAP)
+def _v(expr: Expr) -> OpenCLLowering:
+    """An expression of arithmetic, OpenCL's math functions and the helpers' vector
+    overloads: valid on vectors too."""
+    return OpenCLLowering(How.EXPR, expr, vectors=True)
+
+
+REDUCE = OpenCLLowering(How.REDUCE, vectors=True)  # (their combines are vector-safe)
+VIEW = OpenCLLowering(How.VIEW, vectors=True)
+INDEX_MAP = OpenCLLowering(How.INDEX_MAP, vectors=True)  # (in a fused kernel: broadcasts)
 HOST = OpenCLLowering(How.HOST)
 
 OPENCL: dict[Primitive, OpenCLLowering] = {
     # elementwise: expressions, fused by the code generator into any kernel
-    P.add: _e(_binary("+")), P.sub: _e(_binary("-")), P.mul: _e(_binary("*")),
-    P.div: _e(_div), P.pow: _e(_pow), P.maximum: _e(_extreme(">")),
-    P.minimum: _e(_extreme("<")), P.neg: _e(_neg), P.exp: _e(_math("exp")),
-    P.log: _e(_math("log")), P.sqrt: _e(_math("sqrt")), P.tanh: _e(_math("tanh")),
-    P.erf: _e(_math("erf")), P.abs: _e(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
+    P.add: _v(_binary("+")), P.sub: _v(_binary("-")), P.mul: _v(_binary("*")),
+    P.div: _v(_div), P.pow: _v(_pow), P.maximum: _v(_extreme(">")),
+    P.minimum: _v(_extreme("<")), P.neg: _v(_neg), P.exp: _v(_math("exp")),
+    P.log: _v(_math("log")), P.sqrt: _v(_math("sqrt")), P.tanh: _v(_math("tanh")),
+    P.erf: _v(_math("erf")), P.abs: _v(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
     P.relu: _e(_relu), P.threshold_backward: _e(_threshold_backward),
     P.softplus: _e(_softplus), P.clamp: _e(_clamp), P.where: _e(_where), P.cast: _e(_cast),
     P.fill: _e(_fill), P.stop_gradient: VIEW,
@@ -299,6 +309,8 @@ OVERLOAD T sg_sigmoid(T x) {
     T e = exp(-fabs(x)); T r = (T)1 / ((T)1 + e); return x >= 0 ? r : e * r; }
 OVERLOAD T sg_softplus(T x, T beta, T threshold) {
     return x * beta > threshold ? x : log1p(exp(x * beta)) / beta; }
+OVERLOAD T8 sg_max(T8 a, T8 b) { return (isnan(a) || a > b) ? a : b; }
+OVERLOAD T8 sg_min(T8 a, T8 b) { return (isnan(a) || a < b) ? a : b; }
 """
 
 
