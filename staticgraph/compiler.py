@@ -49,8 +49,8 @@ class Compiled:
             from .runtime import opencl  # (pyopencl only where it is used)
             self.device = opencl.get_device(device)
             opencl.check_dtypes(self.graph, self.device)
-            self.on_host = opencl.host_steps(self.graph, self.device)
-            aliasing = opencl.OpenCLAliasing(self.on_host)
+            self.placement = opencl.place(self.graph, self.device)
+            aliasing = opencl.OpenCLAliasing(self.placement)
         self.memory = plan_memory(self.graph, aliasing, reuse="plan_memory" in self.passes)
         if debug:
             check_plan(self.graph, self.memory)
@@ -69,7 +69,7 @@ class Compiled:
             return NumpyExecutable(self.graph, self.memory)
         if self.backend == "opencl":
             from .runtime.opencl import OpenCLExecutable
-            return OpenCLExecutable(self.graph, self.memory, self.device, self.on_host)
+            return OpenCLExecutable(self.graph, self.memory, self.device, self.placement)
         return InterpretedExecutable(self.graph)
 
     def _executable(self) -> Executable:

@@ -239,3 +239,21 @@ def test_row_kernels_with_their_gradients_and_special_values(width) -> None:
     source = sg.Session(g, backend="opencl").compiled(outs, {x: data}).executable.source
     if opencl.get_device().kind == "cpu":
         assert ("vload8" in source) == (width % 8 == 0)
+
+
+@requires_opencl
+def test_a_transpose_read_only_by_matmuls_is_folded_into_their_indexing(gpu_paths) -> None:
+    rng = np.random.default_rng(2)
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((6, 5), name="x")
+        w = sg.Variable(rng.standard_normal((3, 5)).astype(np.float32), name="w")
+        y = x @ w.T  # torch's Linear
+        (dx, dw) = sg.gradients((y * y).sum(), [x, w])  # dx = g @ w, dw = g.T @ x
+    feeds = {x: rng.standard_normal((6, 5)).astype(np.float32)}
+    compiled = sg.Session(g, backend="opencl").compiled([y, dx, dw], feeds)
+    folded = compiled.placement.folded
+    assert len(folded) == 2 and {n.op for n in folded} == {"transpose"}  # w.T and x.T
+    assert compiled.executable.source.count("= transpose") == 1  # dw's own, fetched
+    got, want = _both(g, [y, dx, dw], feeds)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

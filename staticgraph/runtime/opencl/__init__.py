@@ -2,8 +2,9 @@
 any OpenCL GPU). ``Session(graph, backend="opencl", device="gpu" | "cpu" | index)``."""
 
 from .device import HOW_TO_GET_ONE, Device, OpenCLUnavailable, devices, get_device
-from .executable import (DeviceArray, OpenCLAliasing, OpenCLExecutable, check_dtypes,
-                         host_steps)
+from .executable import DeviceArray, OpenCLExecutable
+from .placement import OpenCLAliasing, Placement, check_dtypes, place
 
 __all__ = ["HOW_TO_GET_ONE", "Device", "OpenCLUnavailable", "devices", "get_device",
-           "DeviceArray", "OpenCLAliasing", "OpenCLExecutable", "check_dtypes", "host_steps"]
+           "DeviceArray", "OpenCLAliasing", "OpenCLExecutable", "Placement", "check_dtypes",
+           "place"]

@@ -615,10 +615,12 @@ MATMUL_TILE = 16
 
 
 def matmul_launch(a_shape: Shape, b_shape: Shape, out_shape: Shape, a_dtype: np.dtype,
-                  b_dtype: np.dtype, out_dtype: np.dtype) -> Launch:
+                  b_dtype: np.dtype, out_dtype: np.dtype, a_swapped: bool = False,
+                  b_swapped: bool = False) -> Launch:
     """numpy's matmul (batched, batch axes broadcast, 1-D operands as a row or a column),
     tiled: a work-group computes a TILE x TILE block of the result, staging TILE x TILE
-    blocks of both operands in local memory."""
+    blocks of both operands in local memory. A ``swapped`` operand is stored with its last
+    two axes swapped (a transpose folded into the indexing: ``x @ w.T`` reads w itself)."""
     a2 = (1,) + tuple(a_shape) if len(a_shape) == 1 else tuple(a_shape)
     b2 = tuple(b_shape) + (1,) if len(b_shape) == 1 else tuple(b_shape)
     m, k, n = a2[-2], a2[-1], b2[-1]
@@ -626,6 +628,8 @@ def matmul_launch(a_shape: Shape, b_shape: Shape, out_shape: Shape, a_dtype: np.
     a_batch = offset("z", batch, [s * m * k for s in broadcast_strides(batch, a2[:-2])])
     b_batch = offset("z", batch, [s * k * n for s in broadcast_strides(batch, b2[:-2])])
     t, ta, tb = c_type(out_dtype), c_type(a_dtype), c_type(b_dtype)
+    a_at = f"(t0 + tx) * {m} + row" if a_swapped else f"row * {k} + t0 + tx"
+    b_at = f"col * {k} + t0 + ty" if b_swapped else f"(t0 + ty) * {n} + col"
     tile = MATMUL_TILE
     lines = [
         f"__kernel void k(__global const {ta}* restrict a, __global const {tb}* restrict b, "
@@ -637,9 +641,9 @@ def matmul_launch(a_shape: Shape, b_shape: Shape, out_shape: Shape, a_dtype: np.
         f"    {t} acc = {literal(0, out_dtype)};",
         f"    for (long t0 = 0; t0 < {k}; t0 += {tile}) {{",
         f"        as[ty][tx] = (row < {m} && t0 + tx < {k}) ? "
-        f"{cast(f'a[ab + row * {k} + t0 + tx]', a_dtype, out_dtype)} : {literal(0, out_dtype)};",
+        f"{cast(f'a[ab + {a_at}]', a_dtype, out_dtype)} : {literal(0, out_dtype)};",
         f"        bs[ty][tx] = (col < {n} && t0 + ty < {k}) ? "
-        f"{cast(f'b[bb + (t0 + ty) * {n} + col]', b_dtype, out_dtype)} : {literal(0, out_dtype)};",
+        f"{cast(f'b[bb + {b_at}]', b_dtype, out_dtype)} : {literal(0, out_dtype)};",
         "        barrier(CLK_LOCAL_MEM_FENCE);",
         f"        for (int i = 0; i < {tile}; i++) acc += as[ty][i] * bs[i][tx];",
         "        barrier(CLK_LOCAL_MEM_FENCE);",

@@ -24,13 +24,14 @@ from ...graph import Node, Role, check_assigned_shape
 from ...ops import P
 from ...ops.shapes import sum_to_axes
 from ...passes.memory import BUFFER, FRESH, VIEW, MemoryPlan, nbytes
-from ...program import FusedKernel, Member, Program
+from ...program import FusedKernel, Program
 from ..interpreter import Executable, RunError, run_kernel
 from ..numpy import Recycler
 from .codegen import (Launch, Rendered, contiguous_strides, matmul_launch, reduction_launch,
                       render_fused, size, strided_copy_launch)
 from .device import Device, _cl
-from .table import OPENCL, How, Operand, member_expr, prelude
+from .placement import READ_BY_HOST, Placement, index_map, kernel_of
+from .table import OPENCL, How, prelude
 
 
 class DeviceArray:
@@ -73,12 +74,14 @@ class OpenCLExecutable(Executable):
     """The schedule as OpenCL launches (see the module docstring)."""
 
     def __init__(self, graph: Program, plan: MemoryPlan, device: Device,
-                 on_host: dict[Node, str]) -> None:
+                 placement: Placement) -> None:
         super().__init__(graph)
         self.device, self.plan = device, plan
         self._cl = _cl()
         self.sources: list[tuple[str, str]] = []   # (what it computes, OpenCL C)
+        on_host = placement.on_host
         self.on_host = [f"{n.name} ({n.op}): {why}" for n, why in on_host.items()]
+        self._folded = placement.folded
         float_types = ["float"] + (["double"] if device.has_fp64 else [])
         self._prelude = prelude(float_types)
         self._buffers = [self._alloc(n) for n in plan.buffer_bytes]
@@ -180,23 +183,26 @@ class OpenCLExecutable(Executable):
         what = f"{node.name} = {node.op}  [{node.location}]"
         x = node.inputs[0] if node.inputs else None
         if how is How.EXPR:
-            rendered = self._render_kernel(_kernel_of(node), node.inputs)
+            rendered = self._render_kernel(kernel_of(node), node.inputs)
             self._launch_all(rendered, list(node.inputs), [node], what, "elementwise")
         elif how is How.REDUCE:
             launch = reduction_launch(x.shape, node.params["axes"], node.prim, x.dtype,
                                       node.dtype, self.device.compute_units)
             self._launch(launch, [x, node], what, "reduction")
-        elif how is How.MATMUL:
+        elif how is How.MATMUL:  # a folded transpose: its input, read with two axes swapped
             a, b = node.inputs
-            launch = matmul_launch(a.shape, b.shape, node.shape, a.dtype, b.dtype, node.dtype)
+            launch = matmul_launch(a.shape, b.shape, node.shape, a.dtype, b.dtype, node.dtype,
+                                   a in self._folded, b in self._folded)
             self._launch(launch, [a, b, node], what, "matmul")
+        elif node in self._folded:
+            pass  # the matmuls that read it read its input
         elif how is How.SUM_TO:
             kept, lead = sum_to_axes(x.shape, node.inputs[1].shape)
             launch = reduction_launch(x.shape, tuple(range(lead)) + kept, P.sum, x.dtype,
                                       node.dtype, self.device.compute_units)
             self._launch(launch, [x, node], what, "reduction")
         elif how is How.INDEX_MAP:
-            start, strides = _index_map(node)
+            start, strides = index_map(node)
             launch = strided_copy_launch(node.shape, x.dtype, start, strides, 0,
                                          contiguous_strides(node.shape))
             self._launch(launch, [x, node], what, "movement")
@@ -416,143 +422,3 @@ class _Clock:
 
 def _sizes(sizes: int | tuple[int, ...]) -> tuple[int, ...]:
     return sizes if isinstance(sizes, tuple) else (sizes,)
-
-
-def _member_of(node: Node) -> Member:
-    args = tuple(("in", k) for k in range(len(node.inputs)))
-    return Member(node.prim, args, node.params, node.shape, node.dtype, node.name)
-
-
-def _kernel_of(node: Node) -> FusedKernel:
-    """One elementwise op as a fused kernel of one member."""
-    return FusedKernel([_member_of(node)], [x.shape for x in node.inputs],
-                       [x.dtype for x in node.inputs], [0], node.shape[0] if node.ndim else 1)
-
-
-def _expression(member: Member, kernel: FusedKernel) -> str | None:
-    operands = [Operand(*(_arg(kernel, tag, i))) for tag, i in member.args]
-    args = [f"a{k}" for k in range(len(operands))]
-    return member_expr(member.prim, args, operands, member.dtype, member.params)
-
-
-def _arg(kernel: FusedKernel, tag: str, i: int) -> tuple[np.dtype, int]:
-    if tag == "in":
-        return kernel.input_dtypes[i], len(kernel.input_shapes[i])
-    return kernel.members[i].dtype, len(kernel.members[i].shape)
-
-
-def _index_map(node: Node) -> tuple[int, tuple[int, ...]] | None:
-    """(offset, element strides) of ``node`` as a view of its first input, read off numpy's
-    own view of a byte-sized probe; None if the kernel copies (index arrays)."""
-    x = node.inputs[0]
-    if node.prim is P.getitem and len(node.inputs) > 1:
-        return None
-    probe = np.empty(x.shape, np.uint8)
-    others = [np.broadcast_to(np.zeros((), np.uint8), o.shape) for o in node.inputs[1:]]
-    view = np.asarray(node.prim.kernel(probe, *others, **node.params))
-    if view.size and not np.shares_memory(view, probe):
-        return None
-    start = view.__array_interface__["data"][0] - probe.__array_interface__["data"][0]
-    return start, tuple(view.strides)
-
-
-def _supported(device: Device, dtypes: Sequence[np.dtype]) -> bool:
-    return all(device.c_type(d) is not None for d in dtypes)
-
-
-def check_dtypes(graph: Program, device: Device) -> None:
-    """float64 needs cl_khr_fp64: say so at compile time, naming the node."""
-    if device.has_fp64:
-        return
-    for n in graph.nodes:
-        if n.dtype == np.float64:
-            raise TypeError(f"{n.op} node {n.name!r} (built at {n.location}) is float64, "
-                            f"which {device.name} cannot compute (no cl_khr_fp64): build the "
-                            "graph in float32 or choose another device")
-
-
-READ_BY_HOST = "a view read only by host steps"
-
-
-def host_steps(graph: Program, device: Device) -> dict[Node, str]:
-    """The ops and fused kernels the host runs, and why; the device runs every other. A
-    transpose or slice read only by host steps is a free numpy view there (the weights'
-    transposes in a backward pass, for the host's matmul), not a copy on the device."""
-    reasons = {}
-    for node in graph.nodes:
-        if node.role in (Role.OP, Role.FUSED):
-            why = _why_on_host(node, device)
-            if why is not None:
-                reasons[node] = why
-    readers: dict[Node, list[Node]] = {}
-    for node in graph.nodes:
-        for x in node.inputs:
-            readers.setdefault(x, []).append(node)
-    outputs = set(graph.outputs)
-    for node in reversed(graph.nodes):
-        if node.role is Role.OP and node not in reasons and node not in outputs and \
-                OPENCL[node.prim].how in (How.INDEX_MAP, How.VIEW) and readers.get(node) and \
-                all(r in reasons for r in readers[node]):
-            reasons[node] = READ_BY_HOST
-    return reasons
-
-
-def _why_on_host(node: Node, device: Device) -> str | None:
-    shapes = [node.shape] + [x.shape for x in node.inputs]
-    if any(None in s for s in shapes):
-        return "a shape the data decides"
-    if node.role is Role.FUSED:
-        dtypes = list(node.fused.input_dtypes) + [m.dtype for m in node.fused.members]
-        if not _supported(device, dtypes):
-            return "a dtype the device has no kernel type for"
-        for m in node.fused.members:
-            if m.prim.reduction is None and _expression(m, node.fused) is None:
-                return f"{m.prim.name} has no OpenCL expression for these dtypes"
-        return None
-    how = OPENCL[node.prim].how
-    if how is How.HOST:
-        return "no OpenCL kernel (the table says host)"
-    if not _supported(device, [node.dtype] + [x.dtype for x in node.inputs]):
-        return "a dtype the device has no kernel type for"
-    if how is How.MATMUL and device.kind == "cpu":
-        return "matmul: the host's BLAS (on a CPU device the tiled kernel is ~16x slower)"
-    if how is How.EXPR and _expression(_member_of(node), _kernel_of(node)) is None:
-        return "no OpenCL expression for these dtypes"
-    if how is How.INDEX_MAP and _index_map(node) is None:
-        return "indexing with index arrays"
-    return None
-
-
-class OpenCLAliasing:
-    """What memory planning may assume of this runtime's steps (passes.memory.Aliasing):
-    reshapes are the same bytes; every device kernel writes into a given buffer, and an
-    elementwise one may write over an operand of its shape that dies there."""
-
-    def __init__(self, on_host: dict[Node, str]) -> None:
-        self.on_host = on_host
-
-    def views(self, node: Node) -> bool:
-        return node.role is Role.OP and OPENCL[node.prim].how is How.VIEW and \
-            node not in self.on_host
-
-    def writes_into(self, node: Node) -> bool:
-        return node.role is Role.OP and node not in self.on_host
-
-    def in_place_inputs(self, value: Node, producer: Node,
-                        base_of: dict[Node, Node]) -> list[Node]:
-        if producer in self.on_host:
-            return []
-        if producer.role is Role.OP:
-            if OPENCL[producer.prim].how is not How.EXPR:
-                return []
-            return [x for x in producer.inputs if x.shape == value.shape]
-        # A fused kernel writes its one output in its last phase, after a barrier past every
-        # other read of the row, and reads an operand of the output's shape at the element it
-        # writes: in place over it is safe, unless it also comes in through a view.
-        kernel = producer.fused
-        if not kernel.writes_last_only or kernel.members[-1].prim.reduction is not None:
-            return []
-        roots = [base_of.get(x, x) for x in producer.inputs]
-        return [x for k, x in enumerate(producer.inputs)
-                if x.shape == value.shape and sum(r is x for r in roots) == 1
-                and kernel.reads_by_rows(k)]
