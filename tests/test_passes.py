@@ -275,10 +275,12 @@ def test_random_graphs_compile_to_the_interpreters_values(program) -> None:
 
 
 @requires_opencl
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_graphs_on_opencl_give_the_interpreters_values(program) -> None:
-    """Fewer examples: each new kernel is a build by the OpenCL compiler."""
+    """Fewer examples, the same each run: each new kernel is a build by the OpenCL compiler
+    (about 60 ms with PoCL; its cache on disk spares the next run)."""
     _check_random_graph(program, "opencl")
 
 
