@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import requires_opencl
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -15,7 +16,8 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 def _blocks():
     for path in DOCS:
         for number, match in enumerate(BLOCK.finditer(path.read_text()), 1):
-            yield pytest.param(match.group(1), id=f"{path.name}-{number}")
+            marks = [requires_opencl] if 'backend="opencl"' in match.group(1) else []
+            yield pytest.param(match.group(1), id=f"{path.name}-{number}", marks=marks)
 
 
 @pytest.mark.parametrize("code", list(_blocks()))
