@@ -129,6 +129,10 @@ class FusedRenderer:
         self.flat = self._flat_shape()
         self.rows = kernel.rows
         self.local_types: set[str] = set()
+        # member -> output whose buffer holds it between a row's passes (see stash_plan)
+        self.stash = self.stash_plan() if per_item else {}
+        self.stashed: set[int] = set()   # stored: later passes read it back
+        self.storing: set[int] = set()   # stored in the pass being written
 
     # -- shapes --------------------------------------------------------------------------
     def _is_sink(self, j: int) -> bool:
@@ -211,6 +215,17 @@ class FusedRenderer:
         key = ("m", j, coord)
         if key in scope.memo:
             return scope.memo[key]
+        if j in self.stashed:
+            name = self._var()
+            at = f"o{self.stash[j]} + r * {size(row)} + {coord}"
+            if self.lanes > 1:
+                scope.lines.append(f"const {c_type(m.dtype)}{self.lanes} {name} = "
+                                   f"vload{self.lanes}(0, {at});  // {m.prim.name}, stored")
+                self.vectors.add(name)
+            else:
+                scope.lines.append(f"const {c_type(m.dtype)} {name} = *({at});  // stored")
+            scope.memo[key] = name
+            return name
         if m.prim.reduction is not None:  # a reduction to several values per row
             name = f"s{j}[r * {size(row)} + {coord}]"
             scope.memo[key] = name
@@ -233,8 +248,51 @@ class FusedRenderer:
         scope.lines.append(f"const {t} {name} = {expr};  // {m.prim.name}")
         if vector:
             self.vectors.add(name)
+        if j in self.stash and scope is not self.top and _LOOP_INDEX.fullmatch(coord):
+            at = f"o{self.stash[j]} + r * {size(row)} + {coord}"
+            scope.lines.append(f"vstore{self.lanes}({name}, 0, {at});" if vector else
+                               f"*({at}) = {name};")
+            self.storing.add(j)
         scope.memo[key] = name
         return name
+
+    def stash_plan(self) -> dict[int, int]:
+        """Costly members (an exp) that an early pass over the row computes and the last
+        pass needs again: {member: the output whose buffer holds them in between}. Softmax
+        computes exp(x - max) for the sum, stores it where its result goes, and the last
+        pass divides what it reads back: one exp per element, not two. One work-item per
+        row only: it reads back what it stored itself."""
+        if self.flat is not None:
+            return {}
+        passes = [self._reads(m.args[0][1]) for m in self.members
+                  if m.prim.reduction is not None and m.args[0][0] == "m" and
+                  self._counts(m)[0] == 1 and
+                  self._row_shape(m.args[0][1]) == self._arg_shape(*m.args[0])[1:]]
+        plan: dict[int, int] = {}
+        for n, o in enumerate(self.k.outputs):
+            if o in self.sinks or size(self._row_shape(o)) == 1:
+                continue
+            for j in sorted(self._reads(o) - {o}):
+                if OPENCL[self.members[j].prim].costly and j not in plan and \
+                        self._row_shape(j) == self._row_shape(o) and \
+                        self.members[j].dtype == self.members[o].dtype and \
+                        any(j in earlier for earlier in passes):
+                    plan[j] = n
+                    break
+        return plan
+
+    def _reads(self, j: int) -> set[int]:
+        """The elementwise members, with values across the row, that member j's value at an
+        element of the row is computed from (j included)."""
+        found, stack = set(), [j]
+        while stack:
+            i = stack.pop()
+            m = self.members[i]
+            if i in found or m.prim.reduction is not None or size(self._row_shape(i)) == 1:
+                continue
+            found.add(i)
+            stack.extend(a for tag, a in m.args if tag == "m")
+        return found
 
     def _reduced_arg(self, m: Member, kept: str, k: str, scope: _Scope) -> str:
         """The reduced operand of ``m`` at kept index ``kept`` and reduced index ``k`` of its
@@ -433,6 +491,7 @@ class FusedRenderer:
                     m, f"for (long k = {first}; k < {reduced}; k += {step})", "0", "k")
                 self._flush_top()
                 self.lines += lines
+                self.stashed |= self.storing
                 result = acc if self.per_item else self._reduce_in_group(m, acc, g)
                 if sink:
                     self.lines.append(self._once(f"p{j}[r] = {result};"))
@@ -526,6 +585,12 @@ def render_fused(kernel: FusedKernel, compute_units: int, max_group: int, per_it
         except NotVectorizable:
             pass
     return FusedRenderer(kernel, compute_units, max_group, per_item, constants).render()
+
+
+def stores_in_output(kernel: FusedKernel) -> bool:
+    """Whether a CPU rendering keeps a value in an output between passes over a row (then
+    that output cannot take over an input's buffer: the input is read after the store)."""
+    return bool(FusedRenderer(kernel, 1, 1, True, {}).stash)
 
 
 class NotVectorizable(Exception):

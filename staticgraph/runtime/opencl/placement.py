@@ -13,6 +13,7 @@ from ...graph import Node, Role
 from ...ops import P
 from ...program import FusedKernel, Member, Program
 from .device import Device
+from .codegen import stores_in_output
 from .table import OPENCL, How, Operand, member_expr
 
 
@@ -188,7 +189,8 @@ class OpenCLAliasing:
         # other read of the row, and reads an operand of the output's shape at the element it
         # writes: in place over it is safe, unless it also comes in through a view.
         kernel = producer.fused
-        if not kernel.writes_last_only or kernel.members[-1].prim.reduction is not None:
+        if not kernel.writes_last_only or kernel.members[-1].prim.reduction is not None or \
+                stores_in_output(kernel):
             return []
         roots = [base_of.get(x, x) for x in producer.inputs]
         return [x for k, x in enumerate(producer.inputs)

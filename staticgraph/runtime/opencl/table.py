@@ -58,11 +58,13 @@ Expr = Callable[..., str | None]
 @dataclass(frozen=True)
 class OpenCLLowering:
     """``vectors``: the expression is as valid on OpenCL vector types (float8) as on
-    scalars, so a CPU kernel may step a row's loop over vectors."""
+    scalars, so a CPU kernel may step a row's loop over vectors. ``costly``: a library
+    function (exp, tanh), worth storing rather than computing again in a later pass."""
 
     how: How
     expr: Expr | None = None
     vectors: bool = False
+    costly: bool = False
 
 
 def c_type(dtype: np.dtype) -> str:
@@ -131,7 +133,7 @@ def _extreme(pick: str) -> Expr:
     return expr
 
 
-def _math(function: str) -> Expr:
+def _math_expr(function: str) -> Expr:
     def expr(args, operands, out, **_):
         return f"{function}({cast(args[0], operands[0].dtype, out)})" if _floating(out) \
             else None
@@ -229,10 +231,14 @@ def _e(expr: Expr) -> OpenCLLowering:
     return OpenCLLowering(How.EXPR, expr)
 
 
-def _v(expr: Expr) -> OpenCLLowering:
+def _v(expr: Expr, costly: bool = False) -> OpenCLLowering:
     """An expression of arithmetic, OpenCL's math functions and the helpers' vector
     overloads: valid on vectors too."""
-    return OpenCLLowering(How.EXPR, expr, vectors=True)
+    return OpenCLLowering(How.EXPR, expr, vectors=True, costly=costly)
+
+
+def _math(function: str) -> OpenCLLowering:
+    return _v(_math_expr(function), costly=True)
 
 
 REDUCE = OpenCLLowering(How.REDUCE, vectors=True)  # (their combines are vector-safe)
@@ -243,10 +249,10 @@ HOST = OpenCLLowering(How.HOST)
 OPENCL: dict[Primitive, OpenCLLowering] = {
     # elementwise: expressions, fused by the code generator into any kernel
     P.add: _v(_binary("+")), P.sub: _v(_binary("-")), P.mul: _v(_binary("*")),
-    P.div: _v(_div), P.pow: _v(_pow), P.maximum: _v(_extreme(">")),
-    P.minimum: _v(_extreme("<")), P.neg: _v(_neg), P.exp: _v(_math("exp")),
-    P.log: _v(_math("log")), P.sqrt: _v(_math("sqrt")), P.tanh: _v(_math("tanh")),
-    P.erf: _v(_math("erf")), P.abs: _v(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
+    P.div: _v(_div), P.pow: _v(_pow, costly=True), P.maximum: _v(_extreme(">")),
+    P.minimum: _v(_extreme("<")), P.neg: _v(_neg), P.exp: _math("exp"),
+    P.log: _math("log"), P.sqrt: _v(_math_expr("sqrt")), P.tanh: _math("tanh"),
+    P.erf: _math("erf"), P.abs: _v(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
     P.relu: _e(_relu), P.threshold_backward: _e(_threshold_backward),
     P.softplus: _e(_softplus), P.clamp: _e(_clamp), P.where: _e(_where), P.cast: _e(_cast),
     P.fill: _e(_fill), P.stop_gradient: VIEW,
