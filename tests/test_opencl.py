@@ -223,7 +223,7 @@ def test_a_training_step_on_the_gpu_paths(gpu_paths) -> None:
 @requires_opencl
 @pytest.mark.parametrize("width", [48, 45], ids=["vector_rows", "scalar_rows"])
 def test_row_kernels_with_their_gradients_and_special_values(width) -> None:
-    """On a CPU a row loop steps over float8 vectors where the row's length allows (48), and
+    """On a CPU a row loop steps over float16 vectors where the row's length allows (48), and
     stays scalar where it does not (45); either way the values are the numpy runtime's, inf
     and nan included (a nan row's max is nan, as numpy's and torch's)."""
     rng = np.random.default_rng(5)
@@ -240,7 +240,7 @@ def test_row_kernels_with_their_gradients_and_special_values(width) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     source = sg.Session(g, backend="opencl").compiled(outs, {x: data}).executable.source
     if opencl.get_device().kind == "cpu":
-        assert ("vload8" in source) == (width % 8 == 0)
+        assert ("vload16" in source) == (width % 16 == 0)
 
 
 @requires_opencl

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...ops import Primitive
 from ...program import FusedKernel, Member
-from .table import OPENCL, Operand, c_type, cast, combine_expr, identity, literal, member_expr
+from .table import LANES, OPENCL, Operand, c_type, cast, combine_expr, identity, literal, member_expr
 
 Shape = tuple[int, ...]
 ROWS_PER_GROUP = 16  # one work-item per row: rows side by side in a work-group's SIMD lanes
@@ -597,7 +597,6 @@ class NotVectorizable(Exception):
     """A row loop the vector form cannot express; the kernel is rendered scalar."""
 
 
-LANES = 8
 _CONTIGUOUS = re.compile(r"(?:[^ek]* \+ )?[ek]")  # (a row's start +) the loop's index
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import math
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ Expr = Callable[..., str | None]
 
 @dataclass(frozen=True)
 class OpenCLLowering:
-    """``vectors``: the expression is as valid on OpenCL vector types (float8) as on
+    """``vectors``: the expression is as valid on OpenCL vector types (float16) as on
     scalars, so a CPU kernel may step a row's loop over vectors. ``costly``: a library
     function (exp, tanh), worth storing rather than computing again in a later pass."""
 
@@ -307,22 +308,24 @@ def combine_expr(combine: Primitive, a: str, b: str, dtype: np.dtype) -> str:
     return OPENCL[combine].expr([a, b], operands, dtype)
 
 
-# (T is the floating type; the sigmoid is the reference kernel's: exp(-|x|) never overflows)
-_HELPERS = """
-OVERLOAD T sg_max(T a, T b) { return (isnan(a) || a > b) ? a : b; }
-OVERLOAD T sg_min(T a, T b) { return (isnan(a) || a < b) ? a : b; }
-OVERLOAD T sg_sigmoid(T x) {
-    T e = exp(-fabs(x)); T r = (T)1 / ((T)1 + e); return x >= 0 ? r : e * r; }
-OVERLOAD T sg_softplus(T x, T beta, T threshold) {
+LANES = 16  # elements of a vector a CPU kernel's row loop steps over (AVX-512: 16 floats)
+
+# ($T is the floating type, $V its vector; the sigmoid is the reference kernel's: exp(-|x|) never overflows)
+_HELPERS = string.Template("""
+OVERLOAD $T sg_max($T a, $T b) { return (isnan(a) || a > b) ? a : b; }
+OVERLOAD $T sg_min($T a, $T b) { return (isnan(a) || a < b) ? a : b; }
+OVERLOAD $T sg_sigmoid($T x) {
+    $T e = exp(-fabs(x)); $T r = ($T)1 / (($T)1 + e); return x >= 0 ? r : e * r; }
+OVERLOAD $T sg_softplus($T x, $T beta, $T threshold) {
     return x * beta > threshold ? x : log1p(exp(x * beta)) / beta; }
-OVERLOAD T8 sg_max(T8 a, T8 b) { return (isnan(a) || a > b) ? a : b; }
-OVERLOAD T8 sg_min(T8 a, T8 b) { return (isnan(a) || a < b) ? a : b; }
-"""
+OVERLOAD $V sg_max($V a, $V b) { return (isnan(a) || a > b) ? a : b; }
+OVERLOAD $V sg_min($V a, $V b) { return (isnan(a) || a < b) ? a : b; }
+""")
 
 
 def prelude(float_types: Sequence[str]) -> str:
     """The helper functions, overloaded for each floating type the device computes in."""
     lines = ["#pragma OPENCL EXTENSION cl_khr_fp64 : enable"] if "double" in float_types else []
     lines.append("#define OVERLOAD inline __attribute__((overloadable))")
-    lines += [_HELPERS.replace("T", t) for t in float_types]
+    lines += [_HELPERS.substitute(T=t, V=f"{t}{LANES}") for t in float_types]
     return "\n".join(lines)
