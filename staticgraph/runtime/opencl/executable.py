@@ -27,9 +27,17 @@ from ...passes.memory import BUFFER, FRESH, VIEW, MemoryPlan, nbytes
 from ...program import FusedKernel, Program
 from ..interpreter import Executable, RunError, run_kernel
 from ..numpy import Recycler
-from .codegen import (Launch, Rendered, contiguous_strides, matmul_launch, reduction_launch,
-                      render_fused, size, strided_copy_launch)
+from .codegen import (
+    Launch,
+    Rendered,
+    contiguous_strides,
+    matmul_launch,
+    reduction_launch,
+    size,
+    strided_copy_launch,
+)
 from .device import Device, _cl
+from .fused import render_fused
 from .placement import READ_BY_HOST, Placement, index_map, kernel_of
 from .table import OPENCL, How, prelude
 

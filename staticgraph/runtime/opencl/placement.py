@@ -13,7 +13,7 @@ from ...graph import Node, Role
 from ...ops import P
 from ...program import FusedKernel, Member, Program
 from .device import Device
-from .codegen import stores_in_output
+from .fused import stores_in_output
 from .table import OPENCL, How, Operand, member_expr
 
 

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ...ops import P, Primitive
-from ...ops import dtypes
+from ...ops import P, Primitive, dtypes
 from .device import C_TYPES
 
 
@@ -310,7 +309,8 @@ def combine_expr(combine: Primitive, a: str, b: str, dtype: np.dtype) -> str:
 
 LANES = 16  # elements of a vector a CPU kernel's row loop steps over (AVX-512: 16 floats)
 
-# ($T is the floating type, $V its vector; the sigmoid is the reference kernel's: exp(-|x|) never overflows)
+# ($T is the floating type, $V its vector; the sigmoid is the reference kernel's: exp(-|x|)
+# never overflows)
 _HELPERS = string.Template("""
 OVERLOAD $T sg_max($T a, $T b) { return (isnan(a) || a > b) ? a : b; }
 OVERLOAD $T sg_min($T a, $T b) { return (isnan(a) || a < b) ? a : b; }
