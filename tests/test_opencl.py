@@ -259,3 +259,14 @@ def test_a_transpose_read_only_by_matmuls_is_folded_into_their_indexing(gpu_path
     got, want = _both(g, [y, dx, dw], feeds)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@requires_opencl
+def test_empty_feeds_give_what_numpy_gives() -> None:
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((None, 3), name="x")
+        outs = [(x * 2).exp().sum(1), x.T @ x, (x * x).mean(0), x.sum(), x.softmax(-1)]
+    got, want = _both(g, outs, {x: np.zeros((0, 3), np.float32)})
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)

@@ -100,7 +100,6 @@ class OpenCLExecutable(Executable):
         self._spares: dict[Node, list] = {}      # Variable -> its two buffers
         self._issued: dict[int, DeviceArray] = {}  # id(buffer) -> value handed out in it
         self._uploaded: dict[Node, object] = {}  # Variable -> numpy value now in buffer 0
-        self._render()
         # On a device that shares the host's memory (a CPU), a feed is read where it lies
         # and a fetched value is written straight into the array returned (no copies).
         self._shared = device.shares_host_memory
@@ -110,6 +109,8 @@ class OpenCLExecutable(Executable):
             if plan.storage.get(b) == FRESH and b not in self._host_nodes and
             b not in assigned and b.role in (Role.OP, Role.OUTPUT)}
         self._over_host: dict[Node, tuple] = {}  # fetched value -> (weakref to array, buffer)
+        self._empty = self._alloc(1)  # what an empty value's kernels are given
+        self._render()
         self.source = "\n\n".join(f"// {what}\n{src}" for what, src in self.sources)
 
     # -- set-up ----------------------------------------------------------------------------
@@ -123,11 +124,13 @@ class OpenCLExecutable(Executable):
             kind = plan.storage.get(node)
             if node.role is Role.CONSTANT:
                 self._buffer_of[node] = self._upload(np.asarray(node.value, order="C"))
-            elif node.role in (Role.PLACEHOLDER, Role.VARIABLE):
+            elif node.role is Role.VARIABLE or (node.role is Role.PLACEHOLDER and
+                                                not self._shared):
                 self._buffer_of[node] = self._alloc(nbytes(node))
             elif kind == BUFFER:
                 self._buffer_of[node] = self._buffers[plan.buffer_of[node]]
-            elif kind == FRESH and node.role is not Role.ASSIGN and None not in node.shape:
+            elif kind == FRESH and node.role is not Role.ASSIGN and None not in node.shape \
+                    and node not in self._fetched:  # (a fetched one: over its host array)
                 self._buffer_of[node] = self._alloc(nbytes(node))
         for a in self.assigns:
             variable = a.inputs[0]
@@ -151,6 +154,8 @@ class OpenCLExecutable(Executable):
                                hostbuf=array)
 
     def _launch(self, launch: Launch, args: list, what: str, category: str) -> None:
+        if not all(_sizes(launch.global_size)):
+            return  # nothing to compute: an empty value
         source = f"{self._prelude}\n{launch.source}"
         kernel = self._cl.Kernel(self.device.build(source), "k")  # (its own: args are state)
         self.sources.append((what, launch.source))
@@ -254,10 +259,12 @@ class OpenCLExecutable(Executable):
         for node, array in zip(self.placeholders, feeds):
             array = np.asarray(array, order="C")
             host[node] = array
-            if array.nbytes and self._shared:
+            if not array.nbytes:
+                buffer_of[node] = self._empty
+            elif self._shared:
                 buffer_of[node] = cl.Buffer(self.device.context, mf.READ_ONLY | mf.USE_HOST_PTR,
                                             hostbuf=array)
-            elif array.nbytes:
+            else:
                 cl.enqueue_copy(queue, buffer_of[node], array, is_blocking=False)
                 keep.append(array)
         fetched = {node: recycler() for node, recycler in self._fetched.items()}
@@ -310,7 +317,7 @@ class OpenCLExecutable(Executable):
             return last[1]
         mf = self._cl.mem_flags
         buffer = self._cl.Buffer(self.device.context, mf.READ_WRITE | mf.USE_HOST_PTR,
-                                 hostbuf=array) if array.nbytes else self._alloc(1)
+                                 hostbuf=array) if array.nbytes else self._empty
         self._over_host[node] = (weakref.ref(array), buffer)
         return buffer
 
