@@ -20,9 +20,14 @@ def manual_seed(seed: int) -> None:
     _generator = np.random.default_rng(seed)
 
 
-def _shape(size: Sequence[Any]) -> tuple[int, ...]:
+def _shape(size: Sequence[Any], caller: str) -> tuple[int, ...]:
+    """Sizes as torch takes them: ints (or one tuple or list of them), never floats."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
+    for k, d in enumerate(size):
+        if isinstance(d, (bool, np.bool_)) or not hasattr(d, "__index__"):  # (2.5, "3")
+            raise TypeError(f"{caller}(): argument 'size' (position {k + 1}) must be tuple of "
+                            f"ints, not {type(d).__name__}")
     return tuple(int(d) for d in size)
 
 
@@ -55,15 +60,15 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.zeros(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _new(np.zeros(_shape(size, "zeros"), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.ones(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _new(np.ones(_shape(size, "ones"), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(np.empty(_shape(size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _new(np.empty(_shape(size, "empty"), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
 
 
 def _dtype(dtype: Any, default: np.dtype) -> np.dtype:
@@ -74,27 +79,29 @@ def _dtype(dtype: Any, default: np.dtype) -> np.dtype:
 
 def full(size: Sequence[int], fill_value: Any, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
-    array = np.full(_shape((size,)), fill_value, _dtype(dtype, dtypes.scalar_dtype(fill_value)))
+    array = np.full(_shape((size,), "full"), fill_value,
+                    _dtype(dtype, dtypes.scalar_dtype(fill_value)))
     return _new(array, None, requires_grad)
 
 
-def _random(draw, size, dtype: Any, requires_grad: bool) -> Tensor:
+def _random(name: str, draw, size, dtype: Any, requires_grad: bool) -> Tensor:
     dtype = _dtype(dtype, dtypes.DEFAULT_FLOAT)
     if dtype not in (dtypes.float32, dtypes.float64):
         raise TypeError(f"random floats are drawn as float32 or float64, not {dtype.name}")
-    return _new(draw(_shape(size), dtype=dtype), None, requires_grad)
+    return _new(draw(_shape(size, name), dtype=dtype), None, requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _random(_generator.standard_normal, size, dtype, requires_grad)
+    return _random("randn", _generator.standard_normal, size, dtype, requires_grad)
 
 
 def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _random(_generator.random, size, dtype, requires_grad)
+    return _random("rand", _generator.random, size, dtype, requires_grad)
 
 
 def randint(low: int, high: int, size: Sequence[int], dtype: Any = None) -> Tensor:
-    return _new(_generator.integers(low, high, _shape((size,)), dtype=np.int64), dtype, False)
+    drawn = _generator.integers(low, high, _shape((size,), "randint"), dtype=np.int64)
+    return _new(drawn, dtype, False)
 
 
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None,

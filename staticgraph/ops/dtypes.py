@@ -42,10 +42,17 @@ def torch_name(dtype: np.dtype) -> str:
     return _TORCH_NAMES.get(dtype, dtype.name)
 
 
+# The names torch and TensorFlow give these dtypes (numpy's "float" would be float64).
+_NAMES = {"float": np.dtype(np.float32), "double": np.dtype(np.float64),
+          "half": np.dtype(np.float16), "long": np.dtype(np.int64)}
+
+
 def as_dtype(dtype: Any) -> np.dtype:
-    """Turn 'float32', np.float32 or np.dtype('float32') into a supported np.dtype."""
+    """Turn 'float32', np.float32 or np.dtype('float32') into a supported np.dtype; "float"
+    is float32 and "double" float64, as torch and TensorFlow name them."""
     try:
-        result = np.dtype(dtype)
+        result = _NAMES[dtype] if isinstance(dtype, str) and dtype in _NAMES else \
+            np.dtype(dtype)
     except TypeError:
         raise TypeError(f"not a dtype: {dtype!r}; expected one of "
                         f"{', '.join(d.name for d in SUPPORTED)}") from None

@@ -27,6 +27,17 @@ def promoted(*xs, **_) -> np.dtype:
     return dtypes.result_type(*xs)
 
 
+def _not_on_bools(message: str):
+    """torch's promotion, refusing what torch refuses for bools (numpy would only fail when
+    the kernel runs)."""
+    def rule(*xs, **_) -> np.dtype:
+        dtype = dtypes.result_type(*xs)
+        if dtype == np.bool_:
+            raise dtypes.DTypeError(message)
+        return dtype
+    return rule
+
+
 def promoted_float(*xs, **_) -> np.dtype:
     """Division and transcendental functions of integers give the default float (torch)."""
     dtype = dtypes.result_type(*xs)
@@ -38,7 +49,8 @@ def boolean(*_, **__) -> np.dtype:
 
 
 def quiet(ufunc: Callable) -> Callable:
-    """log(0), x/0, sqrt(-1) give inf/nan silently, as in torch, instead of numpy warnings.
+    """log(0), x/0, sqrt(-1), inf - inf give inf/nan silently, as in torch, instead of numpy
+    warnings.
     (Compiled schedules silence the whole run once instead, and call the ufunc itself: the
     numpy runtime's table.)"""
     def kernel(*arrays):
@@ -98,10 +110,12 @@ def _extremum_vjp(loses: Callable) -> tuple:
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
-add = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), Saves.NOTHING)
-sub = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g),
-              Saves.NOTHING)
-mul = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x))
+add = _binary("add", quiet(np.add), (lambda g, out, x, y: g, lambda g, out, x, y: g), Saves.NOTHING)
+sub = _binary("sub", quiet(np.subtract), (lambda g, out, x, y: g, lambda g, out, x, y: -g),
+              Saves.NOTHING, dtype_rule=_not_on_bools(
+                  "Subtraction, the `-` operator, with two bool tensors is not supported. Use "
+                  "the `^` or `logical_xor()` operator instead."))
+mul = _binary("mul", quiet(np.multiply), (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x))
 div = _binary("div", quiet(np.true_divide),
               (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * x / (y * y)),
               dtype_rule=promoted_float)
@@ -110,7 +124,9 @@ pow = _binary("pow", quiet(np.power), (_pow_base_vjp, _pow_exponent_vjp),
 maximum = _binary("maximum", np.maximum, _extremum_vjp(lambda x, y: x < y))
 minimum = _binary("minimum", np.minimum, _extremum_vjp(lambda x, y: x > y))
 
-neg = _unary("neg", np.negative, lambda g, out, x: -g, Saves.NOTHING, promoted)
+neg = _unary("neg", np.negative, lambda g, out, x: -g, Saves.NOTHING, _not_on_bools(
+    "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+    "invert a mask, use the `~` or `logical_not()` operator instead."))
 exp = _unary("exp", quiet(np.exp), lambda g, out, x: g * out, Saves.OUTPUT)
 log = _unary("log", quiet(np.log), lambda g, out, x: g / x)
 sqrt = _unary("sqrt", quiet(np.sqrt), lambda g, out, x: g / (2 * out), Saves.OUTPUT)

@@ -46,11 +46,26 @@ def _b_vjp(g, out, a, b):
     return a.mT @ g
 
 
+_TORCH_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int",
+                "int16": "short", "int8": "signed char", "uint8": "unsigned char",
+                "float16": "c10::Half", "bool": "bool"}
+
+
+def _matmul_dtype(a, b) -> np.dtype:
+    """One dtype on both sides, as torch requires (numpy would promote float32 @ float64 to
+    float64 silently, doubling the cost of a model fed the wrong dtype)."""
+    if a.dtype != b.dtype:
+        names = (_TORCH_NAMES.get(d.name, d.name) for d in (a.dtype, b.dtype))
+        raise dtypes.DTypeError("expected m1 and m2 to have the same dtype, but got: "
+                                + " != ".join(names))
+    return a.dtype
+
+
 matmul = Primitive(name="matmul",
                    kind=Kind.OPAQUE,
                    kernel=np.matmul,
                    shape_rule=_matmul_shape,
-                   dtype_rule=lambda a, b: dtypes.result_type(a, b),
+                   dtype_rule=_matmul_dtype,
                    vjps=(_a_vjp, _b_vjp),
                    saves=Saves.INPUTS,
                    grad_name="MmBackward0")

@@ -1,0 +1,70 @@
+"""Day one for PyTorch and TF1 users (issue 14): what a new user hit, each a regression test,
+checked against torch where the behaviour is torch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eager
+import staticgraph as sg
+
+
+def test_float_and_double_name_torch_and_tensorflow_dtypes() -> None:
+    assert sg.placeholder((3,), "float").dtype == np.float32  # numpy's "float" is float64
+    assert sg.placeholder((3,), "double").dtype == np.float64
+    assert eager.ones(2, dtype="float").dtype == eager.float32
+    assert sg.placeholder((3,), float).dtype == np.float64  # Python's float stays float64
+
+
+BOOL_MESSAGES = {
+    "neg": "Negation, the `-` operator, on a bool tensor is not supported",
+    "sub": "Subtraction, the `-` operator, with two bool tensors is not supported",
+}
+
+
+@pytest.mark.parametrize("op", ["neg", "sub"])
+def test_arithmetic_torch_refuses_on_bools_is_refused_when_built(op) -> None:
+    build = (lambda a, b: -a) if op == "neg" else (lambda a, b: a - b)
+    with sg.Graph().as_default():
+        a, b = sg.placeholder((2,), "bool", name="a"), sg.placeholder((2,), "bool", name="b")
+        with pytest.raises(sg.DTypeError, match=BOOL_MESSAGES[op] + ".*") as caught:
+            build(a, b)
+    assert "test_day_one.py" in str(caught.value)  # the line that built it
+    t = eager.tensor([True, False])
+    with pytest.raises(RuntimeError, match=BOOL_MESSAGES[op]):
+        build(t, t)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match=BOOL_MESSAGES[op]):
+        build(torch.tensor([True, False]), torch.tensor([True, False]))
+    assert (eager.tensor([True]) - eager.tensor([2])).tolist() == [-1]  # bool - int is fine
+
+
+@pytest.mark.parametrize("size", [(2.5,), (2, 3.0), ((2, 2.5),), (True,)])
+def test_factories_refuse_sizes_that_are_not_ints(size) -> None:
+    with pytest.raises(TypeError, match=r"zeros\(\): argument 'size' \(position \d\) must be "
+                                        r"tuple of ints, not (float|bool)"):
+        eager.zeros(*size)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError):
+        torch.zeros(*size)
+    assert eager.zeros(np.int64(2), 3).shape == (2, 3)
+
+
+def test_matmul_of_two_dtypes_is_refused_in_both_modes() -> None:
+    message = "expected m1 and m2 to have the same dtype, but got: float != double"
+    with pytest.raises(RuntimeError, match=message):
+        eager.ones(2, 2) @ eager.ones(2, 2, dtype=eager.float64)
+    with sg.Graph().as_default():
+        x = sg.placeholder((2, 2), name="x")
+        with pytest.raises(sg.DTypeError, match=message):
+            x @ sg.constant(np.eye(2))  # a float64 constant: say so, not a silent float64
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match=message):
+        torch.ones(2, 2) @ torch.ones(2, 2, dtype=torch.float64)
+
+
+def test_inf_minus_inf_is_nan_without_a_warning_as_in_torch() -> None:
+    inf = eager.tensor([float("inf")])  # (the test configuration turns warnings into errors)
+    assert np.isnan((inf - inf).item()) and np.isnan((inf * 0).item())
+    assert np.isnan(eager.tensor([]).mean().item())
