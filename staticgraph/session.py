@@ -40,6 +40,9 @@ class Session:
                  device: str | int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
+        if graph is not None and not isinstance(graph, Graph):
+            raise TypeError(f"Session's graph must be a Graph (or None: the default graph), "
+                            f"got {type(graph).__name__} {graph!r}")
         if device is not None and backend != "opencl":
             raise ValueError(f"device={device!r} is for backend='opencl', not {backend!r}")
         self.graph = graph if graph is not None else get_default_graph()
@@ -110,6 +113,9 @@ class Session:
         return fetch
 
     def _feeds(self, feed_dict: Mapping[Any, Any]) -> dict[Node, np.ndarray]:
+        if not isinstance(feed_dict, Mapping):
+            raise TypeError(f"feed_dict must be a dict of {{node or name: value}}, got "
+                            f"{type(feed_dict).__name__}")
         feeds = {}
         for key, value in feed_dict.items():
             node = self._as_fetch(key)
@@ -141,6 +147,9 @@ class Session:
         """Every Variable's value into an ``.npz`` file, written whole or not at all."""
         arrays = {v.name: np.asarray(self._value(v)) for v in self.graph.variables}
         directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"cannot save to {os.fspath(path)}: there is no directory "
+                                    f"{directory}")
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staticgraph-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as archive:
@@ -154,12 +163,18 @@ class Session:
 
     def restore(self, path: str | os.PathLike) -> None:
         """Load values saved by ``save``; every Variable is checked before any is changed."""
-        with np.load(path, allow_pickle=False) as data:
-            loaded = {}
-            for v in self.graph.variables:
-                if v.name not in data.files:
-                    raise KeyError(f"{os.fspath(path)} has no value for variable {v.name!r}")
-                loaded[v] = _checked_value(v, data[v.name])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stored = {name: data[name] for name in data.files}
+        except (EOFError, zipfile.BadZipFile, ValueError) as exc:  # (numpy's words for junk)
+            raise ValueError(f"cannot restore from {os.fspath(path)}: not a checkpoint written "
+                             f"by Session.save (an .npz file), or a damaged one "
+                             f"({type(exc).__name__}: {exc})") from None
+        loaded = {}
+        for v in self.graph.variables:
+            if v.name not in stored:
+                raise KeyError(f"{os.fspath(path)} has no value for variable {v.name!r}")
+            loaded[v] = _checked_value(v, stored[v.name])
         self._values.update(loaded)
 
 

@@ -68,3 +68,54 @@ def test_inf_minus_inf_is_nan_without_a_warning_as_in_torch() -> None:
     inf = eager.tensor([float("inf")])  # (the test configuration turns warnings into errors)
     assert np.isnan((inf - inf).item()) and np.isnan((inf * 0).item())
     assert np.isnan(eager.tensor([]).mean().item())
+
+
+def _doubling():
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((2,), name="x")
+        w = sg.Variable([1.0], name="w")
+    return g, x, x * 2
+
+
+def test_a_feed_dict_that_is_not_a_dict_and_a_graph_that_is_not_a_graph_are_named() -> None:
+    g, x, y = _doubling()
+    with pytest.raises(TypeError, match="feed_dict must be a dict of {node or name: value}, "
+                                        "got list"):
+        sg.Session(g).run(y, [(x, np.ones(2))])
+    with pytest.raises(TypeError, match="Session's graph must be a Graph .*got str 'g'"):
+        sg.Session("g")
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "truncated"])
+def test_restoring_a_damaged_file_says_which_file_and_what_is_wrong(tmp_path, damage) -> None:
+    g, x, y = _doubling()
+    path = tmp_path / "ckpt.npz"
+    sess = sg.Session(g)
+    sess.save(path)
+    whole = path.read_bytes()
+    path.write_bytes({"empty": b"", "garbage": b"not a checkpoint",
+                      "truncated": whole[:len(whole) // 2]}[damage])
+    with pytest.raises(ValueError, match=f"cannot restore from {path}: not a checkpoint "
+                                         r"written by Session.save \(an .npz file\)"):
+        sess.restore(path)
+    assert sess.run("w").tolist() == [1.0]  # nothing changed
+
+
+def test_saving_into_a_missing_directory_names_it(tmp_path) -> None:
+    g, x, y = _doubling()
+    with pytest.raises(FileNotFoundError, match=f"there is no directory {tmp_path / 'no'}$"):
+        sg.Session(g).save(tmp_path / "no" / "ckpt.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mse_loss_warns_of_broadcasting_as_torch_does() -> None:
+    message = (r"Using a target size \(torch.Size\(\[4\]\)\) that is different to the input "
+               r"size \(torch.Size\(\[4, 1\]\)\)")
+    with pytest.warns(UserWarning, match=message) as caught:
+        eager.nn.functional.mse_loss(eager.zeros(4, 1), eager.ones(4))
+    assert caught[0].filename == __file__  # the user's line
+    with sg.Graph().as_default(), pytest.warns(UserWarning, match=message):
+        sg.mse_loss(sg.placeholder((4, 1)), sg.placeholder((4,)))
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match=message):
+        torch.nn.functional.mse_loss(torch.zeros(4, 1), torch.ones(4))

@@ -4,6 +4,8 @@ the composite primitives (ops/composite.py); the rest are made of the primitives
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,7 +76,17 @@ def cross_entropy(input, target, reduction: str = "mean"):
 
 def mse_loss(input, target, reduction: str = "mean"):
     _check_reduction(input, reduction)
-    return input._apply(P.mse_loss, input, input._operand(target), reduction=reduction)
+    target = input._operand(target)
+    if tuple(target.shape) != tuple(input.shape):  # torch's warning, word for word
+        warnings.warn(f"Using a target size ({_torch_size(target.shape)}) that is different to "
+                      f"the input size ({_torch_size(input.shape)}). This will likely lead to "
+                      "incorrect results due to broadcasting. Please ensure they have the same "
+                      "size.", UserWarning, stacklevel=2)
+    return input._apply(P.mse_loss, input, target, reduction=reduction)
+
+
+def _torch_size(shape) -> str:
+    return f"torch.Size([{', '.join('?' if d is None else str(d) for d in shape)}])"
 
 
 def linear(input, weight, bias: Any = None):
