@@ -7,7 +7,6 @@ import contextlib
 import enum
 import itertools
 import os
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from .ops import Primitive, ShapeError, Surface, dtypes
+from .ops.callers import user_frame
 from .ops.primitives import P
 from .ops.shapes import Shape
-
 
 
 class Role(enum.Enum):
@@ -36,15 +35,9 @@ class Role(enum.Enum):
 
 SOURCES = (Role.PLACEHOLDER, Role.CONSTANT, Role.VARIABLE)  # where values come from
 
-_INTERNAL_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(__file__)), d) + os.sep
-                       for d in ("staticgraph", "eager"))
-
-
 def user_location() -> str:
     """``file:line`` of the first frame outside this framework: where the user built a node."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-        frame = frame.f_back
+    frame, _ = user_frame()
     if frame is None:
         return "<unknown>"
     path = frame.f_code.co_filename

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from .compiler import BACKENDS, Compiled
 from .graph import Graph, GraphError, Node, Role, _shape_str, get_default_graph
 from .ops.autodiff import toposort
-from .compiler import BACKENDS, Compiled
 from .passes import DEFAULT_PASSES, check_passes
 
 
@@ -197,8 +197,10 @@ class _LazyVariables(Mapping):
 class Function:
     """``sg.compile``'s result: call it with arrays for the inputs, get the outputs' values."""
 
-    def __init__(self, session: Session, outputs: Any, inputs: list[Node]) -> None:
-        self.session, self.outputs, self.inputs = session, outputs, list(inputs)
+    def __init__(self, session: Session, outputs: Any, inputs: Node | list[Node]) -> None:
+        # one input may come without a list (iterating a node would give its rows)
+        self.session, self.outputs = session, outputs
+        self.inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
         self.graph = session.graph
 
     def _feeds(self, arrays: tuple) -> dict[Node, Any]:
@@ -218,7 +220,7 @@ class Function:
         return self.compiled(*arrays).explain()
 
 
-def compile(outputs: Any, inputs: list[Node], session: Session | None = None,
+def compile(outputs: Any, inputs: Node | list[Node], session: Session | None = None,
             passes: Sequence[str] = DEFAULT_PASSES, backend: str = "numpy",
             device: str | int | None = None) -> Function:
     """The Theano/JAX habit: a callable ``f(*arrays)`` computing ``outputs`` from ``inputs``."""

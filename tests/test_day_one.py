@@ -119,3 +119,35 @@ def test_mse_loss_warns_of_broadcasting_as_torch_does() -> None:
     torch = pytest.importorskip("torch")
     with pytest.warns(UserWarning, match=message):
         torch.nn.functional.mse_loss(torch.zeros(4, 1), torch.ones(4))
+
+
+def test_numpy_ufuncs_compute_ours_or_refuse_by_name() -> None:
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((2, 3), name="x")
+        y = np.tanh(x) + np.ones((2, 3), np.float32) - np.maximum(x, 0)
+        z = np.subtract(2.0, x)
+        assert isinstance(y, sg.Node) and y.dtype == np.float32 and z.dtype == np.float32
+        with pytest.raises(TypeError, match="numpy's sin cannot take a Node: use this "
+                                            "library's function of that name"):
+            np.sin(x)
+        with pytest.raises(TypeError, match="numpy's add.reduce cannot take a Node"):
+            np.add.reduce(x)
+    data = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
+    got = sg.Session(g).run([y, z], {x: data})
+    np.testing.assert_allclose(got[0], np.tanh(data) + 1 - np.maximum(data, 0), rtol=1e-6)
+    np.testing.assert_allclose(got[1], 2 - data)
+    t = eager.tensor(data)
+    assert isinstance(np.exp(t), eager.Tensor)  # as np.exp of a torch tensor is a tensor
+    np.testing.assert_allclose(np.exp(t).numpy(), np.exp(data), rtol=1e-6)
+
+
+def test_compile_takes_one_input_without_a_list() -> None:
+    with sg.Graph().as_default():
+        x = sg.placeholder((None, 2), name="x")
+        f = sg.compile(x * 2, x)  # (iterating x would have made inputs of its rows)
+    assert f.inputs == [x]
+    np.testing.assert_array_equal(f(np.ones((3, 2))), np.full((3, 2), 2.0))
+    with sg.Graph().as_default():
+        u = sg.placeholder((None, 2), name="u")
+        with pytest.raises(TypeError, match="len.. of 'u', whose first dimension is not known"):
+            list(u)

@@ -4,12 +4,11 @@ the composite primitives (ops/composite.py); the rest are made of the primitives
 
 from __future__ import annotations
 
-import warnings
-
 from collections.abc import Sequence
 from typing import Any
 
 from . import composite, dtypes
+from .callers import warn_user
 from .primitives import P
 from .shapes import ShapeError
 
@@ -77,12 +76,17 @@ def cross_entropy(input, target, reduction: str = "mean"):
 def mse_loss(input, target, reduction: str = "mean"):
     _check_reduction(input, reduction)
     target = input._operand(target)
-    if tuple(target.shape) != tuple(input.shape):  # torch's warning, word for word
-        warnings.warn(f"Using a target size ({_torch_size(target.shape)}) that is different to "
-                      f"the input size ({_torch_size(input.shape)}). This will likely lead to "
-                      "incorrect results due to broadcasting. Please ensure they have the same "
-                      "size.", UserWarning, stacklevel=2)
+    if _differ(target.shape, input.shape):  # torch's warning, word for word
+        warn_user(f"Using a target size ({_torch_size(target.shape)}) that is different to the "
+                  f"input size ({_torch_size(input.shape)}). This will likely lead to incorrect "
+                  "results due to broadcasting. Please ensure they have the same size.")
     return input._apply(P.mse_loss, input, target, reduction=reduction)
+
+
+def _differ(a, b) -> bool:
+    """Certainly different shapes (an unknown size, None, may be either)."""
+    return len(a) != len(b) or any(x is not None and y is not None and x != y
+                                   for x, y in zip(a, b))
 
 
 def _torch_size(shape) -> str:

@@ -22,6 +22,14 @@ _NUMBER = (bool, int, float, np.number, np.bool_)
 MinMax = namedtuple("MinMax", ["values", "indices"])  # torch.return_types.max
 
 
+_UFUNCS = {np.add: "__add__", np.subtract: "__sub__", np.multiply: "__mul__",
+           np.true_divide: "__truediv__", np.power: "__pow__", np.negative: "__neg__",
+           np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.tanh: "tanh", np.absolute: "abs",
+           np.sign: "sign", np.maximum: "maximum", np.minimum: "minimum", np.equal: "__eq__",
+           np.not_equal: "__ne__", np.less: "__lt__", np.less_equal: "__le__",
+           np.greater: "__gt__", np.greater_equal: "__ge__"}
+
+
 class Surface:
     __slots__ = ()
     __array_priority__ = 1000  # make numpy defer `ndarray + tensor` to us
@@ -56,6 +64,24 @@ class Surface:
             other = self._operand(other)
         a, b = (other, self) if reverse else (self, other)
         return self._apply(prim, a, b, grad_name=grad_name)
+
+    # -- numpy's ufuncs on our values -------------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any):
+        """``np.tanh(x)`` or ``array + x`` compute ours (as torch's tensors do); a ufunc we
+        have no op for is refused by name rather than applied element by element to an
+        array of objects."""
+        name = _UFUNCS.get(ufunc)
+        if method != "__call__" or name is None or kwargs:
+            what = ufunc.__name__ + ("" if method == "__call__" else "." + method)
+            raise TypeError(f"numpy's {what} cannot take a {type(self).__name__}"
+                            f"{' with ' + ', '.join(kwargs) if kwargs else ''}: use this "
+                            "library's function of that name (or np.asarray(...) of a "
+                            "computed value)")
+        first, *rest = inputs
+        if not isinstance(first, Surface):  # np.subtract(2, x): 2 as a value of x's kind
+            first = self._lift(first, dtypes.result_type(self, first)
+                               if isinstance(first, _NUMBER) else None)
+        return getattr(first, name)(*rest)
 
     # -- arithmetic ------------------------------------------------------------------------
     def __add__(self, other): return self._binary(P.add, other)
