@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,11 @@ def _blocks():
 
 @pytest.mark.parametrize("code", list(_blocks()))
 def test_code_block_runs(code: str, tmp_path, monkeypatch) -> None:
+    """Run as a user would after pasting it into a file of their own."""
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
-    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
+    script = tmp_path / "pasted.py"
+    script.write_text(code)
+    runpy.run_path(str(script), run_name="__doc__")
 
 
 def test_every_doc_has_been_found() -> None:
