@@ -32,7 +32,8 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     """d(sum of ys)/d(x) for each x, as new nodes (TF1's ``tf.gradients``).
 
     ``grad_ys`` weights each y (default: ones). An x that no y depends on gets ``None``, or
-    zeros with ``unconnected="zero"``.
+    zeros with ``unconnected="zero"``; so does an integer x (no gradient flows into integers,
+    as in TF1; torch refuses them).
     """
     if unconnected not in ("none", "zero"):
         raise ValueError(f"unconnected must be 'none' or 'zero', got {unconnected!r}")
@@ -55,7 +56,7 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
         return autodiff.vjp(node.prim, g, node, node.inputs, node.params, needs)
 
     grads = autodiff.backprop(seeds, parents, pullback, targets=set(xs))
-    result = [grads.get(x) for x in xs]
+    result = [grads.get(x) if dtypes.is_floating(x.dtype) else None for x in xs]
     if unconnected == "zero":
         result = [zeros_like(x) if g is None else g for x, g in zip(xs, result)]
     return result

@@ -322,11 +322,19 @@ def constant(value: Any, dtype: Any = None, name: str | None = None,
     return _source(Role.CONSTANT, array.shape, array.dtype, name, graph, value=array)
 
 
-def Variable(initial_value: Any, name: str | None = None, trainable: bool = True,
+def Variable(initial_value: Any, name: str | None = None, trainable: bool | None = None,
              dtype: Any = None, graph: Graph | None = None) -> Node:
-    """State that lives in a Session between runs, starting from ``initial_value``."""
+    """State that lives in a Session between runs, starting from ``initial_value``.
+    ``trainable`` (what ``minimize`` updates) defaults to whether it is floating point: an
+    integer has no gradient, so it cannot be trained (torch refuses it too)."""
     array = np.array(dtypes.as_array(initial_value, dtype))
     array.flags.writeable = False
+    floating = dtypes.is_floating(array.dtype)
+    if trainable and not floating:
+        raise TypeError(f"Variable {name or 'variable'!r} of dtype {array.dtype.name} at "
+                        f"{user_location()} cannot be trainable: only floating point Variables "
+                        "have gradients (give a float initial value, or trainable=False)")
+    trainable = floating if trainable is None else trainable
     return _source(Role.VARIABLE, array.shape, array.dtype, name, graph, value=array,
                    trainable=trainable)
 

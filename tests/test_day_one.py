@@ -151,3 +151,21 @@ def test_compile_takes_one_input_without_a_list() -> None:
         u = sg.placeholder((None, 2), name="u")
         with pytest.raises(TypeError, match="len.. of 'u', whose first dimension is not known"):
             list(u)
+
+
+def test_integer_variables_have_no_gradient_and_cannot_be_trained() -> None:
+    """An int64 zero "gradient" used to make an integer Variable train as a silent no-op."""
+    with sg.Graph().as_default() as g:
+        n = sg.Variable([1, 2], name="n")
+        w = sg.Variable([1.0, 2.0], name="w")
+        loss = (n * w).sum()
+        assert not n.trainable and w.trainable and g.trainable_variables == [w]
+        dn, dw = sg.gradients(loss, [n, w])
+        assert dn is None and dw is not None
+        with pytest.raises(TypeError, match="Variable 'k' of dtype int64 at .*test_day_one.py"
+                                            r":\d+ cannot be trainable"):
+            sg.Variable([1, 2], name="k", trainable=True)
+    np.testing.assert_array_equal(sg.Session(g).run(dw), [1.0, 2.0])
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.tensor([1, 2], requires_grad=True)
