@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from staticgraph.ops import dtypes
+from staticgraph.ops.callers import warn_user
+from staticgraph.trace import tracing
 
 from .tensor import Tensor
 
@@ -84,7 +86,15 @@ def full(size: Sequence[int], fill_value: Any, dtype: Any = None,
     return _new(array, None, requires_grad)
 
 
+def _warn_if_traced(name: str) -> None:
+    if tracing():
+        warn_user(f"eager.{name} called while sg.trace traces a function: the numbers are "
+                  "drawn once, now, and every call of the traced function uses the same ones; "
+                  "draw them outside and pass them in as an input to get new ones each call")
+
+
 def _random(name: str, draw, size, dtype: Any, requires_grad: bool) -> Tensor:
+    _warn_if_traced(name)
     dtype = _dtype(dtype, dtypes.DEFAULT_FLOAT)
     if dtype not in (dtypes.float32, dtypes.float64):
         raise TypeError(f"random floats are drawn as float32 or float64, not {dtype.name}")
@@ -100,6 +110,7 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 
 def randint(low: int, high: int, size: Sequence[int], dtype: Any = None) -> Tensor:
+    _warn_if_traced("randint")
     drawn = _generator.integers(low, high, _shape((size,), "randint"), dtype=np.int64)
     return _new(drawn, dtype, False)
 

@@ -99,6 +99,8 @@ class Node(Surface):
         if isinstance(value, Node):
             return value
         if hasattr(value, "detach") and hasattr(value, "numpy"):  # an eager Tensor
+            if self.graph.captures is not None:  # sg.trace: read it at each call
+                return self.graph.capture(value)
             value = value.detach().numpy()
         return constant(value, dtype, graph=self.graph)
 
@@ -155,6 +157,17 @@ class Graph:
         self._scopes: list[str] = []
         # (location, origin) for nodes built by a pass on behalf of an earlier graph's node
         self._building_for: tuple[str, Node | None] | None = None
+        # While sg.trace builds this graph: the eager tensors the function reads (a module's
+        # weights), each a placeholder fed with the tensor's value at every call.
+        self.captures: dict[int, tuple[Any, Node]] | None = None
+
+    def capture(self, tensor: Any) -> Node:
+        """The placeholder standing for an eager tensor a traced function reads."""
+        entry = self.captures.get(id(tensor))
+        if entry is None:
+            node = placeholder(tensor.shape, tensor.dtype, name="captured", graph=self)
+            entry = self.captures[id(tensor)] = (tensor, node)
+        return entry[1]
 
     # -- building ------------------------------------------------------------------------------
     def add(self, node: Node) -> Node:

@@ -169,3 +169,27 @@ def test_integer_variables_have_no_gradient_and_cannot_be_trained() -> None:
     torch = pytest.importorskip("torch")
     with pytest.raises(RuntimeError, match="floating point"):
         torch.tensor([1, 2], requires_grad=True)
+
+
+def test_a_traced_function_reads_weights_at_each_call() -> None:
+    """A module's weights trained after tracing are seen by the traced function (they were
+    constants of the trace before), as torch.compile sees them."""
+    layer = eager.nn.Linear(3, 2)
+    traced = sg.trace(lambda x: layer(x).relu().sum(1), np.ones((4, 3), np.float32))
+    x = np.random.default_rng(0).random((4, 3)).astype(np.float32)
+
+    def eager_value():
+        return layer(eager.tensor(x)).relu().sum(1).detach().numpy()
+    np.testing.assert_allclose(traced(x), eager_value(), rtol=1e-6)
+    optimizer = eager.optim.SGD(layer.parameters(), lr=0.5)
+    layer(eager.tensor(x)).sum().backward()
+    optimizer.step()
+    np.testing.assert_allclose(traced(x), eager_value(), rtol=1e-6)
+    assert traced.traces == 1
+
+
+def test_random_numbers_drawn_while_tracing_are_reported() -> None:
+    with pytest.warns(UserWarning, match="eager.randn called while sg.trace traces a function: "
+                                         "the numbers are drawn once") as caught:
+        sg.trace(lambda x: x + eager.randn(3), np.ones(3, np.float32))
+    assert caught[0].filename == __file__
