@@ -73,7 +73,7 @@ def test_inf_minus_inf_is_nan_without_a_warning_as_in_torch() -> None:
 def _doubling():
     with sg.Graph().as_default() as g:
         x = sg.placeholder((2,), name="x")
-        w = sg.Variable([1.0], name="w")
+        sg.Variable([1.0], name="w")
     return g, x, x * 2
 
 
