@@ -193,3 +193,29 @@ def test_random_numbers_drawn_while_tracing_are_reported() -> None:
                                          "the numbers are drawn once") as caught:
         sg.trace(lambda x: x + eager.randn(3), np.ones(3, np.float32))
     assert caught[0].filename == __file__
+
+
+def test_where_of_an_int_tensor_and_a_float_promotes_as_torch() -> None:
+    condition = [True, False, True]
+    assert eager.tensor([1, 2, 3]).where(eager.tensor(condition), 0.5).tolist() == [1.0, 0.5, 3.0]
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((3,), "int64", name="x")
+        c = sg.placeholder((3,), "bool", name="c")
+        y = x.where(c, 0.5)
+    assert y.dtype == np.float32
+    assert sg.Session(g).run(y, {x: [1, 2, 3], c: condition}).tolist() == [1.0, 0.5, 3.0]
+
+
+def test_cross_entropy_names_mismatched_batches_as_torch_and_is_nan_on_none() -> None:
+    message = r"Expected input batch_size \(2\) to match target batch_size \(3\)"
+    with pytest.raises(ValueError, match=message):
+        eager.nn.functional.cross_entropy(eager.randn(2, 3), eager.tensor([0, 1, 2]))
+    with sg.Graph().as_default() as g:
+        with pytest.raises(ValueError, match=message):
+            sg.cross_entropy(sg.placeholder((2, 3)), sg.placeholder((3,), "int64"))
+        logits, labels = sg.placeholder((None, 3)), sg.placeholder((None,), "int64")
+        loss = sg.cross_entropy(logits, labels)
+    empty = {logits: np.zeros((0, 3), np.float32), labels: np.zeros(0, np.int64)}
+    assert np.isnan(sg.Session(g).run(loss, empty))
+    assert np.isnan(eager.nn.functional.cross_entropy(
+        eager.zeros(0, 3), eager.tensor([], dtype=eager.int64)).item())
