@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> dict:
 def _compiler_section(ctx, training_step) -> dict:
     overhead = eager_overhead.run(ctx)
     compiled = compiler.run(ctx, training_step)
-    return {"text": "Per-op overhead, eager vs PyTorch eager:\n" + overhead["text"] +
-                    "\n\nThe compiler's targets (side by side in this run):\n" + compiled["text"],
-            "markdown": "Per-op overhead, eager vs PyTorch eager:\n\n" + overhead["markdown"] +
-                        "\n\nThe compiler's targets, measured side by side in this run:\n\n" +
-                        compiled["markdown"],
+    return {"text": "The compiler's targets (side by side in this run):\n" + compiled["text"] +
+                    "\n\nPer-op overhead, eager vs PyTorch eager:\n" + overhead["text"],
+            "markdown": "The compiler's targets, measured side by side in this run:\n\n" +
+                        compiled["markdown"] + "\n\nPer-op overhead, eager vs PyTorch eager:"
+                        "\n\n" + overhead["markdown"],
             "data": {"eager_overhead": overhead["data"], **compiled["data"]}}
 
 

@@ -47,6 +47,15 @@ def write_json(out: Path, name: str, results: dict) -> Path:
     return path
 
 
+def target_row(measure: str, value: float, bound: str, shown: str | None = None) -> list[str]:
+    """A row of a targets table: the value, its target (``"<= 1.3"``, ``">= 2.5x"``, ``"< 2 s"``)
+    and whether this run met it."""
+    op, number = bound.split()[:2]
+    limit = float(number.rstrip("x"))
+    met = {"<=": value <= limit, ">=": value >= limit, "<": value < limit}[op]
+    return [measure, shown or f"{value:.2f}", bound, "met" if met else "MISSED"]
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -14,7 +14,7 @@ import numpy as np
 import staticgraph as sg
 
 from . import plots
-from .common import arguments, context, interleaved_medians, table, write_json
+from .common import arguments, context, interleaved_medians, table, target_row, write_json
 from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights
 
 RUNTIMES = ("numpy", "opencl")
@@ -173,26 +173,28 @@ def measure(ctx) -> dict:
 def report(r: dict) -> str:
     rows = []
     for name, e in r["rows"].items():
+        shape = tuple(e["shape"])
         if "opencl_vs_torch_compile" in e:
-            target = "<= 1.0" if name == "gelu_tanh" else "<= 1.3"
-            rows.append([f"{name} {tuple(e['shape'])}: OpenCL / torch.compile",
-                         f"{e['opencl_vs_torch_compile']:.2f}", target])
-        rows.append([f"{name} {tuple(e['shape'])}: OpenCL / numpy runtime",
-                     f"{e['opencl_vs_numpy']:.2f}", ""])
+            bound = "<= 1.0" if name == "gelu_tanh" else "<= 1.3"
+            rows.append(target_row(f"{name} {shape}: OpenCL / torch.compile",
+                                   e["opencl_vs_torch_compile"], bound))
+        rows.append([f"{name} {shape}: OpenCL / numpy runtime", f"{e['opencl_vs_numpy']:.2f}",
+                     "", ""])
     m, c = r["mlp"], r["chain"]
-    rows.append(["MLP step: OpenCL / numpy runtime", f"{m['opencl_vs_numpy']:.2f}", "<= 1.5"])
+    rows.append(target_row("MLP step: OpenCL / numpy runtime", m["opencl_vs_numpy"], "<= 1.5"))
     rows.append(["100-op chain 2x2: OpenCL / numpy runtime",
                  f"{c['opencl_us'] / c['numpy_us']:.2f}",
-                 f"{c['opencl_kernels']} vs {c['numpy_kernels']} kernels"])
+                 f"({c['opencl_kernels']} vs {c['numpy_kernels']} kernels)", ""])
     wins = r["crossover"]["opencl_wins_from"]
     rows.append(["layer_norm+GELU: OpenCL faster from", f"{wins} elements" if wins else "never",
-                 ""])
+                 "", ""])
     times = ["  ".join([name] + [f"{k[:-3]} {v:.2f} ms" for k, v in e.items()
                                  if k.endswith("_ms")]) for name, e in r["rows"].items()]
     share = ", ".join(f"{k} {v:.0%}" for k, v in sorted(m["opencl_share"].items(),
                                                        key=lambda kv: -kv[1]))
-    return (f"OpenCL device: {r['device']}\n" + table(rows, ["measure", "value", "target"]) +
-            "\n\n" + "\n".join(times) +
+    return (f"OpenCL device: {r['device']}\n" +
+            table(rows, ["measure", "value", "target", "this run"]) + "\n\n" +
+            "\n".join(times) +
             f"\nMLP step: numpy {m['numpy_ms']:.1f} ms, OpenCL {m['opencl_ms']:.1f} ms "
             f"({m['launches']} launches); OpenCL's time: {share}")
 

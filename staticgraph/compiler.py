@@ -11,7 +11,7 @@ import numpy as np
 from .graph import Node, Role
 from .passes import optimize, specialize
 from .passes.decompose import decompose
-from .passes.memory import check_plan, no_reuse_bytes, plan_memory
+from .passes.memory import check_plan, format_bytes, no_reuse_bytes, plan_memory
 from .runtime.interpreter import Executable, InterpretedExecutable
 from .runtime.numpy import NumpyExecutable
 from .runtime.numpy_table import NumpyAliasing
@@ -125,9 +125,10 @@ class Compiled:
             lines.append("  in place: " + ", ".join(f"{a} over {b}"
                                                      for a, b in self.memory.in_place))
         scratch = getattr(self.executable, "scratch_bytes", 0)
-        lines.append(f"  fused kernels' scratch: {scratch / 1e6:.2f} MB; planned peak "
-                     f"{self.planned_peak_bytes / 1e6:.2f} MB vs {self.no_reuse_bytes / 1e6:.2f}"
-                     " MB with every value of the graph as built in its own allocation")
+        lines.append(f"  fused kernels' scratch: {format_bytes(scratch)}; planned peak "
+                     f"{format_bytes(self.planned_peak_bytes)} vs "
+                     f"{format_bytes(self.no_reuse_bytes)} with every value of the graph as "
+                     "built in its own allocation")
         if self.backend == "opencl":
             ex = self.executable
             lines.append(f"OpenCL on {self.device.name}: {ex.kernels_per_run} launches")

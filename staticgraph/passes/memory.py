@@ -39,10 +39,17 @@ class MemoryPlan:
 
     def describe(self) -> str:
         total = sum(self.buffer_bytes)
-        return (f"{len(self.buffer_bytes)} buffers, {total / 1e6:.2f} MB, shared by "
+        return (f"{len(self.buffer_bytes)} buffers, {format_bytes(total)}, shared by "
                 f"{sum(1 for s in self.storage.values() if s == BUFFER)} values "
                 f"({self.reused} reused, {len(self.in_place)} in place); values allocated "
-                f"every run peak at {(self.peak_bytes - total) / 1e6:.2f} MB")
+                f"every run peak at {format_bytes(self.peak_bytes - total)}")
+
+
+def format_bytes(n: int) -> str:
+    """Bytes as people read them: 96 B, 12.3 KB, 16.78 MB (not "0.00 MB")."""
+    if n < 1000:
+        return f"{n} B"
+    return f"{n / 1e3:.1f} KB" if n < 1e6 else f"{n / 1e6:.2f} MB"
 
 
 class Aliasing(Protocol):
