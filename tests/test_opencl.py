@@ -179,8 +179,10 @@ def test_float64_on_a_device_without_fp64_names_the_node(monkeypatch) -> None:
 @pytest.fixture
 def gpu_paths(monkeypatch):
     """The code a GPU gets (a work-group per row with trees in local memory, grid-stride
-    full reductions, the tiled matmul kernel), run on whatever device there is."""
+    full reductions, the tiled matmul kernel, feeds copied in and fetches copied out), run
+    on whatever device there is."""
     monkeypatch.setattr(opencl.Device, "kind", property(lambda self: "gpu"))
+    monkeypatch.setattr(opencl.Device, "shares_host_memory", property(lambda self: False))
 
 
 @requires_opencl
@@ -270,3 +272,66 @@ def test_empty_feeds_give_what_numpy_gives() -> None:
     for a, b in zip(got, want):
         assert a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+
+
+def _softmax_3d():
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((2, 3, 16), name="x")
+        y = sg.softmax(x, -1)
+        mean_free = x - x.mean(1, keepdim=True)
+        (dx,) = sg.gradients((y * y).sum() + (mean_free * mean_free).sum(), [x])
+    return g, x, [y, mean_free, dx]
+
+
+@requires_opencl
+@pytest.mark.parametrize("paths", ["device", "gpu_paths"])
+def test_reductions_over_inner_axes_of_3d_values(paths, request) -> None:
+    """Attention-shaped softmax: a reduction whose kept and reduced indices combine (the index
+    arithmetic must bracket them)."""
+    if paths == "gpu_paths":
+        request.getfixturevalue("gpu_paths")
+    g, x, outs = _softmax_3d()
+    data = np.random.default_rng(9).standard_normal((2, 3, 16)).astype(np.float32)
+    got, want = _both(g, outs, {x: data})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@requires_opencl
+def test_a_view_read_by_host_steps_keeps_its_input_alive() -> None:
+    """On a CPU device matmul runs on the host and reads a.T as a numpy view of a's buffer:
+    the kernels between must not take that buffer over."""
+    rng = np.random.default_rng(10)
+    with sg.Graph().as_default() as g:
+        x, y = sg.placeholder((4, 4), name="x"), sg.placeholder((4, 4), name="y")
+        a = (x * 2).exp()
+        outs = [a.T @ (y + 1).exp(), a.reshape((2, 8)) @ (y * 3).exp().reshape((8, 2))]
+    feeds = {x: rng.standard_normal((4, 4)).astype(np.float32),
+             y: rng.standard_normal((4, 4)).astype(np.float32)}
+    for out in outs:  # one at a time: each plan then gives exp(y..) the buffer a had
+        (got,), (want,) = _both(g, [out], feeds)
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@requires_opencl
+def test_a_stored_value_read_by_another_output_is_not_overwritten() -> None:
+    rng = np.random.default_rng(11)
+    with sg.Graph().as_default() as g:
+        x, y = sg.placeholder((3, 1, 16), name="x"), sg.placeholder((3, 4, 16), name="y")
+        e = (x - x.amax(2, keepdim=True)).exp()
+        outs = [e / e.sum(2, keepdim=True), e * y]
+    feeds = {x: rng.standard_normal((3, 1, 16)).astype(np.float32),
+             y: rng.standard_normal((3, 4, 16)).astype(np.float32)}
+    got, want = _both(g, outs, feeds)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@requires_opencl
+def test_a_device_array_reads_back_a_copy_when_asked() -> None:
+    g, sess, w, b, _ = _trained("opencl", 1)
+    held = sess._value(w)
+    first, second = np.array(held), np.array(held)
+    assert first is not second and first.flags.writeable
+    first[...] = 0
+    assert np.array(held).any()

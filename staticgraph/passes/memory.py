@@ -53,7 +53,12 @@ def format_bytes(n: int) -> str:
 
 
 class Aliasing(Protocol):
-    """What a runtime's kernels may do with memory (see runtime/numpy_table.py)."""
+    """What a runtime's kernels may do with memory (see runtime/numpy_table.py).
+    ``hands_over_fresh``: a value returned by the run may take over the memory of an input
+    that dies where it is computed (the numpy runtime's arrays can; a device buffer that is
+    read back, or a Variable's own buffer, cannot)."""
+
+    hands_over_fresh: bool
 
     def views(self, node: Node) -> bool:
         """The OP node's kernel may return a view of its first input."""
@@ -122,7 +127,7 @@ def plan_memory(graph: Program, aliasing: Aliasing, reuse: bool = True) -> Memor
         produced_by.setdefault(n.inputs[0] if n.role is Role.OUTPUT else n, []).append(n)
 
     plan = MemoryPlan(storage, {}, base_of, last_use=last_use)
-    if reuse:
+    if reuse and aliasing.hands_over_fresh:
         _fresh_in_place(order, produced_by, plan, aliasing)
     free: list[int] = []
     owners_dying: dict[int, list[Node]] = {}

@@ -163,6 +163,8 @@ def combine_partials(prim: Primitive) -> np.ufunc:
 class NumpyAliasing:
     """The aliasing facts of the numpy runtime's kernels, read from the table."""
 
+    hands_over_fresh = True
+
     @staticmethod
     def views(node: Node) -> bool:
         return node.role is Role.OP and NUMPY[node.prim].views

@@ -41,6 +41,8 @@ def broadcast_strides(to: Sequence[int], shape: Sequence[int]) -> tuple[int, ...
 def offset(index: str, sizes: Sequence[int], strides: Sequence[int]) -> str:
     """The element offset, as C, of the ``index``-th element (row-major) of a view with these
     sizes and element strides. Axes that step together are merged first."""
+    if not index.isidentifier():  # (o * 4 + k) / 4, not o * 4 + k / 4
+        index = f"({index})"
     dims: list[list[int]] = []
     for n, s in zip(sizes, strides):
         if n == 1:
@@ -73,7 +75,8 @@ def pow2_at_least(n: int, cap: int) -> int:
 @dataclass
 class Launch:
     """One kernel launch: its program source, work sizes (one axis, or three for matmul)
-    and arguments (named buffers the executable binds: "in k", "out k", "scratch p3")."""
+    and arguments, in order: buffers the executable binds, "in k" and "out k" (the step's
+    k-th input and output) or "scratch p3" (a buffer of ``Rendered.scratch``)."""
 
     source: str
     global_size: int | tuple[int, ...]
@@ -119,7 +122,7 @@ def reduction_launch(shape: Shape, axes: Sequence[int], prim: Primitive, in_dtyp
                  f"        for (long k = 0; k < {reduced}; k++) a = "
                  f"{combine_expr(combine, 'a', value, out_dtype)};",
                  f"        y[o] = {finish('a')};", "    }", "}"]
-        return Launch("\n".join(lines), -(-kept // group) * group, group, ["x", "y"])
+        return Launch("\n".join(lines), -(-kept // group) * group, group, ["in 0", "out 0"])
     group = pow2_at_least(reduced, 256)
     lines = [head, f"    __local {t} red[{group}];", "    const long o = get_group_id(0);",
              "    const int lid = get_local_id(0);",
@@ -134,7 +137,7 @@ def reduction_launch(shape: Shape, axes: Sequence[int], prim: Primitive, in_dtyp
                   "    barrier(CLK_LOCAL_MEM_FENCE);"]
         s //= 2
     lines += [f"    if (lid == 0) y[o] = {finish('red[0]')};", "}"]
-    return Launch("\n".join(lines), kept * group, group, ["x", "y"])
+    return Launch("\n".join(lines), kept * group, group, ["in 0", "out 0"])
 
 
 def strided_copy_launch(count_shape: Shape, dtype: np.dtype, src_offset: int,
@@ -153,7 +156,7 @@ def strided_copy_launch(count_shape: Shape, dtype: np.dtype, src_offset: int,
              f"__global {c_type(out_dtype)}* restrict y) {{",
              f"    for (long e = get_global_id(0); e < {total}; e += get_global_size(0))",
              f"        y[{dst}] = {cast(f'x[{src}]', dtype, out_dtype)};", "}"]
-    return Launch("\n".join(lines), max(1, -(-total // group)) * group, group, ["x", "y"])
+    return Launch("\n".join(lines), max(1, -(-total // group)) * group, group, ["in 0", "out 0"])
 
 
 MATMUL_TILE = 16
@@ -197,4 +200,4 @@ def matmul_launch(a_shape: Shape, b_shape: Shape, out_shape: Shape, a_dtype: np.
         "}"]
     rows, cols = -(-m // tile) * tile, -(-n // tile) * tile
     return Launch("\n".join(lines), (cols, rows, max(size(batch), 1)), (tile, tile, 1),
-                  ["a", "b", "y"])
+                  ["in 0", "in 1", "out 0"])

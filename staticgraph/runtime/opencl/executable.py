@@ -56,7 +56,9 @@ class DeviceArray:
                 _cl().enqueue_copy(self.device.queue, host, self.buffer)
             host.flags.writeable = False
             self._host = host
-        return self._host if dtype is None else self._host.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            return self._host.astype(dtype)
+        return self._host.copy() if copy else self._host
 
     def detach(self) -> None:
         """Keep the value on the host: its buffer is about to be written again."""
@@ -87,6 +89,7 @@ class OpenCLExecutable(Executable):
         self.device, self.plan = device, plan
         self._cl = _cl()
         self.sources: list[tuple[str, str]] = []   # (what it computes, OpenCL C)
+        self.scratch_bytes = 0  # partial results and scratch rows of its kernels
         on_host = placement.on_host
         self.on_host = [f"{n.name} ({n.op}): {why}" for n, why in on_host.items()]
         self._folded = placement.folded
@@ -163,6 +166,7 @@ class OpenCLExecutable(Executable):
                                  args, category))
 
     def _scratch(self, rendered: Rendered) -> dict[str, object]:
+        self.scratch_bytes += sum(rendered.scratch.values())
         return {name: self._alloc(n) for name, n in rendered.scratch.items()}
 
     def _render_fused(self, node: Node) -> None:
@@ -194,43 +198,48 @@ class OpenCLExecutable(Executable):
     def _render_op(self, node: Node) -> None:
         how = OPENCL[node.prim].how
         what = f"{node.name} = {node.op}  [{node.location}]"
-        x = node.inputs[0] if node.inputs else None
+        inputs = list(node.inputs)
+        x = inputs[0] if inputs else None
         if how is How.EXPR:
-            rendered = self._render_kernel(kernel_of(node), node.inputs)
-            self._launch_all(rendered, list(node.inputs), [node], what, "elementwise")
+            rendered = self._render_kernel(kernel_of(node), inputs)
+            self._launch_all(rendered, inputs, [node], what, "elementwise")
         elif how is How.REDUCE:
             launch = reduction_launch(x.shape, node.params["axes"], node.prim, x.dtype,
                                       node.dtype, self.device.compute_units)
-            self._launch(launch, [x, node], what, "reduction")
+            self._launch_one(launch, inputs, node, what, "reduction")
         elif how is How.MATMUL:  # a folded transpose: its input, read with two axes swapped
-            a, b = node.inputs
+            a, b = inputs
             launch = matmul_launch(a.shape, b.shape, node.shape, a.dtype, b.dtype, node.dtype,
                                    a in self._folded, b in self._folded)
-            self._launch(launch, [a, b, node], what, "matmul")
+            self._launch_one(launch, inputs, node, what, "matmul")
         elif node in self._folded:
             pass  # the matmuls that read it read its input
         elif how is How.SUM_TO:
-            kept, lead = sum_to_axes(x.shape, node.inputs[1].shape)
+            kept, lead = sum_to_axes(x.shape, inputs[1].shape)
             launch = reduction_launch(x.shape, tuple(range(lead)) + kept, P.sum, x.dtype,
                                       node.dtype, self.device.compute_units)
-            self._launch(launch, [x, node], what, "reduction")
+            self._launch_one(launch, inputs, node, what, "reduction")
         elif how is How.INDEX_MAP:
             start, strides = index_map(node)
             launch = strided_copy_launch(node.shape, x.dtype, start, strides, 0,
                                          contiguous_strides(node.shape))
-            self._launch(launch, [x, node], what, "movement")
+            self._launch_one(launch, inputs, node, what, "movement")
         elif how is How.CONCAT:
             axis, at = node.params["axis"] % node.ndim, 0
             out_strides = contiguous_strides(node.shape)
-            for part in node.inputs:
+            for part in inputs:
                 if size(part.shape):
                     launch = strided_copy_launch(part.shape, part.dtype, 0,
                                                  contiguous_strides(part.shape),
                                                  at * out_strides[axis], out_strides,
                                                  node.dtype)
-                    self._launch(launch, [part, node], what, "movement")
+                    self._launch_one(launch, [part], node, what, "movement")
                 at += part.shape[axis]
         # (How.VIEW: no kernel; launches read the buffer of the value it views)
+
+    def _launch_one(self, launch: Launch, inputs: list[Node], output: Node, what: str,
+                    category: str) -> None:
+        self._launch_all(Rendered([launch]), inputs, [output], what, category)
 
     def _render_assign(self, node: Node) -> None:
         variable, value = node.inputs
@@ -242,8 +251,8 @@ class OpenCLExecutable(Executable):
         launch = strided_copy_launch(value.shape, value.dtype, 0,
                                      contiguous_strides(value.shape), 0,
                                      contiguous_strides(value.shape), node.dtype)
-        self._launch(launch, [value, node], f"{node.name} = assign [{node.location}]",
-                     "movement")
+        self._launch_one(launch, [value], node, f"{node.name} = assign [{node.location}]",
+                         "movement")
 
     # -- running ---------------------------------------------------------------------------
     def run(self, feeds: Sequence[np.ndarray], variables: Sequence,

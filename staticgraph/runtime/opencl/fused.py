@@ -212,10 +212,14 @@ class FusedRenderer:
                   self._counts(m)[0] == 1 and
                   self._row_shape(m.args[0][1]) == self._arg_shape(*m.args[0])[1:]]
         plan: dict[int, int] = {}
+        outputs = [o for o in self.k.outputs if o not in self.sinks and
+                   size(self._row_shape(o)) > 1]
         for n, o in enumerate(self.k.outputs):
-            if o in self.sinks or size(self._row_shape(o)) == 1:
+            if o not in outputs:
                 continue
-            for j in sorted(self._reads(o) - {o}):
+            # (another output's pass may run after this one's has written over the stash)
+            elsewhere = set().union(*(self._reads(p) for p in outputs if p != o))
+            for j in sorted(self._reads(o) - {o} - elsewhere):
                 if OPENCL[self.members[j].prim].costly and j not in plan and \
                         self._row_shape(j) == self._row_shape(o) and \
                         self.members[j].dtype == self.members[o].dtype and \

@@ -167,10 +167,16 @@ class OpenCLAliasing:
     given buffer, and an elementwise one may write over an operand of its shape that dies
     there."""
 
+    hands_over_fresh = False  # a returned value is read back from, or kept in, its own buffer
+
     def __init__(self, placement: Placement) -> None:
         self.on_host, self.folded = placement.on_host, placement.folded
 
     def views(self, node: Node) -> bool:
+        # A view read only by host steps is computed by them, from its input: that input must
+        # live until they run, as a view's base does.
+        if self.on_host.get(node) == READ_BY_HOST:
+            return True
         return node.role is Role.OP and node not in self.on_host and \
             (OPENCL[node.prim].how is How.VIEW or node in self.folded)
 

@@ -178,8 +178,9 @@ def _softplus(args, operands, out, beta, threshold):
 def _threshold_backward(args, operands, out, threshold):
     g, x = args
     g_dtype, x_dtype = operands[0].dtype, operands[1].dtype
-    compare_in = x_dtype if _floating(x_dtype) else np.dtype(np.float64)
-    return (f"(({cast(x, x_dtype, compare_in)}) <= {literal(threshold, compare_in)} ? "
+    if not _floating(x_dtype):  # (numpy compares an integer x in float64: left to the host)
+        return None
+    return (f"(({x}) <= {literal(threshold, x_dtype)} ? "
             f"{literal(0, out)} : {cast(g, g_dtype, out)})")
 
 
