@@ -219,3 +219,63 @@ def test_cross_entropy_names_mismatched_batches_as_torch_and_is_nan_on_none() ->
     assert np.isnan(sg.Session(g).run(loss, empty))
     assert np.isnan(eager.nn.functional.cross_entropy(
         eager.zeros(0, 3), eager.tensor([], dtype=eager.int64)).item())
+
+
+LAYERS = {
+    "Tanh": lambda nn: nn.Tanh(), "Sigmoid": lambda nn: nn.Sigmoid(),
+    "Softmax": lambda nn: nn.Softmax(dim=1), "LogSoftmax": lambda nn: nn.LogSoftmax(dim=-1),
+    "Identity": lambda nn: nn.Identity(54, unused=True), "Flatten": lambda nn: nn.Flatten(),
+    "Flatten_0_1": lambda nn: nn.Flatten(0, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_activation_layers_match_torch(name) -> None:
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(3).standard_normal((2, 3, 4)).astype(np.float32)
+    ours, theirs = LAYERS[name](eager.nn), LAYERS[name](torch.nn)
+    assert repr(ours) == repr(theirs)
+    got = ours(eager.tensor(data, requires_grad=True))
+    want = theirs(torch.tensor(data, requires_grad=True))
+    assert tuple(got.shape) == tuple(want.shape)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_layers_match_torch(reduction) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((5, 3)).astype(np.float32)
+    labels, target = rng.integers(0, 3, 5), rng.standard_normal((5, 3)).astype(np.float32)
+    for name, second in (("CrossEntropyLoss", labels), ("NLLLoss", labels),
+                         ("MSELoss", target)):
+        ours = getattr(eager.nn, name)(reduction=reduction)
+        theirs = getattr(torch.nn, name)(reduction=reduction)
+        assert repr(ours) == repr(theirs)
+        x, tx = eager.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+        got, want = ours(x, eager.tensor(second)), theirs(tx, torch.tensor(second))
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        got.sum().backward()
+        want.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_module_list_and_dict_register_their_modules_as_torch() -> None:
+    torch = pytest.importorskip("torch")
+    for lib in (eager, torch):
+        blocks = lib.nn.ModuleList([lib.nn.Linear(2, 3)])
+        blocks.append(lib.nn.Tanh()).extend([lib.nn.Linear(3, 1)])
+        heads = lib.nn.ModuleDict({"a": lib.nn.Linear(1, 1)})
+        heads["b"] = lib.nn.Identity()
+        model = lib.nn.Sequential(lib.nn.Flatten(0), lib.nn.Identity())
+        model.blocks, model.heads = blocks, heads
+        keys = list(model.state_dict())
+        shape = (len(blocks), isinstance(blocks[-1], lib.nn.Linear), list(heads), "b" in heads,
+                 len(list(model.parameters())), len(blocks[1:]))
+        if lib is eager:
+            ours, our_repr = (keys, shape), repr(model)
+        else:
+            assert (keys, shape) == ours and repr(model) == our_repr
+    assert ours[0] == ["blocks.0.weight", "blocks.0.bias", "blocks.2.weight", "blocks.2.bias",
+                       "heads.a.weight", "heads.a.bias"]

@@ -1,8 +1,12 @@
 """``eager.nn``, as ``torch.nn``: Parameter, Module, the layers, and ``functional``."""
 
 from . import functional
-from .modules import (GELU, Embedding, LayerNorm, Linear, Module, Parameter, ReLU,
-                      Sequential)
+from .activation import GELU, Flatten, Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .container import ModuleDict, ModuleList, Sequential
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .modules import Embedding, LayerNorm, Linear, Module, Parameter
 
-__all__ = ["Parameter", "Module", "Linear", "ReLU", "GELU", "Sequential", "LayerNorm",
-           "Embedding", "functional"]
+__all__ = ["Parameter", "Module", "Linear", "LayerNorm", "Embedding", "Sequential",
+           "ModuleList", "ModuleDict", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax",
+           "LogSoftmax", "Identity", "Flatten", "MSELoss", "NLLLoss", "CrossEntropyLoss",
+           "functional"]

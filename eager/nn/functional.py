@@ -1,8 +1,20 @@
 """``eager.nn.functional``, as ``torch.nn.functional``: the functions shared with graph mode
 (staticgraph/ops/functional.py), re-exported."""
 
-from staticgraph.ops.functional import (cross_entropy, gelu, layer_norm, linear, log_softmax,
-                                        mse_loss, nll_loss, relu, softmax, softplus)
+from staticgraph.ops.functional import (
+                                        cross_entropy,
+                                        gelu,
+                                        layer_norm,
+                                        linear,
+                                        log_softmax,
+                                        mse_loss,
+                                        nll_loss,
+                                        relu,
+                                        sigmoid,
+                                        softmax,
+                                        softplus,
+                                        tanh,
+)
 
-__all__ = ["relu", "gelu", "softplus", "softmax", "log_softmax", "cross_entropy", "nll_loss",
-           "mse_loss", "layer_norm", "linear"]
+__all__ = ["relu", "gelu", "softplus", "sigmoid", "tanh", "softmax", "log_softmax",
+           "cross_entropy", "nll_loss", "mse_loss", "layer_norm", "linear"]

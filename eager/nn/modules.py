@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -307,23 +306,6 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class ReLU(Module):
-    def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input)
-
-
-class GELU(Module):
-    def __init__(self, approximate: str = "none") -> None:
-        super().__init__()
-        self.approximate = approximate
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.gelu(input, approximate=self.approximate)
-
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
-
-
 class LayerNorm(Module):
     """Normalizes over the last ``len(normalized_shape)`` dimensions; weight starts at ones,
     bias at zeros."""
@@ -360,36 +342,3 @@ class Embedding(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
-
-
-class Sequential(Module):
-    """Calls its modules in order; ``Sequential(a, b)`` names them "0", "1", or pass an
-    OrderedDict of names."""
-
-    def __init__(self, *args: Module) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for name, module in args[0].items():
-                self.add_module(name, module)
-        else:
-            for index, module in enumerate(args):
-                self.add_module(str(index), module)
-
-    def __getitem__(self, index: int | slice) -> Module:
-        if isinstance(index, slice):
-            return type(self)(OrderedDict(list(self._modules.items())[index]))
-        index = operator.index(index)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range")
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def forward(self, input: Any) -> Any:
-        for module in self:
-            input = module(input)
-        return input

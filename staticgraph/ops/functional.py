@@ -28,6 +28,14 @@ def gelu(x, approximate: str = "none"):
     return x._apply(P.gelu, x, approximate=approximate)
 
 
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
 def relu(x):
     return x.relu()
 
