@@ -19,13 +19,13 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
 from .functional import *  # noqa: F403  (torch.exp, torch.cat, ...)
 from .functional import __all__ as _functional_names
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .tensor import Tensor
+from .tensor import Tensor, device
 
 double, float, long = float64, float32, int64
 
 from . import nn, optim  # noqa: E402
 
-__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
+__all__ = ["Tensor", "device", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
            "randn", "rand", "randint", "arange", "linspace", "eye", "zeros_like", "ones_like",
            "empty_like", "full_like", "randn_like", "rand_like", "manual_seed", "no_grad",
            "enable_grad", "set_grad_enabled", "is_grad_enabled", "autograd", "nn", "optim",

@@ -31,6 +31,36 @@ _DETACH_HINT = (" If you want to use a computed variable in a subgraph that does
                 "differentiation use var_no_grad = var.detach().")
 
 
+class device:
+    """Where a tensor lives: eager has the CPU only (``torch.device``'s form)."""
+
+    def __init__(self, type: str = "cpu") -> None:
+        _check_device(type)
+        self.type = "cpu"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, device) and other.type == self.type
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+    def __str__(self) -> str:
+        return self.type
+
+    def __repr__(self) -> str:
+        return f"device(type={self.type!r})"
+
+
+def _check_device(which: Any) -> None:
+    if str(which).split(":")[0] != "cpu":
+        raise RuntimeError(f"eager computes on the CPU only (with numpy), not on {which!r}; "
+                           "for a GPU, build the graph and run it with "
+                           "sg.Session(backend='opencl')")
+
+
+CPU = device("cpu")
+
+
 class Tensor(Surface):
     """A numpy array with PyTorch's autograd: ``requires_grad``, ``grad_fn``, ``.grad``."""
 
@@ -294,6 +324,45 @@ class Tensor(Surface):
         return format_tensor(self._data, suffixes)
 
     __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a one-value tensor's number, as torch does."""
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return str(self)
+
+    # -- device (eager computes on the CPU, with numpy) ---------------------------------------
+    @property
+    def device(self) -> device:
+        return CPU
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def to(self, *args: Any, dtype: Any = None, **_: Any) -> Tensor:
+        """``to(dtype)``, ``to("cpu")``, ``to("cpu", dtype)`` or ``to(other)``, as torch's
+        (non_blocking and copy are accepted and change nothing here)."""
+        target = self
+        for arg in args:
+            if isinstance(arg, Tensor):
+                arg = arg.dtype
+            if isinstance(arg, (str, device)) and str(arg).split(":")[0] in ("cpu", "cuda",
+                                                                             "mps"):
+                _check_device(arg)
+            else:
+                dtype = arg
+        return target if dtype is None else super().to(dtype)
+
+    @property
+    def data(self) -> Tensor:
+        """The same values, outside autograd (as ``detach()``; setting it replaces them)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     # -- in-place operations -------------------------------------------------------------------
     def _inplace(self, compute, *others: Any, leaf: str = "a leaf Variable",

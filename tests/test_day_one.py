@@ -279,3 +279,24 @@ def test_module_list_and_dict_register_their_modules_as_torch() -> None:
             assert (keys, shape) == ours and repr(model) == our_repr
     assert ours[0] == ["blocks.0.weight", "blocks.0.bias", "blocks.2.weight", "blocks.2.bias",
                        "heads.a.weight", "heads.a.bias"]
+
+
+def test_tensor_device_data_and_format_as_torch() -> None:
+    torch = pytest.importorskip("torch")
+    for lib in (eager, torch):
+        t = lib.tensor([1.0, 2.0], requires_grad=True)
+        loss = (t * t).sum()
+        got = (f"{loss:.3f}", f"{t.detach()}", str(t.device), repr(t.device),
+               t.cpu() is t, t.to("cpu") is t, str(t.to("cpu", lib.float64).dtype)[-7:],
+               t.data.requires_grad, t.data.tolist())
+        with pytest.raises(TypeError, match="unsupported format string passed to "
+                                            "Tensor.__format__"):
+            f"{t:.2f}"
+        w = lib.ones(2, requires_grad=True)
+        w.data = lib.tensor([3.0, 4.0])
+        got += (w.tolist(), w.requires_grad)
+        if lib is eager:
+            ours = got
+    assert ours == got
+    with pytest.raises(RuntimeError, match="eager computes on the CPU only"):
+        eager.ones(2).to("cuda")
