@@ -300,3 +300,39 @@ def test_tensor_device_data_and_format_as_torch() -> None:
     assert ours == got
     with pytest.raises(RuntimeError, match="eager computes on the CPU only"):
         eager.ones(2).to("cuda")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", ["plain", "weights"])
+def test_binary_cross_entropy_with_logits_matches_torch(reduction, options) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    logits = np.concatenate([rng.standard_normal(6) * 3, [60.0, -60.0]])  # far tails too
+    target = np.concatenate([rng.random(6), [0.0, 1.0]])
+    weight, pos_weight = (rng.random(8), rng.random(8) * 3) if options == "weights" else \
+        (None, None)
+
+    def run(lib):
+        def maybe(v):
+            return None if v is None else lib.tensor(v)
+        x = lib.tensor(logits, requires_grad=True)
+        loss = lib.nn.functional.binary_cross_entropy_with_logits(
+            x, lib.tensor(target), maybe(weight), reduction=reduction,
+            pos_weight=maybe(pos_weight))
+        loss.sum().backward()
+        return [loss.detach().numpy(), x.grad.numpy()]
+    for ours, theirs in zip(run(eager), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert repr(eager.nn.BCEWithLogitsLoss()) == repr(torch.nn.BCEWithLogitsLoss())
+    layer = eager.nn.BCEWithLogitsLoss(reduction=reduction)
+    np.testing.assert_allclose(layer(eager.tensor(logits), eager.tensor(target)).numpy(),
+                               torch.nn.BCEWithLogitsLoss(reduction=reduction)(
+                                   torch.tensor(logits), torch.tensor(target)).numpy(),
+                               rtol=1e-10)
+
+
+def test_binary_cross_entropy_with_logits_checks_sizes() -> None:
+    x, y = eager.tensor([0.3, -1.0]), eager.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"Using a target size \(torch.Size\(\[2, 1\]\)\) that "
+                                         r"is different to the input size"):
+        eager.nn.functional.binary_cross_entropy_with_logits(x, y.reshape(2, 1))

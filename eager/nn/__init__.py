@@ -3,10 +3,10 @@
 from . import functional
 from .activation import GELU, Flatten, Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
-from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .modules import Embedding, LayerNorm, Linear, Module, Parameter
 
 __all__ = ["Parameter", "Module", "Linear", "LayerNorm", "Embedding", "Sequential",
            "ModuleList", "ModuleDict", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax",
            "LogSoftmax", "Identity", "Flatten", "MSELoss", "NLLLoss", "CrossEntropyLoss",
-           "functional"]
+           "BCEWithLogitsLoss", "functional"]

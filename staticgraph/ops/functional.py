@@ -81,6 +81,27 @@ def cross_entropy(input, target, reduction: str = "mean"):
     return nll_loss(log_p, target, reduction)
 
 
+def binary_cross_entropy_with_logits(input, target, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None):
+    """torch's: (1 - y) x + (1 + (pw - 1) y) softplus(-x), which never takes the log of 0 or
+    the exp of a large number (softplus is x itself past its threshold)."""
+    _check_reduction(input, reduction)
+    target = input._operand(target)
+    _check_same_size(input, target)
+    scale = 1 if pos_weight is None else 1 + (input._operand(pos_weight) - 1) * target
+    loss = (1 - target) * input + scale * softplus(-input)
+    return composite.reduce_loss(loss if weight is None else loss * input._operand(weight),
+                                 reduction)
+
+
+def _check_same_size(input, target) -> None:
+    if _differ(target.shape, input.shape):
+        raise input._error("binary_cross_entropy", ValueError,
+                           f"Using a target size ({_torch_size(target.shape)}) that is different "
+                           f"to the input size ({_torch_size(input.shape)}) is deprecated. "
+                           "Please ensure they have the same size.")
+
+
 def mse_loss(input, target, reduction: str = "mean"):
     _check_reduction(input, reduction)
     target = input._operand(target)
