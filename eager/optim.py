@@ -105,18 +105,20 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam, with L2 weight decay added to the gradient and optional AMSGrad (see
-    ``staticgraph.ops.optimizers.adam_step``)."""
+    """Adam, with L2 weight decay added to the gradient (or decoupled, AdamW's) and optional
+    AMSGrad (see ``staticgraph.ops.optimizers.adam_step``)."""
 
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False) -> None:
+                 weight_decay: float = 0, amsgrad: bool = False, *,
+                 decoupled_weight_decay: bool = False) -> None:
         _check_nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         for index, beta in enumerate(betas):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad))
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
     def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
                 group: dict[str, Any]) -> Tensor:
@@ -129,7 +131,18 @@ class Adam(Optimizer):
         new_param, state["exp_avg"], state["exp_avg_sq"], max_exp_avg_sq = adam_step(
             param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], lr=group["lr"],
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            max_exp_avg_sq=state.get("max_exp_avg_sq"))
+            max_exp_avg_sq=state.get("max_exp_avg_sq"),
+            decoupled_weight_decay=group["decoupled_weight_decay"])
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = max_exp_avg_sq
         return new_param
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW; its default decay is 0.01)."""
+
+    def __init__(self, params: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
+                         decoupled_weight_decay=True)

@@ -76,9 +76,10 @@ class Adam(Optimizer):
     """Adam (torch.optim.Adam); the step count is a Variable of the parameters' dtype."""
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 decoupled_weight_decay: bool = False) -> None:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.amsgrad = amsgrad
+        self.amsgrad, self.decoupled_weight_decay = amsgrad, decoupled_weight_decay
 
     def _updates(self, pairs):
         # In the parameters' dtype, as eager's Python int meets them (float32 counts exactly
@@ -91,8 +92,17 @@ class Adam(Optimizer):
             top = _slot(v, "max_exp_avg_sq") if self.amsgrad else None
             new_v, new_m, new_s, new_top = optimizers.adam_step(
                 v, g, m, s, t, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
-                eps=self.eps, weight_decay=self.weight_decay, max_exp_avg_sq=top)
+                eps=self.eps, weight_decay=self.weight_decay, max_exp_avg_sq=top,
+                decoupled_weight_decay=self.decoupled_weight_decay)
             ops += [assign(v, new_v), assign(m, new_m), assign(s, new_s)]
             if top is not None:
                 ops.append(assign(top, new_top))
         return ops
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW; its default decay is 0.01)."""
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True)

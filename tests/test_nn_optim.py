@@ -80,6 +80,8 @@ OPTIMIZERS = {
     "adam-decay": ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01)),
     "adam-small-beta1": ("Adam", dict(lr=0.01, betas=(0.3, 0.9))),  # lerp's other branch
     "adam-amsgrad": ("Adam", dict(lr=0.01, amsgrad=True)),
+    "adamw": ("AdamW", dict(lr=0.01)),
+    "adamw-decay-amsgrad": ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
 }
 
 

@@ -1103,7 +1103,10 @@ def test_minimize_needs_trainable_variables_the_loss_depends_on(graph, backend) 
     ("Adam", dict(lr=0.1)),
     ("Adam", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6)),
     ("Adam", dict(lr=0.05, weight_decay=0.1)),
-], ids=["sgd", "momentum", "momentum_wd", "nesterov", "adam", "adam_betas_eps", "adam_wd"])
+    ("AdamW", dict(lr=0.05)),
+    ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+], ids=["sgd", "momentum", "momentum_wd", "nesterov", "adam", "adam_betas_eps", "adam_wd",
+        "adamw", "adamw_decay_amsgrad"])
 def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs, backend) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)

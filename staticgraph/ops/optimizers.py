@@ -47,20 +47,23 @@ def sgd_step(param: T, grad: T, momentum_buffer: T | None, *, lr: float, momentu
 
 def adam_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, step: int | T, *,
               lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-              weight_decay: float = 0.0,
-              max_exp_avg_sq: T | None = None) -> tuple[T, T, T, T | None]:
+              weight_decay: float = 0.0, max_exp_avg_sq: T | None = None,
+              decoupled_weight_decay: bool = False) -> tuple[T, T, T, T | None]:
     """One torch.optim.Adam step, ``step`` counting from 1 (an int, or a graph value); returns
     ``(new_param, new_exp_avg, new_exp_avg_sq, new_max_exp_avg_sq)``. Passing
     ``max_exp_avg_sq`` (zeros at first) turns on AMSGrad; without it the last result is None.
+    ``decoupled_weight_decay`` is AdamW's: the parameter shrinks, the gradient is left alone.
 
-    g = grad + weight_decay * param
+    g = grad + weight_decay * param                 (AdamW: param = param * (1 - lr * wd))
     m = lerp(m, g, 1 - beta1)                       = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     v_max = max(v_max, v)                           (AMSGrad: v_max replaces v below)
     denom = sqrt(v) / sqrt(1 - beta2 ** step) + eps
     param = param - lr / (1 - beta1 ** step) * m / denom
     """
-    if weight_decay != 0:
+    if weight_decay != 0 and decoupled_weight_decay:
+        param = param * (1 - lr * weight_decay)
+    elif weight_decay != 0:
         grad = grad + weight_decay * param
     exp_avg = _lerp(exp_avg, grad, 1 - beta1)
     exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * grad * grad
