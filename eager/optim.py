@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from staticgraph.ops.optimizers import adam_step, sgd_step
+from staticgraph.ops.optimizers import adagrad_step, adam_step, rmsprop_step, sgd_step
 
 from .creation import zeros_like
 from .grad_mode import enable_grad, no_grad
@@ -17,7 +17,9 @@ from .tensor import Tensor
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]  # tensors, or param groups of them
 
 _LABELS = {"lr": "learning rate", "momentum": "momentum value", "eps": "epsilon value",
-           "weight_decay": "weight_decay value"}
+           "weight_decay": "weight_decay value", "alpha": "alpha value",
+           "lr_decay": "lr_decay value",
+           "initial_accumulator_value": "initial_accumulator_value value"}
 
 
 def _check_nonnegative(**values: float) -> None:
@@ -146,3 +148,56 @@ class AdamW(Adam):
                  weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
                          decoupled_weight_decay=True)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, optionally centered and with momentum (see
+    ``staticgraph.ops.optimizers.rmsprop_step``)."""
+
+    def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False) -> None:
+        _check_nonnegative(lr=lr, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                           alpha=alpha)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
+                group: dict[str, Any]) -> Tensor:
+        if not state:
+            state["square_avg"] = zeros_like(param)
+            if group["centered"]:
+                state["grad_avg"] = zeros_like(param)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = zeros_like(param)
+        new_param, state["square_avg"], grad_avg, buffer = rmsprop_step(
+            param, grad, state["square_avg"], state.get("grad_avg"),
+            state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
+            eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"])
+        if grad_avg is not None:
+            state["grad_avg"] = grad_avg
+        if buffer is not None:
+            state["momentum_buffer"] = buffer
+        return new_param
+
+
+class Adagrad(Optimizer):
+    """Adagrad (see ``staticgraph.ops.optimizers.adagrad_step``)."""
+
+    def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0,
+                 weight_decay: float = 0, initial_accumulator_value: float = 0,
+                 eps: float = 1e-10) -> None:
+        _check_nonnegative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                           initial_accumulator_value=initial_accumulator_value)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps))
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict[str, Any],
+                group: dict[str, Any]) -> Tensor:
+        if not state:
+            state.update(step=0, sum=zeros_like(param) + group["initial_accumulator_value"])
+        state["step"] += 1
+        new_param, state["sum"] = adagrad_step(
+            param, grad, state["sum"], state["step"], lr=group["lr"],
+            lr_decay=group["lr_decay"], weight_decay=group["weight_decay"], eps=group["eps"])
+        return new_param

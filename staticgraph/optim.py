@@ -106,3 +106,49 @@ class AdamW(Adam):
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=True)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, optionally centered and with momentum (torch.optim.RMSprop)."""
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
+        self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
+        self.momentum, self.centered = momentum, centered
+
+    def _updates(self, pairs):
+        ops = []
+        for v, g in pairs:
+            square = _slot(v, "square_avg")
+            mean = _slot(v, "grad_avg") if self.centered else None
+            buffer = _slot(v, "momentum_buffer") if self.momentum > 0 else None
+            new_v, new_square, new_mean, new_buffer = optimizers.rmsprop_step(
+                v, g, square, mean, buffer, lr=self.lr, alpha=self.alpha, eps=self.eps,
+                weight_decay=self.weight_decay, momentum=self.momentum)
+            ops += [assign(v, new_v), assign(square, new_square)]
+            ops += [assign(s, new) for s, new in ((mean, new_mean), (buffer, new_buffer))
+                    if s is not None]
+        return ops
+
+
+class Adagrad(Optimizer):
+    """Adagrad (torch.optim.Adagrad); the step count is a Variable of the parameters' dtype."""
+
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+        self.lr, self.lr_decay, self.weight_decay, self.eps = lr, lr_decay, weight_decay, eps
+        self.initial_accumulator_value = initial_accumulator_value
+
+    def _updates(self, pairs):
+        step = Variable(np.zeros((), pairs[0][0].dtype), name="adagrad/step", trainable=False)
+        t = step + 1
+        ops = [assign(step, t)]
+        for v, g in pairs:
+            total = Variable(np.full(v.shape, self.initial_accumulator_value, v.dtype),
+                             name=f"{v.name}/sum", trainable=False)
+            new_v, new_total = optimizers.adagrad_step(
+                v, g, total, t, lr=self.lr, lr_decay=self.lr_decay,
+                weight_decay=self.weight_decay, eps=self.eps)
+            ops += [assign(v, new_v), assign(total, new_total)]
+        return ops

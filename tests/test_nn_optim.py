@@ -82,6 +82,12 @@ OPTIMIZERS = {
     "adam-amsgrad": ("Adam", dict(lr=0.01, amsgrad=True)),
     "adamw": ("AdamW", dict(lr=0.01)),
     "adamw-decay-amsgrad": ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    "rmsprop": ("RMSprop", dict(lr=0.01)),
+    "rmsprop-centered-momentum-decay": ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9,
+                                                        weight_decay=0.01)),
+    "adagrad": ("Adagrad", dict(lr=0.1)),
+    "adagrad-decay-init": ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.01,
+                                           initial_accumulator_value=0.5)),
 }
 
 

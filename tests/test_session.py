@@ -1105,8 +1105,13 @@ def test_minimize_needs_trainable_variables_the_loss_depends_on(graph, backend) 
     ("Adam", dict(lr=0.05, weight_decay=0.1)),
     ("AdamW", dict(lr=0.05)),
     ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.01, initial_accumulator_value=0.5)),
 ], ids=["sgd", "momentum", "momentum_wd", "nesterov", "adam", "adam_betas_eps", "adam_wd",
-        "adamw", "adamw_decay_amsgrad"])
+        "adamw", "adamw_decay_amsgrad", "rmsprop", "rmsprop_centered_momentum", "adagrad",
+        "adagrad_options"])
 def test_the_parameter_trajectory_matches_torch_optim(kind, kwargs, backend) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)

@@ -73,3 +73,49 @@ def adam_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, step: int | T, *,
     step_size = lr / (1 - beta1 ** step)
     denom = second_moment.sqrt() / (1 - beta2 ** step) ** 0.5 + eps
     return param - step_size * exp_avg / denom, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def rmsprop_step(param: T, grad: T, square_avg: T, grad_avg: T | None,
+                 momentum_buffer: T | None, *, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0) -> tuple[T, T, T | None, T | None]:
+    """One torch.optim.RMSprop step; ``grad_avg`` (zeros at first) makes it centered, and
+    ``momentum_buffer`` (zeros at first) is used when ``momentum`` > 0. Returns
+    ``(new_param, new_square_avg, new_grad_avg, new_momentum_buffer)``.
+
+    g = grad + weight_decay * param
+    v = alpha * v + (1 - alpha) * g * g
+    avg = sqrt(v - mean_g * mean_g) + eps, mean_g = lerp(mean_g, g, 1 - alpha)  (centered)
+          sqrt(v) + eps                                                        (otherwise)
+    buf = momentum * buf + g / avg; param = param - lr * buf      (momentum)
+    param = param - lr * g / avg                                  (otherwise)
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg = square_avg * alpha + (1 - alpha) * grad * grad
+    if grad_avg is not None:
+        grad_avg = _lerp(grad_avg, grad, 1 - alpha)
+        avg = (square_avg - grad_avg * grad_avg).sqrt() + eps
+    else:
+        avg = square_avg.sqrt() + eps
+    if momentum > 0:
+        momentum_buffer = momentum_buffer * momentum + grad / avg
+        return param - lr * momentum_buffer, square_avg, grad_avg, momentum_buffer
+    return param - lr * (grad / avg), square_avg, grad_avg, momentum_buffer
+
+
+def adagrad_step(param: T, grad: T, state_sum: T, step: int | T, *, lr: float = 1e-2,
+                 lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 eps: float = 1e-10) -> tuple[T, T]:
+    """One torch.optim.Adagrad step, ``step`` counting from 1; returns
+    ``(new_param, new_state_sum)``.
+
+    g = grad + weight_decay * param
+    s = s + g * g
+    param = param - lr / (1 + (step - 1) * lr_decay) * g / (sqrt(s) + eps)
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    step_size = lr / (1 + (step - 1) * lr_decay)
+    state_sum = state_sum + grad * grad
+    return param - step_size * (grad / (state_sum.sqrt() + eps)), state_sum
