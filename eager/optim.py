@@ -201,3 +201,6 @@ class Adagrad(Optimizer):
             param, grad, state["sum"], state["step"], lr=group["lr"],
             lr_decay=group["lr_decay"], weight_decay=group["weight_decay"], eps=group["eps"])
         return new_param
+
+
+from . import lr_scheduler  # noqa: E402,F401  (torch's place: eager.optim.lr_scheduler)

@@ -336,3 +336,32 @@ def test_binary_cross_entropy_with_logits_checks_sizes() -> None:
     with pytest.raises(ValueError, match=r"Using a target size \(torch.Size\(\[2, 1\]\)\) that "
                                          r"is different to the input size"):
         eager.nn.functional.binary_cross_entropy_with_logits(x, y.reshape(2, 1))
+
+
+SCHEDULERS = {
+    "step": ("StepLR", dict(step_size=3, gamma=0.1)),
+    "exponential": ("ExponentialLR", dict(gamma=0.9)),
+    "cosine": ("CosineAnnealingLR", dict(T_max=4, eta_min=0.001)),
+    "lambda": ("LambdaLR", dict(lr_lambda=lambda epoch: 0.95 ** epoch / (1 + epoch))),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_lr_schedulers_give_torchs_learning_rates(name) -> None:
+    torch = pytest.importorskip("torch")
+    kind, kwargs = SCHEDULERS[name]
+    trajectories = []
+    for lib in (eager, torch):
+        p = lib.nn.Parameter(lib.ones(2))
+        optimizer = lib.optim.SGD([p], lr=0.5, momentum=0.9)
+        scheduler = getattr(lib.optim.lr_scheduler, kind)(optimizer, **kwargs)
+        lrs = []
+        for _ in range(11):  # (the cosine goes down and back up)
+            p.grad = lib.ones(2)
+            optimizer.step()
+            scheduler.step()
+            lrs.append((scheduler.get_last_lr()[0], optimizer.param_groups[0]["lr"],
+                        scheduler.last_epoch))
+        trajectories.append((lrs, p.detach().numpy()))
+    assert trajectories[0][0] == trajectories[1][0]  # the learning rates, to the last bit
+    np.testing.assert_allclose(*(t[1] for t in trajectories), rtol=1e-6)  # float32 steps
