@@ -17,7 +17,7 @@ import staticgraph as sg
 from . import plots, runtimes
 from .common import arguments, context, interleaved_medians, table, target_row, write_json
 from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
-                     numpy_sgd_step)
+                     numpy_sgd_step, torch_version)
 
 
 def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
@@ -36,7 +36,7 @@ def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
             # Timed apart from ours: torch's OpenMP threads spin after each call and would
             # steal the cores our kernels' threads run on.
             t = torch.from_numpy(x)
-            torch_fn = _torch_version(torch, name)
+            torch_fn = torch_version(torch, name)
             programs = {"torch": lambda: torch_fn(t)}
             if not quick:
                 fast = torch.compile(torch_fn)
@@ -49,13 +49,6 @@ def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
         entry["shape"] = list(x.shape)
         results[name] = entry
     return results
-
-
-def _torch_version(torch, name: str):
-    functional = torch.nn.functional
-    if name == "gelu_tanh":
-        return lambda t: functional.gelu(t, approximate="tanh")
-    return lambda t: functional.layer_norm(t, t.shape[-1:])
 
 
 def per_op_overhead(torch, repeats: int) -> dict:

@@ -70,3 +70,13 @@ def numpy_sgd_step(x: np.ndarray, labels: np.ndarray, params: list[np.ndarray],
     for p, g in zip(params, grads):
         p -= lr * g
     return loss
+
+
+def torch_version(torch, name: str):
+    """The torch function of one of the models timed against torch.compile."""
+    functional = torch.nn.functional
+    if name == "gelu_tanh":
+        return lambda t: functional.gelu(t, approximate="tanh")
+    if name == "softmax":
+        return lambda t: torch.softmax(t, -1)
+    return lambda t: functional.layer_norm(t, t.shape[-1:])

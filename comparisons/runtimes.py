@@ -15,7 +15,7 @@ import staticgraph as sg
 
 from . import plots
 from .common import arguments, context, interleaved_medians, table, target_row, write_json
-from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights
+from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights, torch_version
 
 RUNTIMES = ("numpy", "opencl")
 
@@ -61,7 +61,7 @@ def row_kernels(torch, quick: bool, repeats: int) -> dict:
     if torch is not None and not quick:
         for name, x in data.items():
             t = torch.from_numpy(x)
-            fast = torch.compile(_torch_version(torch, name))
+            fast = torch.compile(torch_version(torch, name))
             for _ in range(20):  # its first calls after compiling run 3x slower
                 fast(t)
             medians[name] |= interleaved_medians({"torch.compile": lambda: fast(t)}, repeats)
@@ -79,15 +79,6 @@ def row_kernels(torch, quick: bool, repeats: int) -> dict:
         entry["shape"] = list(shape)
         results[name] = entry
     return results
-
-
-def _torch_version(torch, name: str):
-    functional = torch.nn.functional
-    if name == "gelu_tanh":
-        return lambda t: functional.gelu(t, approximate="tanh")
-    if name == "softmax":
-        return lambda t: torch.softmax(t, -1)
-    return lambda t: functional.layer_norm(t, t.shape[-1:])
 
 
 def training_step(repeats: int) -> dict:

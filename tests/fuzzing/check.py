@@ -11,8 +11,7 @@ import numpy as np
 from .failures import Failure, norm
 from .graph import build_graph
 from .memory import write_check
-from .modes import FIXED_PIPELINES, REFERENCE, WRITE_PIPELINES, run_graph_pipeline, \
-    run_tensor_mode
+from .modes import FIXED_PIPELINES, REFERENCE, WRITE_PIPELINES, run_graph_pipeline, run_tensor_mode
 from .programs import Program, Run
 from .surface import torch
 from .values import compare

@@ -14,8 +14,7 @@ import eager
 from .ops_elementwise import t_binary, t_cast, t_intmix, t_unary, t_where
 from .ops_layers import t_assign, t_composite, t_matmul
 from .ops_shapes import t_concat, t_index, t_movement, t_reduce
-from .programs import BATCH, NEEDED_B, PROBE_B, In, Info, K, Op, Program, Run, const, prune, \
-    sample
+from .programs import BATCH, NEEDED_B, PROBE_B, In, Info, K, Op, Program, Run, const, prune, sample
 from .surface import DTYPES, EAGER_F, TORCH_F, torch
 
 # Ties: torch's SIMD and scalar paths may round one transcendental function of equal inputs

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import staticgraph as sg
 
 from .failures import Raised
-from .programs import Program, Run, const, cotangent, diff_inputs, dims_at, grad_targets, \
-    laid_out
+from .programs import Program, Run, const, cotangent, diff_inputs, dims_at, grad_targets, laid_out
 from .surface import GRAPH_F
 
 

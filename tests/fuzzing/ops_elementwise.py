@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .programs import picks
+
 if TYPE_CHECKING:
     from .generator import Generator
 
@@ -38,11 +40,9 @@ def t_unary(g: Generator) -> bool:
     return g.try_op(exprs[tag], (a,), tag.split("_")[0] if tag not in ("relu_f",) else "relu")
 
 
-def t_binary(g: Generator) -> bool:
+@picks(lambda n, i: i.dtype != "bool")
+def t_binary(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: i.dtype != "bool")
-    if a is None:
-        return False
     if rng.random() < 0.25:  # with a Python number
         s = _scalar(rng)
         expr, tag = [("{0} + " + s, "add"), (s + " - {0}", "sub"), ("{0} * " + s, "mul"),
@@ -56,17 +56,12 @@ def t_binary(g: Generator) -> bool:
            ("({0}.abs() + 0.5) ** {1}", "pow"), ("{0}.max({1})", "maximum"),
            ("{0}.add({1})", "add"), ("{0}.mul({1})", "mul")]
     expr, tag = ops[int(rng.integers(len(ops)))]
-    if g.try_op(expr, (a, b), tag):
-        return True
-    g.drop_pending()
-    return False
+    return g.try_op(expr, (a, b), tag)
 
 
-def t_where(g: Generator) -> bool:
+@picks(lambda n, i: i.dtype != "bool")
+def t_where(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(lambda n, i: i.dtype != "bool")
-    if a is None:
-        return False
     b = g.broadcast_partner(a)
     cmp = str(rng.choice(["<", "<=", ">", ">=", "==", "!="]))
     choices = [
@@ -84,17 +79,12 @@ def t_where(g: Generator) -> bool:
         choices.append(("{0} & ({1} > 0)", (m, a), "logic"))
         choices.append(("~{0}", (m,), "logic"))
     expr, args, tag = choices[int(rng.integers(len(choices)))]
-    if g.try_op(expr, args, tag):
-        return True
-    g.drop_pending()
-    return False
+    return g.try_op(expr, args, tag)
 
 
-def t_cast(g: Generator) -> bool:
+@picks()
+def t_cast(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick()
-    if a is None:
-        return False
     dt = g.dtype(a)
     if dt.startswith("float"):
         choices = [("{0}.to(F.float32)", "cast"), ("{0}.double()", "cast"),
@@ -133,7 +123,4 @@ def t_intmix(g: Generator) -> bool:
         b = ints[int(rng.integers(len(ints)))]
         expr, args, tag = str(rng.choice(["{0} + {1}.sum()", "{0} * {1}.amax()",
                                           "{1}.sum() - {0}"])), (a, b), "add"
-    if g.try_op(expr, args, tag):
-        return True
-    g.drop_pending()
-    return False
+    return g.try_op(expr, args, tag)

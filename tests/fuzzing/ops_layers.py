@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .programs import BATCH, K, const, float_with_axes
+from .programs import BATCH, K, const, float_with_axes, picks
 
 if TYPE_CHECKING:
     from .generator import Generator
 
 
-def t_matmul(g: Generator) -> bool:
+@picks(float_with_axes)
+def t_matmul(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(float_with_axes)
-    if a is None:
-        return False
     shape = g.shape(a)
     last = shape[-1]
     r = rng.random()
@@ -32,23 +30,17 @@ def t_matmul(g: Generator) -> bool:
     if r < 0.35 and len(g.shape(partner)) == 2:
         m = const(g.shape(partner)[1])
         if m is None:
-            g.drop_pending()
             return False
         bias = g.new_input((m,), g.dtype(a)) if rng.random() < 0.6 else None
         expr = "F.linear({0}, {1}.t()" + (", {2})" if bias else ")")
-        ok = g.try_op(expr, (a, partner) + ((bias,) if bias else ()), "linear")
+        return g.try_op(expr, (a, partner) + ((bias,) if bias else ()), "linear")
     else:
-        ok = g.try_op(str(rng.choice(["{0} @ {1}", "{0}.matmul({1})"])), (a, partner), "matmul")
-    if not ok:
-        g.drop_pending()
-    return ok
+        return g.try_op(str(rng.choice(["{0} @ {1}", "{0}.matmul({1})"])), (a, partner), "matmul")
 
 
-def t_composite(g: Generator) -> bool:
+@picks(float_with_axes)
+def t_composite(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(float_with_axes)
-    if a is None:
-        return False
     shape = g.shape(a)
     nd = len(shape)
     kind = str(rng.choice(["softmax", "log_softmax", "layer_norm", "cross_entropy",
@@ -70,10 +62,7 @@ def t_composite(g: Generator) -> bool:
             return g.try_op(f"F.layer_norm({{0}}, ({n},))", (a,), "layer_norm")
         w = g.new_input((n,), g.dtype(a))
         b = g.new_input((n,), g.dtype(a))
-        ok = g.try_op(f"F.layer_norm({{0}}, [{n}], {{1}}, {{2}})", (a, w, b), "layer_norm")
-        if not ok:
-            g.drop_pending()
-        return ok
+        return g.try_op(f"F.layer_norm({{0}}, [{n}], {{1}}, {{2}})", (a, w, b), "layer_norm")
     reduction = str(rng.choice(["mean", "mean", "sum", "none"]))
     red = "" if reduction == "mean" else f", reduction='{reduction}'"
     if kind == "cross_entropy":
@@ -84,10 +73,7 @@ def t_composite(g: Generator) -> bool:
             return False
         labels = g.new_input(("B",) if shape[0] == BATCH and nd == 2 else
                              (() if nd == 1 else (const(shape[0]),)), "int64", f"int:0:{c}")
-        ok = g.try_op(f"F.cross_entropy({{0}}, {{1}}{red})", (a, labels), "cross_entropy")
-        if not ok:
-            g.drop_pending()
-        return ok
+        return g.try_op(f"F.cross_entropy({{0}}, {{1}}{red})", (a, labels), "cross_entropy")
     if kind == "cross_entropy_probs":
         if nd not in (1, 2):
             return False

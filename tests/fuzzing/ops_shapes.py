@@ -6,17 +6,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .programs import BATCH, K, const, has_axes
+from .programs import BATCH, K, const, has_axes, picks
 
 if TYPE_CHECKING:
     from .generator import Generator
 
 
-def t_reduce(g: Generator) -> bool:
+@picks()
+def t_reduce(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick()
-    if a is None:
-        return False
     nd = len(g.shape(a))
     keep = bool(rng.random() < 0.4)
     kd = ", keepdim=True" if keep else ""
@@ -54,11 +52,9 @@ def _factor(n, rng, parts):
     return out + [n]
 
 
-def t_movement(g: Generator) -> bool:
+@picks()
+def t_movement(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick()
-    if a is None:
-        return False
     shape = g.shape(a)
     nd = len(shape)
     kind = str(rng.choice(["reshape", "flatten", "transpose", "permute", "T", "unsqueeze",
@@ -119,11 +115,9 @@ def t_movement(g: Generator) -> bool:
     return False
 
 
-def t_index(g: Generator) -> bool:
+@picks(has_axes)
+def t_index(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(has_axes)
-    if a is None:
-        return False
     shape = g.shape(a)
     nd = len(shape)
     kind = str(rng.choice(["slice", "slice", "int", "array", "array_list", "array2",
@@ -157,10 +151,7 @@ def t_index(g: Generator) -> bool:
             return False
         c = const(shape[0])
         i = g.new_input(("B",), "int64", f"int:{-c}:{c}")
-        ok = g.try_op("{0}[{1}]", (a, i), "gather")
-        if not ok:
-            g.drop_pending()
-        return ok
+        return g.try_op("{0}[{1}]", (a, i), "gather")
     if not concrete:
         return False
     k = int(rng.choice(concrete))
@@ -174,19 +165,14 @@ def t_index(g: Generator) -> bool:
     if kind == "array2" and k + 1 < nd and const(shape[k + 1]):
         c2 = const(shape[k + 1])
         j = g.new_input(ishape, "int64", f"int:{-c2}:{c2}")
-        ok = g.try_op(f"{{0}}[{prefix}{{1}}, {{2}}]", (a, i, j), "gather")
+        return g.try_op(f"{{0}}[{prefix}{{1}}, {{2}}]", (a, i, j), "gather")
     else:
-        ok = g.try_op(f"{{0}}[{prefix}{{1}}]", (a, i), "gather")
-    if not ok:
-        g.drop_pending()
-    return ok
+        return g.try_op(f"{{0}}[{prefix}{{1}}]", (a, i), "gather")
 
 
-def t_concat(g: Generator) -> bool:
+@picks(has_axes)
+def t_concat(g: Generator, a: str) -> bool:
     rng = g.rng
-    a = g.pick(has_axes)
-    if a is None:
-        return False
     shape = g.shape(a)
     stack = rng.random() < 0.3
     d = int(rng.integers(0, len(shape) + (1 if stack else 0)))

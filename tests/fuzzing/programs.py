@@ -4,6 +4,8 @@ size."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -181,6 +183,18 @@ def has_axes(name: str, info: Info) -> bool:
 
 def float_with_axes(name: str, info: Info) -> bool:
     return has_axes(name, info) and info.dtype.startswith("float")
+
+
+def picks(pred: Callable[[str, Info], bool] = lambda name, info: True):
+    """A template that starts from a value of the program: ``template(g, a)`` runs with one
+    that ``pred`` accepts, and the template does not run (False) if there is none."""
+    def wrap(template):
+        @functools.wraps(template)
+        def run(g) -> bool:
+            a = g.pick(pred)
+            return a is not None and template(g, a)
+        return run
+    return wrap
 
 
 def float_dtype(dtype: str) -> bool:
