@@ -13,7 +13,9 @@ __all__ = ["cat", "concat", "stack", "where", "matmul", "exp", "log", "sqrt", "t
            "sigmoid", "relu", "abs", "erf", "maximum", "minimum", "sum", "mean", "prod", "max",
            "min",
            "softmax", "log_softmax", "reshape", "transpose", "permute", "clamp", "flatten",
-           "unsqueeze", "squeeze", "argmax", "nonzero"]
+           "unsqueeze", "squeeze", "argmax", "nonzero", "floor", "sin", "cos", "floor_divide",
+           "remainder", "cumsum", "gather", "var", "std", "norm", "any", "all", "masked_fill",
+           "chunk", "split"]
 
 concat = cat
 
@@ -34,3 +36,8 @@ maximum, minimum, sum, mean, prod, max, min, softmax, log_softmax = map(
 reshape, transpose, permute, clamp, flatten, unsqueeze, squeeze, argmax, nonzero = map(
     _method, ["reshape", "transpose", "permute", "clamp", "flatten", "unsqueeze", "squeeze",
               "argmax", "nonzero"])
+floor, sin, cos, floor_divide, remainder, cumsum, gather, var, std, norm = map(
+    _method, ["floor", "sin", "cos", "floor_divide", "remainder", "cumsum", "gather", "var", "std",
+              "norm"])
+any, all, masked_fill, chunk, split = map(
+    _method, ["any", "all", "masked_fill", "chunk", "split"])

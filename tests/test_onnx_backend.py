@@ -20,6 +20,8 @@ import staticgraph.onnx.backend
 OPS = {
     "Abs": "abs", "Add": "add", "And": "and_", "ArgMax": "argmax", "ArgMin": "argmin",
     "Cast": "cast", "Clip": "clip", "Concat": "concat", "Constant": "constant",
+    "Cos": "cos", "CumSum": "cumsum", "Floor": "floor", "GatherElements": "gatherelements",
+    "Sin": "sin",
     "ConstantOfShape": "constantofshape", "Div": "div", "Dropout": "dropout", "Equal": "equal",
     "Erf": "erf", "Exp": "exp", "Expand": "expand", "Flatten": "flatten", "Gather": "gather",
     "Gelu": "gelu", "GatherND": "gathernd", "Gemm": "gemm", "Greater": "greater",
@@ -40,7 +42,6 @@ DTYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT32, TensorProto.
           TensorProto.BOOL}
 
 # Every test of these ops that does not run, and why (besides dtypes other than DTYPES).
-_FLOAT_MOD = "Mod of floats needs a floor or fmod primitive; the importer's Mod is integer-only"
 EXCLUDED = {
     **dict.fromkeys(["test_training_dropout", "test_training_dropout_default",
                      "test_training_dropout_mask", "test_training_dropout_default_mask"],
@@ -49,10 +50,6 @@ EXCLUDED = {
     "test_identity_opt": "optional values are not supported",
     "test_range_float_type_positive_delta_expanded": "Range's expansion is a Loop",
     "test_range_int32_type_negative_delta_expanded": "Range's expansion is a Loop",
-    **dict.fromkeys(["test_mod_mixed_sign_float32", "test_mod_mixed_sign_float64",
-                     "test_mod_float32_mixed_sign_fmod_0", "test_mod_float64_mixed_sign_fmod_0",
-                     "test_mod_float_edge_cases_fmod_0_float32",
-                     "test_mod_float_edge_cases_fmod_0_float64"], _FLOAT_MOD),
 }
 
 

@@ -16,7 +16,6 @@ from staticgraph.passes.decompose import decompose
 # Primitives no user-facing function of both modes builds: only gradient rules do.
 GRADIENT_ONLY = {
     "sum_to": "autodiff sums a broadcast input's cotangent back to the input's shape",
-    "size_of": "mean's gradient divides by a count that is known only at run time",
     "scatter_add": "getitem's gradient (repeated indices accumulate)",
     "fill": "the ones seeding sg.gradients and the zeros of unconnected inputs",
     "threshold_backward": "relu's gradient (torch's threshold_backward)",

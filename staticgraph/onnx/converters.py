@@ -67,6 +67,32 @@ def convert_softplus(ctx: Context) -> str:
     return ctx.emit("Where", linear, x, soft)
 
 
+def convert_floor(ctx: Context) -> str:
+    return ctx.emit("Floor", ctx.input(0)) if dtypes.is_floating(ctx.node.dtype) else \
+        ctx.input(0)
+
+
+def convert_floor_divide(ctx: Context) -> str:
+    """Floats: Floor of Div. Integers: (a - a mod b) / b, exact (ONNX's Div truncates)."""
+    a, b = ctx.input(0), ctx.input(1)
+    if dtypes.is_floating(ctx.node.dtype):
+        return ctx.emit("Floor", ctx.emit("Div", a, b))
+    return ctx.emit("Div", ctx.emit("Sub", a, ctx.emit("Mod", a, b)), b)
+
+
+def convert_remainder(ctx: Context) -> str:
+    """Mod with the divisor's sign: integers' Mod is that already; floats' (fmod=1) takes
+    the dividend's, so a nonzero result of the other sign moves by b."""
+    a, b = ctx.input(0), ctx.input(1)
+    if not dtypes.is_floating(ctx.node.dtype):
+        return ctx.emit("Mod", a, b)
+    m = ctx.emit("Mod", a, b, fmod=1)
+    zero = ctx.scalar(0)
+    same_sign = ctx.emit("Equal", ctx.emit("Less", m, zero), ctx.emit("Less", b, zero))
+    stays = ctx.emit("Or", same_sign, ctx.emit("Equal", m, zero))
+    return ctx.emit("Where", stays, m, ctx.emit("Add", m, b))
+
+
 def convert_clamp(ctx: Context) -> str:
     """Clip where the bounds are 0-d; Max and Min where they are tensors that broadcast
     (Clip's are scalars)."""
@@ -130,6 +156,12 @@ def _arg_reduction(op_type: str) -> Converter:
         return reshape(ctx, index, ctx.node.shape) if keepdims else index
     convert.__name__ = f"convert_{op_type}"
     return convert
+
+
+def convert_cumsum(ctx: Context) -> str:
+    if not ctx.node.ndim:
+        return ctx.input(0)
+    return ctx.emit("CumSum", ctx.input(0), ctx.const(np.array(ctx.params["axis"], np.int64)))
 
 
 def convert_sum_to(ctx: Context) -> str:
@@ -234,6 +266,13 @@ def convert_layer_norm(ctx: Context) -> str:
     return ctx.emit("LayerNormalization", *inputs, axis=axes[0], epsilon=ctx.params["eps"])
 
 
+def convert_gather(ctx: Context) -> str:
+    if not ctx.node.ndim:
+        return ctx.input(0)
+    return ctx.emit("GatherElements", ctx.input(0), ctx.input(1, np.int64),
+                    axis=ctx.params["axis"])
+
+
 def convert_nll_loss(ctx: Context) -> str:
     """NegativeLogLikelihoodLoss takes (N, C) and (N,): a single row is made a batch of one."""
     log_p, target = ctx.input(0), ctx.input(1, np.int64)
@@ -254,7 +293,9 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.exp: _op("Exp"), P.log: _op("Log"), P.sqrt: _op("Sqrt"), P.tanh: _op("Tanh"),
     P.sigmoid: _op("Sigmoid"), P.relu: _op("Relu"),
     P.threshold_backward: convert_threshold_backward, P.abs: _op("Abs"), P.sign: _op("Sign"),
-    P.erf: _op("Erf"), P.softplus: convert_softplus, P.clamp: convert_clamp,
+    P.erf: _op("Erf"), P.floor: convert_floor, P.sin: _op("Sin"), P.cos: _op("Cos"),
+    P.floor_divide: convert_floor_divide, P.remainder: convert_remainder,
+    P.softplus: convert_softplus, P.clamp: convert_clamp,
     P.where: convert_where, P.cast: convert_cast, P.fill: convert_fill,
     P.stop_gradient: convert_stop_gradient,
     P.eq: _compare("Equal"), P.ne: _compare("Equal", negate=True), P.lt: _compare("Less"),
@@ -266,6 +307,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.prod: _reduction("ReduceProd"), P.max: _reduction("ReduceMax"),
     P.min: _reduction("ReduceMin"), P.argmax: _arg_reduction("ArgMax"),
     P.argmin: _arg_reduction("ArgMin"), P.sum_to: convert_sum_to, P.size_of: convert_size_of,
+    P.cumsum: convert_cumsum,
     # movement
     P.reshape: convert_reshape, P.reshape_as: convert_reshape_as,
     P.transpose: convert_transpose, P.expand_dims: convert_expand_dims,
@@ -281,6 +323,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.softmax: _softmax("Softmax"), P.log_softmax: _softmax("LogSoftmax"),
     P.gelu: convert_gelu, P.layer_norm: convert_layer_norm, P.nll_loss: convert_nll_loss,
     P.mse_loss: convert_decomposed,  # ONNX has no squared-error loss operator
+    P.gather: convert_gather,
 }
 
 # Primitives ONNX cannot express, with the reason export gives. Every current primitive has

@@ -25,6 +25,7 @@ from .shapes import Converter, axis_index, product
 # that feeds them from its own graph inputs can be imported only once their values are known
 # (the backend binds them to the values it is run with).
 IMPORT_TIME_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
+                      "CumSum": (1,),
                       "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "ReduceMean": (1,),
                       "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
                       "ConstantOfShape": (0,), "Range": (0, 1, 2), "Dropout": (1, 2),
@@ -43,20 +44,19 @@ def _div(b, node, xs, attrs):
     x, y = xs
     if x.dtype.kind == "f":
         return x / y
-    # Integer division truncates toward zero (C's, not numpy's floor): exact in float64 for
-    # magnitudes below 2**53.
-    return (x.double() / y.double()).to(x.dtype)
+    # Integer division truncates toward zero (C's): floor division, one more where it
+    # rounded a negative quotient down.
+    floor = x // y
+    return floor + ((x % y != 0) & ((x < 0) != (y < 0))).to(floor.dtype)
 
 
 def _mod(b, node, xs, attrs):
     x, y = xs
-    if x.dtype.kind == "f":
-        raise ONNXError("Mod of floating-point values is not supported (exporters emit it for "
-                        "integer shape arithmetic)")
-    remainder = x - _div(b, node, xs, attrs) * y  # C's fmod: the sign of x
-    if attrs.get("fmod", 0):
+    remainder = x % y  # the sign of y (Python's, numpy's, torch's)
+    if not attrs.get("fmod", 0):
         return remainder
-    return remainder.where((remainder == 0) | ((remainder < 0) == (y < 0)), remainder + y)
+    # C's fmod: the sign of x
+    return remainder.where((remainder == 0) | ((remainder < 0) == (x < 0)), remainder - y)
 
 
 def _pow(b, node, xs, attrs):
@@ -230,6 +230,23 @@ def _negative_log_likelihood_loss(b, node, xs, attrs):
     return loss.reshape_as(target) if reduction == "none" else loss
 
 
+def _cumsum(b, node, xs, attrs):
+    x = xs[0]
+    axis = axis_index(int(b.static(xs[1], "CumSum's axis")), x.ndim)
+    flip = (slice(None),) * axis + (slice(None, None, -1),)
+    running = x[flip].cumsum(axis)[flip] if attrs.get("reverse", 0) else x.cumsum(axis)
+    running = running - x if attrs.get("exclusive", 0) else running
+    return running.to(x.dtype)  # ONNX keeps int32 (torch's cumsum sums integers in int64)
+
+
+def _gather_elements(b, node, xs, attrs):
+    x, index = xs
+    axis = axis_index(attrs.get("axis", 0), x.ndim)
+    if x.shape[axis] is not None:  # ONNX counts negative indices from the end; torch refuses
+        index = index.where(index >= 0, index + x.shape[axis])
+    return x.gather(axis, index)
+
+
 def _dropout(b, node, xs, attrs):
     x = xs[0]
     given = xs + [None, None]  # before opset 12 a Dropout is for inference
@@ -246,6 +263,8 @@ CONVERTERS: dict[str, Converter] = {
     "Pow": _pow, "Neg": _method("neg"), "Abs": _method("abs"), "Exp": _method("exp"),
     "Log": _method("log"), "Sqrt": _method("sqrt"), "Tanh": _method("tanh"),
     "Sigmoid": _method("sigmoid"), "Relu": _method("relu"), "Erf": _method("erf"),
+    "Floor": _method("floor"), "Sin": _method("sin"), "Cos": _method("cos"), "CumSum": _cumsum,
+    "GatherElements": _gather_elements,
     "Sign": _method("sign"), "Reciprocal": _reciprocal, "Equal": _method("eq"),
     "Less": _method("lt"), "Greater": _method("gt"), "LessOrEqual": _method("le"),
     "GreaterOrEqual": _method("ge"), "Not": _method("__invert__"), "And": _method("__and__"),

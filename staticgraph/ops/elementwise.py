@@ -168,6 +168,38 @@ def sign_kernel(x, out=None):
 sign = _unary("sign", sign_kernel, lambda g, out, x: g._fill(0), Saves.NOTHING, promoted)
 erf = _unary("erf", special.erf,
              lambda g, out, x: g * _TWO_OVER_SQRT_PI * (-(x * x)).exp())
+# Zeros (torch's floor backward): flat between the steps, where a gradient is defined.
+floor = _unary("floor", np.floor, lambda g, out, x: g._fill(0), Saves.NOTHING, promoted)
+sin = _unary("sin", np.sin, lambda g, out, x: g * x.cos())
+cos = _unary("cos", np.cos, lambda g, out, x: -g * x.sin())
+
+
+def _integer_division(ufunc: np.ufunc) -> Callable:
+    """numpy's floor division or remainder (Python's, as torch's ``//`` and ``%``); an integer
+    division by zero raises, as torch does, where numpy would give 0 and warn."""
+    def kernel(x, y, out=None):
+        if dtypes.result_type(x, y).kind in "iub" and not np.all(y):
+            raise RuntimeError("ZeroDivisionError: an integer division or remainder by zero")
+        with np.errstate(all="ignore"):
+            return ufunc(x, y, out=out, casting="unsafe")
+    kernel.__name__ = ufunc.__name__
+    return kernel
+
+
+def _remainder_divisor_vjp(g, out, x, y):
+    # x % y = x - floor(x / y) y: -floor(x / y) per unit of y (torch's remainder backward)
+    return -g * (x // y)
+
+
+_NO_BOOLS = "{} of two bool tensors is not supported; cast them to an integer type first"
+# torch's ``//``: its gradient is not implemented in torch, and here there is none (a result
+# never requires grad); ``%`` passes g to x and -floor(x / y) g to y.
+floor_divide = Primitive(name="floor_divide", kind=E, kernel=_integer_division(np.floor_divide),
+                         shape_rule=broadcast_shape,
+                         dtype_rule=_not_on_bools(_NO_BOOLS.format("floor_divide")))
+remainder = _binary("remainder", _integer_division(np.remainder),
+                    (lambda g, out, x, y: g, _remainder_divisor_vjp),
+                    dtype_rule=_not_on_bools(_NO_BOOLS.format("remainder")))
 
 
 def softplus_kernel(x: np.ndarray, beta: float, threshold: float,
@@ -301,5 +333,6 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
                         shape_rule=same_shape, dtype_rule=boolean)
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
-              relu, threshold_backward, abs, sign, erf, softplus, clamp, where, cast, fill,
+              relu, threshold_backward, abs, sign, erf, floor, sin, cos, floor_divide, remainder,
+              softplus, clamp, where, cast, fill,
               stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)

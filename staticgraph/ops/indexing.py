@@ -179,19 +179,23 @@ index_put = Primitive(name="index_put",
                       diff_inputs=(0, 1))
 
 
-def _check_index_kernel(x, high: int):
+def _check_index_kernel(x, high: int, dim: int | None = None):
     bad = x[(x < 0) | (x >= high)]
-    if bad.size:
+    if bad.size and dim is None:
         raise IndexError(f"Target {bad.flat[0]} is out of bounds.")
+    if bad.size:
+        raise RuntimeError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with "
+                           f"size {high}")
     return x
 
 
-# x itself, once every value is a valid index below ``high`` (class labels: a one-hot made by
-# comparison would silently give a zero row for an out-of-range label).
+# x itself, once every value is a valid index below ``high``: class labels (``dim`` None; a
+# one-hot made by comparison would silently give a zero row for an out-of-range label), or
+# gather's indices along ``dim`` (getitem would wrap a negative one around).
 check_index = Primitive(name="check_index",
                         kind=Kind.OPAQUE,
                         kernel=_check_index_kernel,
-                        shape_rule=lambda x, high: x.shape,
+                        shape_rule=lambda x, high, dim=None: x.shape,
                         dtype_rule=_dtype_of_first)
 
 def _arange_like_kernel(like, axis: int):
@@ -215,4 +219,59 @@ nonzero = Primitive(name="nonzero", kind=Kind.OPAQUE, kernel=_nonzero_kernel,
                     shape_rule=lambda x: (None, x.ndim),
                     dtype_rule=lambda x: np.dtype(np.int64))
 
-PRIMITIVES = (getitem, scatter_add, index_put, check_index, arange_like, nonzero)
+def gather_index(x, index, axis: int) -> tuple[Spec, list]:
+    """The index of ``x[...]`` that gathers: ``index`` along ``axis`` (checked, so that a
+    negative one is refused as torch does rather than wrapped around), and each element's
+    own position along every other axis (on the shared surface: nodes or tensors)."""
+    size = x.shape[axis] if x.ndim else 1
+    along = index if size is None else index._apply(check_index, index, high=size, dim=axis)
+    arrays = [along if d == axis else
+              index._arange_like(d).reshape([-1 if k == d else 1 for k in range(index.ndim)])
+              for d in range(index.ndim)]
+    return tuple(("array", k) for k in range(len(arrays))), arrays
+
+
+def _gather_kernel(x, index, axis: int):
+    _check_index_kernel(index, x.shape[axis] if x.ndim else 1, axis)
+    if not x.ndim:
+        return x.copy()
+    grid = np.indices(index.shape, sparse=True)
+    return x[tuple(index if d == axis else grid[d] for d in range(index.ndim))]
+
+
+def _gather_shape(x, index, axis: int) -> Shape:
+    if index.ndim != x.ndim and (x.ndim or index.ndim > 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    for d, (i, n) in enumerate(zip(index.shape, x.shape)):
+        if d != axis and None not in (i, n) and i > n:
+            raise RuntimeError(f"Size does not match at dimension {d} expected index "
+                               f"{list(index.shape)} to be smaller than self {list(x.shape)} "
+                               f"apart from dimension {axis}")
+    return index.shape
+
+
+def _gather_dtype(x, index, axis: int) -> np.dtype:
+    if index.dtype not in (np.int32, np.int64):
+        raise TypeError("gather(): Expected dtype int32/int64 for index")
+    return x.dtype
+
+
+def _gather_decomposition(x, index, axis: int):
+    spec, arrays = gather_index(x, index, axis)
+    return x._getitem(arrays, spec)
+
+
+def _gather_vjp(g, out, x, index, axis: int):
+    spec, arrays = gather_index(x, index, axis)
+    return g._scatter_add(x, arrays, spec)
+
+
+# torch.gather: out[i][j] = x[i][index[i][j]] for axis 1, and likewise for any axis. A
+# composite: one node (ONNX's GatherElements) that the compiler expands into getitem.
+gather = Primitive(name="gather", kind=Kind.OPAQUE, kernel=_gather_kernel,
+                   shape_rule=_gather_shape, dtype_rule=_gather_dtype,
+                   vjps=(_gather_vjp, None), saves=Saves.INPUTS, grad_name="GatherBackward0",
+                   decomposition=_gather_decomposition)
+
+PRIMITIVES = (getitem, scatter_add, index_put, check_index, arange_like, nonzero, gather)

@@ -179,4 +179,26 @@ def _size_of_kernel(x, axes):
 size_of = Primitive(name="size_of", kind=Kind.OPAQUE, kernel=_size_of_kernel,
                     shape_rule=lambda x, axes: (), dtype_rule=lambda x, axes: x.dtype)
 
-PRIMITIVES = (sum, mean, prod, max, min, argmax, argmin, sum_to, size_of)
+def _cumsum_kernel(x, axis: int):
+    if x.ndim == 0:  # torch: a 0-d value is its own running sum
+        return x.astype(_sum_dtype(x))
+    return np.cumsum(x, axis, dtype=_sum_dtype(x))
+
+
+def _reversed(x, axis: int):
+    return x[(slice(None),) * axis + (slice(None, None, -1),)]
+
+
+def _cumsum_vjp(g, out, x, axis: int):
+    # Each input counts in every later running sum: the running sums of g taken backwards
+    # (flip, cumsum, flip: no cancellation, unlike total - cumsum + g).
+    return g if not g.ndim else _reversed(_reversed(g, axis).cumsum(axis), axis)
+
+
+# Running sums along one axis (torch's cumsum; integers sum in int64): a scan, which fusion
+# treats as opaque.
+cumsum = Primitive(name="cumsum", kind=Kind.OPAQUE, kernel=_cumsum_kernel,
+                   shape_rule=lambda x, axis: x.shape, dtype_rule=_sum_dtype,
+                   vjps=(_cumsum_vjp,), grad_name="CumsumBackward0")
+
+PRIMITIVES = (sum, mean, prod, max, min, argmax, argmin, sum_to, size_of, cumsum)

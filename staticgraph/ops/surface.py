@@ -25,7 +25,9 @@ MinMax = namedtuple("MinMax", ["values", "indices"])  # torch.return_types.max
 _UFUNCS = {np.add: "__add__", np.subtract: "__sub__", np.multiply: "__mul__",
            np.true_divide: "__truediv__", np.power: "__pow__", np.negative: "__neg__",
            np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.tanh: "tanh", np.absolute: "abs",
-           np.sign: "sign", np.maximum: "maximum", np.minimum: "minimum", np.equal: "__eq__",
+           np.sign: "sign", np.floor: "floor", np.sin: "sin", np.cos: "cos",
+           np.floor_divide: "__floordiv__", np.remainder: "__mod__", np.maximum: "maximum",
+           np.minimum: "minimum", np.equal: "__eq__",
            np.not_equal: "__ne__", np.less: "__lt__", np.less_equal: "__le__",
            np.greater: "__gt__", np.greater_equal: "__ge__"}
 
@@ -92,6 +94,13 @@ class Surface:
     def __rmul__(self, other): return self._binary(P.mul, other)
     def __truediv__(self, other): return self._binary(P.div, other)
     def __rtruediv__(self, other): return self._binary(P.div, other, reverse=True)
+    def __floordiv__(self, other): return self._binary(P.floor_divide, other)
+    def __rfloordiv__(self, other): return self._binary(P.floor_divide, other, reverse=True)
+    def __mod__(self, other):
+        name = "RemainderBackward0" if isinstance(other, _NUMBER) else "RemainderBackward1"
+        return self._binary(P.remainder, other, grad_name=name)
+
+    def __rmod__(self, other): return self._binary(P.remainder, other, reverse=True)
     def __matmul__(self, other): return self.matmul(other)
     def __rmatmul__(self, other): return self._operand(other).matmul(self)
     def __neg__(self): return self._apply(P.neg, self)
@@ -110,6 +119,8 @@ class Surface:
     mul = __mul__
     div = __truediv__
     pow = __pow__
+    floor_divide = __floordiv__
+    remainder = __mod__
 
     # -- comparisons and logic (results are bool and carry no gradient) ----------------------
     def __eq__(self, other): return self._binary(P.eq, other)  # type: ignore[override]
@@ -148,6 +159,9 @@ class Surface:
     def abs(self): return self._apply(P.abs, self)
     def sign(self): return self._apply(P.sign, self)
     def erf(self): return self._apply(P.erf, self)
+    def floor(self): return self._apply(P.floor, self)
+    def sin(self): return self._apply(P.sin, self)
+    def cos(self): return self._apply(P.cos, self)
     def neg(self): return self._apply(P.neg, self)
     def maximum(self, other): return self._binary(P.maximum, other)
     def minimum(self, other): return self._binary(P.minimum, other)
@@ -171,6 +185,16 @@ class Surface:
         if isinstance(other, _NUMBER):  # a weak scalar, as in torch: int.where(c, 1.5) is float
             other = self._lift(other, dtypes.result_type(self, other))
         return self._apply(P.where, self._operand(condition), self, self._operand(other))
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` holds, else this value (value takes this dtype, as torch)."""
+        mask = self._operand(mask)
+        if mask.dtype != dtypes.bool_:
+            raise self._error("masked_fill", TypeError, "masked_fill_ only supports boolean "
+                              f"masks, but got mask with dtype {dtypes.torch_name(mask.dtype)}")
+        value = value.to(self.dtype) if isinstance(value, Surface) else \
+            self._lift(value, self.dtype)
+        return self._apply(P.where, mask, value, self, grad_name="MaskedFillBackward0")
 
     # -- reductions --------------------------------------------------------------------------
     def _axes(self, dim, ndim: int | None = None) -> tuple[int, ...]:
@@ -202,6 +226,53 @@ class Surface:
 
     def prod(self, dim=None, keepdim: bool = False):
         return self._reduce(P.prod, dim, keepdim, "ProdBackward0" if dim is None else None)
+
+    def cumsum(self, dim: int):
+        return self._apply(P.cumsum, self, axis=self._axis(dim) if self.ndim else 0)
+
+    def var(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None):
+        """The variance over ``dim``, divided by n - correction (torch's default 1: Bessel's
+        correction; ``unbiased=False`` is correction 0)."""
+        if not dtypes.is_floating(self.dtype):
+            raise self._error("var", TypeError, "std and var only support floating point and "
+                              f"complex dtypes, got {dtypes.torch_name(self.dtype)}")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        axes = self._reduced_axes(dim)
+        centered = self - self.mean(axes, keepdim=True)
+        # (n - correction <= 0 divides by 0: inf or nan, as torch)
+        return (centered * centered).sum(axes, keepdim) / (
+            self._size_of(axes) - correction).clamp(min=0)
+
+    def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def norm(self, p: float | str = "fro", dim=None, keepdim: bool = False):
+        """The vector p-norm over ``dim`` (all elements by default; "fro" is 2). Its gradient
+        at a zero vector is zero, as torch's, not the nan of differentiating a root at 0."""
+        p = 2 if p == "fro" else p
+        if not isinstance(p, _NUMBER):
+            raise self._error("norm", ValueError, f"norm of order {p!r} is not supported: "
+                              "give a number, inf, -inf or 'fro'")
+        axes, a = self._reduced_axes(dim), self.abs()
+        if p == float("inf") or p == -float("inf"):
+            return (a.amax if p > 0 else a.amin)(axes, keepdim)
+        if p == 0:
+            return (a != 0).to(self.dtype).sum(axes, keepdim)
+        if p == 1:
+            return a.sum(axes, keepdim)
+        total = (a * a if p == 2 else a ** p).sum(axes, keepdim)
+        nonzero = total > 0
+        root = total.where(nonzero, 1) ** (1 / p)  # where, twice: no 0 ** (1/p - 1) = inf
+        return root.where(nonzero, 0)
+
+    def any(self, dim=None, keepdim: bool = False):
+        return (self != 0).sum(self._reduced_axes(dim), keepdim) > 0
+
+    def all(self, dim=None, keepdim: bool = False):
+        return (self == 0).sum(self._reduced_axes(dim), keepdim) == 0
 
     def _extremum(self, prim: Primitive, arg: Primitive, binary: Primitive, dim, keepdim):
         if dim is None:
@@ -327,6 +398,60 @@ class Surface:
 
     broadcast_to = expand
 
+    def repeat(self, *sizes):
+        """torch's repeat (numpy's tile): ``sizes[i]`` copies along dimension i."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
+            else sizes
+        if len(sizes) < self.ndim:
+            raise self._error("repeat", RuntimeError, "Number of dimensions of repeat dims can "
+                              "not be smaller than number of dimensions of tensor")
+        lead = len(sizes) - self.ndim
+        x = self.unsqueeze(tuple(range(lead))) if lead else self
+        shape = (1,) * lead + tuple(self.shape)
+        # (1, d0, 1, d1, ...) broadcast to (r0, d0, r1, d1, ...), then merged pairwise
+        spread = x.unsqueeze(tuple(range(0, 2 * len(sizes), 2)))
+        spread = spread.expand(*(d for r in sizes for d in (r, -1)))
+        merged = [None if d is None else r * d for r, d in zip(sizes, shape)]
+        if merged.count(None) > 1:
+            raise self._error("repeat", ShapeError, f"repeat of shape {self.shape}: a reshape "
+                              "can leave only one dimension unknown")
+        return spread.reshape(*(-1 if d is None else d for d in merged))
+
+    def split(self, split_size_or_sections, dim: int = 0) -> tuple:
+        """Pieces along ``dim``: each of ``split_size`` (the last may be smaller), or of the
+        sizes in a list."""
+        axis = self._axis(dim)
+        n = self.shape[axis]
+        if n is None:
+            raise self._error("split", ShapeError, f"dimension {axis} is unknown until run "
+                              "time: split needs its size")
+        if isinstance(split_size_or_sections, int):
+            size = split_size_or_sections
+            if size <= 0 and n:
+                raise self._error("split", RuntimeError, "split_size can only be 0 if "
+                                  f"dimension size is 0, but got dimension size of {n}")
+            sizes = [min(size, n - at) for at in range(0, n, size)] if size else [0]
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+            if sum(sizes) != n or min(sizes, default=0) < 0:
+                raise self._error("split", RuntimeError, "split_with_sizes expects split_sizes "
+                                  f"to sum exactly to {n} (input tensor's size at dimension "
+                                  f"{axis}), but got split_sizes={sizes}")
+        ends = np.cumsum([0, *sizes]).tolist()
+        keep = (("slice", None, None, None),) * axis
+        name = "SplitBackward0" if isinstance(split_size_or_sections, int) else \
+            "SplitWithSizesBackward0"
+        return tuple(self._apply(P.getitem, self, spec=keep + (("slice", a, b, None),),
+                                 grad_name=name) for a, b in zip(ends, ends[1:]))
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        """At most ``chunks`` pieces of equal size along ``dim`` (the last may be smaller)."""
+        if chunks <= 0:
+            raise self._error("chunk", RuntimeError,
+                              "chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+        n = self.shape[self._axis(dim)]
+        return self.split(-(-n // chunks) if n else 0, dim)  # (split names an unknown size)
+
     def expand_as(self, other):
         return self._apply(P.expand_as, self, self._operand(other))
 
@@ -359,6 +484,11 @@ class Surface:
         name = {"int": "SelectBackward0", "slice": "SliceBackward0",
                 "new": "UnsqueezeBackward0", "array": "IndexBackward0"}[last]
         return self._apply(P.getitem, self, *arrays, spec=spec, grad_name=name)
+
+    def gather(self, dim: int, index):
+        """torch.gather: along ``dim``, the element ``index`` names (int64 of this rank)."""
+        return self._apply(P.gather, self, self._operand(index),
+                           axis=self._axis(dim) if self.ndim else 0)
 
     def nonzero(self):
         """The positions of the nonzero elements: int64 of shape (n, ndim), n known only

@@ -112,6 +112,9 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.sqrt: _ufunc(np.sqrt), P.tanh: _ufunc(np.tanh),
     P.abs: _ufunc(np.abs), P.sign: NumpyLowering(sign_kernel),
     P.erf: _ufunc(P.erf.kernel),  # scipy.special.erf
+    P.floor: _ufunc(np.floor), P.sin: _ufunc(np.sin), P.cos: _ufunc(np.cos),
+    # (their kernels, which refuse an integer division by zero as torch does)
+    P.floor_divide: _own_out(P.floor_divide), P.remainder: _own_out(P.remainder),
     P.sigmoid: NumpyLowering(lambda x, out: np.copyto(out, sigmoid_kernel(x))),
     P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
     P.threshold_backward: NumpyLowering(threshold_backward_into),
@@ -131,6 +134,8 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.max: _own_out(P.max), P.min: _own_out(P.min),
     P.argmax: ALLOCATES, P.argmin: ALLOCATES, P.size_of: ALLOCATES,
     P.sum_to: NumpyLowering(sum_to_into),
+    P.cumsum: NumpyLowering(lambda x, out, axis: np.cumsum(x, axis, dtype=out.dtype, out=out)
+                            if x.ndim else np.copyto(out, x, casting="unsafe")),
     # movement: numpy views; broadcasts also materialise into a buffer inside fused kernels
     P.reshape: VIEWS, P.reshape_as: VIEWS, P.transpose: VIEWS, P.expand_dims: VIEWS,
     P.squeeze: VIEWS,
@@ -143,7 +148,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     # composites: decomposed by default; as one node (passes without "decompose"), their
     # reference kernels run
     P.softmax: ALLOCATES, P.log_softmax: ALLOCATES, P.gelu: ALLOCATES, P.layer_norm: ALLOCATES,
-    P.nll_loss: ALLOCATES, P.mse_loss: ALLOCATES,
+    P.nll_loss: ALLOCATES, P.mse_loss: ALLOCATES, P.gather: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

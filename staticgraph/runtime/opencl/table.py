@@ -140,6 +140,21 @@ def _math_expr(function: str) -> Expr:
     return expr
 
 
+def _floating_helper(function: str) -> Expr:
+    """A helper of the prelude on floats; integers (whose division by zero must raise) run
+    on the host."""
+    def expr(args, operands, out, **_):
+        if not _floating(out):
+            return None
+        return f"{function}({', '.join(cast(a, o.dtype, out) for a, o in zip(args, operands))})"
+    return expr
+
+
+def _floor(args, operands, out, **_):
+    a = cast(args[0], operands[0].dtype, out)
+    return f"floor({a})" if _floating(out) else a
+
+
 def _neg(args, operands, out, **_):
     return f"(-{cast(args[0], operands[0].dtype, out)})"
 
@@ -253,7 +268,10 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.div: _v(_div), P.pow: _v(_pow, costly=True), P.maximum: _v(_extreme(">")),
     P.minimum: _v(_extreme("<")), P.neg: _v(_neg), P.exp: _math("exp"),
     P.log: _math("log"), P.sqrt: _v(_math_expr("sqrt")), P.tanh: _math("tanh"),
-    P.erf: _math("erf"), P.abs: _v(_abs), P.sign: _e(_sign), P.sigmoid: _e(_sigmoid),
+    P.erf: _math("erf"), P.floor: _v(_floor), P.sin: _math("sin"), P.cos: _math("cos"),
+    P.floor_divide: _e(_floating_helper("sg_floor_divide")),
+    P.remainder: _e(_floating_helper("sg_remainder")), P.abs: _v(_abs), P.sign: _e(_sign),
+    P.sigmoid: _e(_sigmoid),
     P.relu: _e(_relu), P.threshold_backward: _e(_threshold_backward),
     P.softplus: _e(_softplus), P.clamp: _e(_clamp), P.where: _e(_where), P.cast: _e(_cast),
     P.fill: _e(_fill), P.stop_gradient: VIEW,
@@ -264,7 +282,7 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     # reductions: what they compute is the primitive's ``reduction``
     P.sum: REDUCE, P.mean: REDUCE, P.prod: REDUCE, P.max: REDUCE, P.min: REDUCE,
     P.sum_to: OpenCLLowering(How.SUM_TO),
-    P.argmax: HOST, P.argmin: HOST, P.size_of: HOST,
+    P.argmax: HOST, P.argmin: HOST, P.size_of: HOST, P.cumsum: HOST,
     # movement
     P.reshape: VIEW, P.reshape_as: VIEW, P.expand_dims: VIEW, P.squeeze: VIEW,
     P.transpose: INDEX_MAP, P.broadcast_to: INDEX_MAP, P.expand_as: INDEX_MAP,
@@ -274,7 +292,7 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.arange_like: HOST, P.nonzero: HOST,
     # composites: decomposed into the primitives above unless the passes leave them whole
     P.softmax: HOST, P.log_softmax: HOST, P.gelu: HOST, P.layer_norm: HOST,
-    P.nll_loss: HOST, P.mse_loss: HOST,
+    P.nll_loss: HOST, P.mse_loss: HOST, P.gather: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
@@ -319,6 +337,16 @@ OVERLOAD $T sg_sigmoid($T x) {
     $T e = exp(-fabs(x)); $T r = ($T)1 / (($T)1 + e); return x >= 0 ? r : e * r; }
 OVERLOAD $T sg_softplus($T x, $T beta, $T threshold) {
     return x * beta > threshold ? x : log1p(exp(x * beta)) / beta; }
+OVERLOAD $T sg_floor_divide($T a, $T b) {  /* numpy's (Python's) floor division */
+    if (b == 0) return a / b;
+    $T m = fmod(a, b), d = (a - m) / b;
+    if (m != 0 && ((b < 0) != (m < 0))) d -= 1;
+    if (d == 0) return copysign(($T)0, a / b);
+    $T f = floor(d); return d - f > ($T)0.5 ? f + 1 : f; }
+OVERLOAD $T sg_remainder($T a, $T b) {  /* the sign of b, as numpy's and torch's % */
+    $T m = fmod(a, b);
+    if (m == 0) return copysign(($T)0, b);
+    return ((b < 0) != (m < 0)) ? m + b : m; }
 OVERLOAD $V sg_max($V a, $V b) { return (isnan(a) || a > b) ? a : b; }
 OVERLOAD $V sg_min($V a, $V b) { return (isnan(a) || a < b) ? a : b; }
 """)
