@@ -109,6 +109,7 @@ EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           where=shared.where, softmax=shared.softmax,
                           log_softmax=shared.log_softmax, softplus=shared.softplus,
                           nll_loss=shared.nll_loss,
+                          binary_cross_entropy=shared.binary_cross_entropy,
                           arange_like=lambda x, axis: x._arange_like(axis))
 
 
@@ -119,7 +120,7 @@ def torch_f():
                            mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
                            stack=torch.stack, where=torch.where, softmax=torch.softmax,
                            log_softmax=torch.log_softmax, softplus=tf.softplus,
-                           nll_loss=tf.nll_loss,
+                           nll_loss=tf.nll_loss, binary_cross_entropy=tf.binary_cross_entropy,
                            arange_like=lambda x, axis: torch.arange(x.shape[axis]))
 
 
@@ -346,6 +347,27 @@ SPECS: list[OpSpec] = [
     S("layer_norm_plain", lambda F, x: F.layer_norm(x, (2, 3)), _in((4, 2, 3)),
       lambda x: _layer_norm(x.reshape(4, 6), 1, 0).reshape(4, 2, 3),
       "NativeLayerNormBackward0"),
+    S("nll_loss_ignore", lambda F, x, y: F.nll_loss(x, y.masked_fill(y == 1, -100)),
+      (Input((6, 4)), Input((6,), "int:4")),
+      lambda x, y: -x[np.arange(6), y][y != 1].sum() / (y != 1).sum(), "NllLossBackward0"),
+    S("cross_entropy_smoothing", lambda F, x, y: F.cross_entropy(
+        x, y.masked_fill(y == 2, -100), ignore_index=-100, label_smoothing=0.2, reduction="sum"),
+      (Input((6, 4)), Input((6,), "int:4")), lambda x, y: (
+          0.8 * -_log_softmax(x, -1)[np.arange(6), y][y != 2].sum()
+          + 0.05 * -_log_softmax(x, -1)[y != 2].sum())),
+    S("cross_entropy_smoothing_mean", lambda F, x, y: F.cross_entropy(
+        x, y, ignore_index=0, label_smoothing=0.1), (Input((6, 4)), Input((6,), "int:4")),
+      lambda x, y: (0.9 * -_log_softmax(x, -1)[np.arange(6), y][y != 0].sum()
+                    + 0.025 * -_log_softmax(x, -1)[y != 0].sum()) / (y != 0).sum()),
+    S("binary_cross_entropy", lambda F, x, y: F.binary_cross_entropy(x, y),
+      _in((3, 4), (3, 4), kind="simplex"),
+      lambda x, y: -(y * np.log(x) + (1 - y) * np.log1p(-x)).mean(),
+      "BinaryCrossEntropyBackward0"),
+    S("binary_cross_entropy_weight", lambda F, x, y, m: F.binary_cross_entropy(
+        x, y, m.type_as(x) + 0.5, reduction="none"),
+      _in((3, 4), (3, 4), kind="simplex") + (Input((4,), "mask"),),
+      lambda x, y, m: -(y * np.log(x) + (1 - y) * np.log1p(-x)) * (m + 0.5),
+      "BinaryCrossEntropyBackward0"),
     S("cross_entropy", lambda F, x, y: F.cross_entropy(x, y),
       (Input((4, 5)), Input((4,), "int:5")), _cross_entropy, "NllLossBackward0"),
     S("cross_entropy_sum", lambda F, x, y: F.cross_entropy(x, y, reduction="sum"),

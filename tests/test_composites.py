@@ -1,4 +1,5 @@
-"""Composite primitives (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss): one
+"""Composite primitives (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss,
+binary_cross_entropy, gather): one
 kernel and one recorded node in eager, a decomposition the compiler expands, and the same
 values and gradients either way."""
 
@@ -23,8 +24,8 @@ COMPOSITE_SPECS = [s for s in SPECS if any(
 
 
 def test_the_composites_are_the_ones_torch_records_as_one_node() -> None:
-    assert COMPOSITES == ["gelu", "layer_norm", "log_softmax", "mse_loss", "nll_loss",
-                          "softmax"]
+    assert COMPOSITES == ["binary_cross_entropy", "gather", "gelu", "layer_norm", "log_softmax",
+                          "mse_loss", "nll_loss", "softmax"]
 
 
 @pytest.mark.parametrize("spec", COMPOSITE_SPECS, ids=[s.name for s in COMPOSITE_SPECS])

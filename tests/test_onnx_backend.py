@@ -56,8 +56,6 @@ EXCLUDED = {
 # Whole families, by a part of their names.
 EXCLUDED_PATTERNS = (
     ("test_nllloss_", "_weight", "NegativeLogLikelihoodLoss with class weights is not imported"),
-    ("test_nllloss_", "_ii", "NegativeLogLikelihoodLoss with ignore_index is not imported"),
-    ("test_nllloss_", "_expanded", "the expansion uses GatherElements, which is not imported"),
     ("test_gathernd_", "batch_dim1", "GatherND with batch_dims other than 0 is not imported"),
     ("test_scatter_elements_", "_reduction_m", "ScatterElements reductions other than none "
                                                "and add (mul, max, min) are not imported"),

@@ -499,10 +499,6 @@ BAD = {
                           [_int64s("t", [0, 2]),
                            numpy_helper.from_array(np.ones(3, np.float32), "w")]),
         "node 'bad' (NegativeLogLikelihoodLoss), opset 17: class weights are not supported"),
-    "NLL with ignore_index": (
-        lambda: _one_node("NegativeLogLikelihoodLoss", ["x", "t"], [_int64s("t", [0, 2])],
-                          ignore_index=-100),
-        "node 'bad' (NegativeLogLikelihoodLoss), opset 17: ignore_index is not supported"),
     "GatherND with batch_dims": (
         lambda: _one_node("GatherND", ["x", "i"], [_int64s("i", [[0], [1]])], batch_dims=1),
         "node 'bad' (GatherND), opset 17: batch_dims 1 is not supported, only 0"),

@@ -280,7 +280,7 @@ def convert_nll_loss(ctx: Context) -> str:
         log_p = ctx.emit("Unsqueeze", log_p, ctx.ints([0]))
         target = ctx.emit("Unsqueeze", target, ctx.ints([0]))
     loss = ctx.emit("NegativeLogLikelihoodLoss", log_p, target,
-                    reduction=ctx.params["reduction"])
+                    reduction=ctx.params["reduction"], ignore_index=ctx.params["ignore_index"])
     if len(ctx.shape(0)) == 1 and ctx.params["reduction"] == "none":
         loss = ctx.emit("Squeeze", loss, ctx.ints([0]))
     return loss
@@ -324,6 +324,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.gelu: convert_gelu, P.layer_norm: convert_layer_norm, P.nll_loss: convert_nll_loss,
     P.mse_loss: convert_decomposed,  # ONNX has no squared-error loss operator
     P.gather: convert_gather,
+    P.binary_cross_entropy: convert_decomposed,  # ONNX has no binary cross-entropy operator
 }
 
 # Primitives ONNX cannot express, with the reason export gives. Every current primitive has

@@ -216,17 +216,17 @@ def _negative_log_likelihood_loss(b, node, xs, attrs):
     (N, d1, ...) as rows of C, the per-element losses shaped back like the targets."""
     if len(xs) > 2 and xs[2] is not None:
         raise ONNXError("class weights are not supported")
-    if "ignore_index" in attrs:
-        raise ONNXError("ignore_index is not supported")
     x, target = xs[0], xs[1].long()
     if x.ndim < 2 or x.shape[1] is None:
         raise ONNXError(f"log-probabilities of shape {x.shape}: (N, C, ...) with the number "
                         "of classes C known when importing is needed")
     reduction = attrs.get("reduction", "mean")
+    # (ONNX has no default ignore_index: without one no class is ignored)
+    ignore_index = attrs.get("ignore_index", np.iinfo(np.int64).min)
     if x.ndim == 2:
-        return functional.nll_loss(x, target, reduction)
+        return functional.nll_loss(x, target, reduction, ignore_index=ignore_index)
     rows = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
-    loss = functional.nll_loss(rows, target.reshape(-1), reduction)
+    loss = functional.nll_loss(rows, target.reshape(-1), reduction, ignore_index=ignore_index)
     return loss.reshape_as(target) if reduction == "none" else loss
 
 

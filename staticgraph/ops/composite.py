@@ -1,4 +1,5 @@
-"""Composite primitives: softmax, log_softmax, layer_norm, gelu, nll_loss and mse_loss. Each
+"""Composite primitives: softmax, log_softmax, layer_norm, gelu, nll_loss, mse_loss and
+binary_cross_entropy (gather, another, lives with indexing). Each
 is one primitive (one numpy kernel and one recorded node in eager, with torch's grad_fn name;
 one ONNX operator where the opset has it) and carries a ``decomposition`` into simpler
 primitives, written with the shared surface, that the compiler expands before fusion (torch
@@ -189,50 +190,55 @@ def _reduce_loss_array(loss: np.ndarray, reduction: str) -> np.ndarray:
     return loss.sum() if reduction == "sum" else loss
 
 
-def _check_targets(target: np.ndarray, classes: int) -> None:
-    bad = target[(target < 0) | (target >= classes)]
+def _nll_loss_kernel(log_p, target, reduction: str, ignore_index: int):
+    classes = log_p.shape[-1]
+    kept = target != ignore_index
+    bad = target[kept & ((target < 0) | (target >= classes))]
     if bad.size:
         raise IndexError(f"Target {bad.flat[0]} is out of bounds.")
+    picked = np.take_along_axis(log_p, np.where(kept, target, 0)[..., None], axis=-1)[..., 0]
+    loss = np.where(kept, -picked, 0).astype(log_p.dtype, copy=False)
+    if reduction != "mean":
+        return _reduce_loss_array(loss, reduction)
+    with np.errstate(invalid="ignore"):  # every row ignored: 0 / 0, nan as in torch
+        return np.asarray(loss.sum() / log_p.dtype.type(kept.sum()))
 
 
-def _nll_loss_kernel(log_p, target, reduction: str):
-    classes = log_p.shape[-1]
-    _check_targets(target, classes)
-    picked = np.take_along_axis(log_p, target[..., None], axis=-1)[..., 0]
-    return _reduce_loss_array(-picked, reduction)
-
-
-def _target_mask(log_p, target):
-    """Where each row's target class is: an elementwise comparison (so a decomposed loss and
-    its gradient fuse into one kernel)."""
+def _target_mask(log_p, target, ignore_index: int):
+    """Where each row's target class is, and no row where the target is ``ignore_index``: an
+    elementwise comparison (so a decomposed loss and its gradient fuse into one kernel)."""
     classes = log_p.shape[-1]
     if classes is None:
         raise log_p._error("nll_loss", ShapeError, "needs the number of classes (the last "
                            "dimension of the log-probabilities) to be known")
-    target = target._apply(check_index, target, high=classes)
-    return target.unsqueeze(-1) == log_p._lift(np.arange(classes))
+    kept = target != ignore_index
+    checked = target._apply(check_index, target.where(kept, 0), high=classes)
+    return (checked.unsqueeze(-1) == log_p._lift(np.arange(classes))) & kept.unsqueeze(-1)
 
 
-def _nll_loss_decomposition(log_p, target, reduction: str):
+def _kept_count(log_p, target, ignore_index: int):
+    """How many targets are not ignored: what a mean divides by (torch's total weight)."""
+    return (target != ignore_index).to(log_p.dtype).sum()
+
+
+def _nll_loss_decomposition(log_p, target, reduction: str, ignore_index: int):
     # where, not a product with a one-hot: -inf * 0 would be nan
-    picked = log_p.where(_target_mask(log_p, target), 0).sum(-1)
-    return reduce_loss(-picked, reduction)
+    loss = -log_p.where(_target_mask(log_p, target, ignore_index), 0).sum(-1)
+    if reduction == "mean":
+        return loss.sum() / _kept_count(log_p, target, ignore_index)
+    return reduce_loss(loss, reduction)
 
 
-def _per_row(g, log_p, reduction: str):
-    """The cotangent of each row's loss, shaped to broadcast against log_p's rows."""
-    if reduction == "none":
-        return g.unsqueeze(-1) if log_p.ndim == 2 else g
-    if reduction == "mean" and log_p.ndim == 2:
-        return g / log_p._size_of((0,))
-    return g
+def _nll_loss_vjp(g, out, log_p, target, reduction: str, ignore_index: int):
+    if reduction == "none" and log_p.ndim == 2:
+        g = g.unsqueeze(-1)
+    elif reduction == "mean":
+        g = g / _kept_count(log_p, target, ignore_index)
+    # where: 0 off the targets even when every row is ignored (g / 0 is inf)
+    return (-g).where(_target_mask(log_p, target, ignore_index), 0)
 
 
-def _nll_loss_vjp(g, out, log_p, target, reduction: str):
-    return -(_per_row(g, log_p, reduction) * _target_mask(log_p, target).to(log_p.dtype))
-
-
-def _nll_loss_shape(log_p, target, reduction: str) -> Shape:
+def _nll_loss_shape(log_p, target, reduction: str, ignore_index: int) -> Shape:
     if log_p.ndim not in (1, 2) or target.ndim != log_p.ndim - 1:
         raise ShapeError(f"nll_loss expects log-probabilities (N, C) with targets (N,), or (C,) "
                          f"with a 0-d target; got {tuple(log_p.shape)} and {tuple(target.shape)}")
@@ -245,7 +251,7 @@ def _nll_loss_shape(log_p, target, reduction: str) -> Shape:
     return tuple(target.shape) if reduction == "none" else ()
 
 
-def _nll_loss_dtype(log_p, target, reduction: str) -> np.dtype:
+def _nll_loss_dtype(log_p, target, reduction: str, ignore_index: int) -> np.dtype:
     if target.dtype != dtypes.int64:
         raise dtypes.DTypeError("expected scalar type Long but found "
                                 + dtypes.torch_name(target.dtype))
@@ -253,7 +259,8 @@ def _nll_loss_dtype(log_p, target, reduction: str) -> np.dtype:
 
 
 # The negative log-likelihood of each row's target class (torch's nll_loss without class
-# weights): cross_entropy is log_softmax then this, as torch records it.
+# weights; rows whose target is ``ignore_index`` count for nothing, in the mean too):
+# cross_entropy is log_softmax then this, as torch records it.
 nll_loss = Primitive(
     name="nll_loss", kind=Kind.OPAQUE, kernel=_nll_loss_kernel, shape_rule=_nll_loss_shape,
     dtype_rule=_nll_loss_dtype, vjps=(_nll_loss_vjp, None), saves=Saves.INPUTS,
@@ -289,4 +296,43 @@ mse_loss = Primitive(
     dtype_rule=promoted_float, vjps=_mse_loss_vjp, saves=Saves.INPUTS,
     grad_name="MseLossBackward0", decomposition=_mse_loss_decomposition)
 
-PRIMITIVES = (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss)
+def _bce_kernel(x, target, *weight, reduction: str):
+    if ((x < 0) | (x > 1)).any():  # (nan passes, as in torch)
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    # torch clamps each log at -100, so that a certain wrong answer costs 100, not inf
+    loss = -(target * np.maximum(np.log(x), -100) + (1 - target) * np.maximum(np.log1p(-x), -100))
+    return _reduce_loss_array(loss * weight[0] if weight else loss, reduction)
+
+
+def _bce_decomposition(x, target, *weight, reduction: str):
+    loss = -(target * x.log().clamp(min=-100) + (1 - target) * (1 - x).log().clamp(min=-100))
+    return reduce_loss(loss * weight[0] if weight else loss, reduction)
+
+
+def _bce_vjp(g, out, x, target, *weight, reduction: str, index: int):
+    """torch's binary_cross_entropy_backward: (x - y) / max(x (1 - x), 1e-12) for the input,
+    log(1 - x) - log(x) (unclamped) for the target."""
+    if reduction == "mean":
+        g = g / x._size_of(tuple(range(x.ndim)))
+    if weight:
+        g = g * weight[0]
+    if index == 0:
+        return g * (x - target) / (x * (1 - x)).clamp(min=1e-12)
+    return g * ((1 - x).log() - x.log())
+
+
+def _bce_shape(x, target, *weight, reduction: str) -> Shape:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return x.shape if reduction == "none" else ()
+
+
+# torch's binary_cross_entropy of probabilities x against targets y (an optional weight per
+# element): its own gradient rule, which stays finite where x is 0 or 1.
+binary_cross_entropy = Primitive(
+    name="binary_cross_entropy", kind=Kind.OPAQUE, kernel=_float_kernel(_bce_kernel),
+    shape_rule=_bce_shape, dtype_rule=promoted_float, vjps=_bce_vjp, diff_inputs=(0, 1),
+    saves=Saves.INPUTS, grad_name="BinaryCrossEntropyBackward0",
+    decomposition=_bce_decomposition)
+
+PRIMITIVES = (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss, binary_cross_entropy)

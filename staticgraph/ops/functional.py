@@ -62,23 +62,52 @@ def _check_reduction(x, reduction: str) -> None:
         raise x._error("loss", ValueError, f"{reduction} is not a valid value for reduction")
 
 
-def nll_loss(input, target, reduction: str = "mean"):
-    """Log-probabilities ``(N, C)`` or ``(C,)``; class indices ``(N,)`` or ``()``."""
+def nll_loss(input, target, reduction: str = "mean", *, ignore_index: int = -100):
+    """Log-probabilities ``(N, C)`` or ``(C,)``; class indices ``(N,)`` or ``()``; targets equal
+    to ``ignore_index`` count for nothing (nor in the mean's count)."""
     _check_reduction(input, reduction)
-    return input._apply(P.nll_loss, input, input._operand(target), reduction=reduction)
+    return input._apply(P.nll_loss, input, input._operand(target), reduction=reduction,
+                        ignore_index=int(ignore_index))
 
 
-def cross_entropy(input, target, reduction: str = "mean"):
-    """Logits ``(N, C)`` or ``(C,)``; target class indices ``(N,)``/``()`` or probabilities."""
+def cross_entropy(input, target, reduction: str = "mean", *, ignore_index: int = -100,
+                  label_smoothing: float = 0.0):
+    """Logits ``(N, C)`` or ``(C,)``; target class indices ``(N,)``/``()`` or probabilities.
+    ``label_smoothing`` ε mixes the target with the uniform distribution over the C classes:
+    (1 - ε) of the loss from the targets, ε from the mean of -log p over classes."""
     if input.ndim not in (1, 2):
         raise input._error("cross_entropy", ShapeError, "expects logits of shape (N, C) or "
                            f"(C,), got {tuple(input.shape)}")
     _check_reduction(input, reduction)
-    class_dim = input.ndim - 1
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise input._error("cross_entropy", ValueError, "label_smoothing must be between 0.0 "
+                           f"and 1.0. Got: {label_smoothing}")
+    class_dim, classes = input.ndim - 1, input.shape[-1]
     log_p = log_softmax(input, class_dim)
+    target = input._operand(target)
     if dtypes.is_floating(target.dtype):
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / classes
         return composite.reduce_loss(-(log_p * target).sum(class_dim), reduction)
-    return nll_loss(log_p, target, reduction)
+    loss = nll_loss(log_p, target, reduction, ignore_index=ignore_index)
+    if not label_smoothing:
+        return loss
+    # torch's: the smoothing term over the rows that are not ignored, reduced alike
+    kept = target != ignore_index
+    smooth = (-log_p.sum(class_dim)).where(kept, 0)
+    smooth = smooth.sum() / kept.to(input.dtype).sum() if reduction == "mean" else \
+        composite.reduce_loss(smooth, reduction)
+    return (1 - label_smoothing) * loss + label_smoothing / classes * smooth
+
+
+def binary_cross_entropy(input, target, weight: Any = None, reduction: str = "mean"):
+    """Probabilities ``input`` against targets of the same size; each log is clamped at -100
+    (torch's), so a certain wrong answer costs 100, not inf."""
+    _check_reduction(input, reduction)
+    target = input._operand(target)
+    _check_same_size(input, target)
+    weights = [] if weight is None else [input._operand(weight)]
+    return input._apply(P.binary_cross_entropy, input, target, *weights, reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight: Any = None,

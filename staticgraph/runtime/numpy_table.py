@@ -149,6 +149,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     # reference kernels run
     P.softmax: ALLOCATES, P.log_softmax: ALLOCATES, P.gelu: ALLOCATES, P.layer_norm: ALLOCATES,
     P.nll_loss: ALLOCATES, P.mse_loss: ALLOCATES, P.gather: ALLOCATES,
+    P.binary_cross_entropy: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

@@ -293,6 +293,7 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     # composites: decomposed into the primitives above unless the passes leave them whole
     P.softmax: HOST, P.log_softmax: HOST, P.gelu: HOST, P.layer_norm: HOST,
     P.nll_loss: HOST, P.mse_loss: HOST, P.gather: HOST,
+    P.binary_cross_entropy: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
