@@ -365,3 +365,113 @@ def test_lr_schedulers_give_torchs_learning_rates(name) -> None:
         trajectories.append((lrs, p.detach().numpy()))
     assert trajectories[0][0] == trajectories[1][0]  # the learning rates, to the last bit
     np.testing.assert_allclose(*(t[1] for t in trajectories), rtol=1e-6)  # float32 steps
+
+
+# -- Tensor methods a tutorial types (values and gradients of each are in tests/opspecs.py) --
+
+def test_integer_division_and_remainder_follow_torch() -> None:
+    torch = pytest.importorskip("torch")
+    a, b = np.array([7, -7, 5, -5]), np.array([2, 2, -3, -3])
+    for op in (lambda x, y: x // y, lambda x, y: x % y, lambda x, y: x // 2.5,
+               lambda x, y: -3.5 % x, lambda x, y: x.to(torch.int32 if x.__module__ == "torch"
+                                                         else eager.int32) // 2):
+        want = op(torch.tensor(a), torch.tensor(b))
+        got = op(eager.tensor(a), eager.tensor(b))
+        assert str(got.dtype) == str(want.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    x = eager.tensor([1.5, -2.5], requires_grad=True)
+    assert not (x // 2).requires_grad  # torch's // has no gradient either
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        eager.tensor([1, 2]) // eager.tensor([1, 0])
+    with sg.Graph().as_default() as g:
+        i = sg.placeholder((2,), sg.int64, name="i")
+        q = 7 % i
+    with pytest.raises(sg.RunError, match="ZeroDivisionError"):
+        sg.Session(g).run(q, {i: [2, 0]})
+
+
+def test_reductions_and_pieces_match_torch_in_dtype_and_shape() -> None:
+    torch = pytest.importorskip("torch")
+    data = np.arange(12).reshape(3, 4) % 5
+    cases = {
+        "cumsum of ints sums in int64": lambda m, t: t.to(m.int32).cumsum(1),
+        "cumsum of bools": lambda m, t: (t > 2).cumsum(0),
+        "any": lambda m, t: t.any(), "all along a dim": lambda m, t: t.all(1, keepdim=True),
+        "masked_fill keeps the dtype": lambda m, t: t.masked_fill(t > 2, 0.5),
+        "repeat with a new leading dim": lambda m, t: t.repeat(2, 1, 2),
+        "gather along 0": lambda m, t: t.gather(0, m.tensor([[2, 0, 1, 1]])),
+    }
+    for what, f in cases.items():
+        got, want = f(eager, eager.tensor(data)), f(torch, torch.tensor(data))
+        assert str(got.dtype) == str(want.dtype).removeprefix("torch."), what
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=what)
+    pieces = eager.arange(10).chunk(4)
+    assert [p.tolist() for p in pieces] == [p.tolist() for p in torch.arange(10).chunk(4)]
+    assert [len(p) for p in eager.zeros(5, 2).split(2)] == [2, 2, 1]
+
+
+def test_torchs_errors_for_misused_methods() -> None:
+    x = eager.tensor([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match="std and var only support floating point"):
+        eager.tensor([1, 2]).var()
+    with pytest.raises(TypeError, match="masked_fill_ only supports boolean masks"):
+        x.masked_fill(eager.tensor([1, 0]), 0.0)
+    with pytest.raises(RuntimeError, match="split_with_sizes expects split_sizes to sum "
+                                           r"exactly to 2 .* but got split_sizes=\[1, 2\]"):
+        x.split([1, 2], 1)
+    with pytest.raises(RuntimeError, match="Number of dimensions of repeat dims"):
+        x.repeat(2)
+    with pytest.raises(RuntimeError, match="index 2 is out of bounds for dimension 1 with "
+                                           "size 2"):
+        x.gather(1, eager.tensor([[0, 2], [1, 1]]))
+    with pytest.raises(RuntimeError, match="index -1 is out of bounds"):
+        x.gather(1, eager.tensor([[0, -1], [1, 1]]))
+    with sg.Graph().as_default() as g:
+        node = sg.placeholder((2, 2), name="x")
+        picked = node.gather(1, sg.constant(np.array([[0, 1], [1, -1]])))
+    with pytest.raises(sg.RunError, match="index -1 is out of bounds"):
+        sg.Session(g).run(picked, {node: x.numpy()})  # (compiled: not wrapped around)
+
+
+def test_a_zero_vector_has_a_zero_norm_gradient_as_in_torch() -> None:
+    x = eager.zeros(3, requires_grad=True)
+    (x.norm() + x.norm(3)).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(3))
+
+
+def test_losses_with_ignored_targets_and_smoothing_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((5, 4)).astype(np.float32)
+    labels = np.array([1, -100, 3, 0, -100])
+    probs = np.abs(rng.standard_normal((5, 4))).astype(np.float32)
+    probs /= probs.sum(1, keepdims=True)
+    layers = [("CrossEntropyLoss", dict(label_smoothing=0.15), labels),
+              ("CrossEntropyLoss", dict(ignore_index=3, reduction="sum"), np.abs(labels) % 4),
+              ("CrossEntropyLoss", dict(label_smoothing=0.3), probs),
+              ("NLLLoss", dict(reduction="none"), labels),
+              ("NLLLoss", {}, np.full(5, -100))]  # every row ignored: nan, zero gradients
+    for name, options, target in layers:
+        x, tx = eager.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+        got = getattr(eager.nn, name)(**options)(x, eager.tensor(target))
+        want = getattr(torch.nn, name)(**options)(tx, torch.tensor(target))
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        got.sum().backward()
+        want.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_binary_cross_entropy_matches_torch_at_the_edges() -> None:
+    torch = pytest.importorskip("torch")
+    p = np.array([0.0, 0.3, 1.0, 0.9])
+    y = np.array([0.5, 1.0, 0.0, 0.9])
+    x, tx = eager.tensor(p, requires_grad=True), torch.tensor(p, requires_grad=True)
+    got = eager.nn.functional.binary_cross_entropy(x, eager.tensor(y), reduction="sum")
+    want = torch.nn.functional.binary_cross_entropy(tx, torch.tensor(y), reduction="sum")
+    assert got.grad_fn.name() == "BinaryCrossEntropyBackward0"
+    np.testing.assert_allclose(got.item(), want.item())  # log clamped at -100, not inf
+    got.backward()
+    want.backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())  # finite at 0 and 1
+    with pytest.raises(RuntimeError, match="all elements of input should be between 0 and 1"):
+        eager.nn.functional.binary_cross_entropy(eager.tensor([1.5]), eager.tensor([1.0]))
