@@ -34,6 +34,7 @@ def t_unary(g: Generator) -> bool:
         "pow_half": "({0}.abs() + 0.5) ** 0.5", "rpow": "2 ** {0}",
         "gelu": "F.gelu({0})", "gelu_tanh": "F.gelu({0}, approximate='tanh')",
         "sigmoid_m": "{0}.sigmoid()", "tanh_scaled": "({0} * 3).tanh()",
+        "sin": "{0}.sin()", "cos": "({0} * 2).cos()", "floor": "({0} * 2.5).floor()",
     }
     raw = {"log_raw", "sqrt_raw"}
     tag = str(rng.choice([k for k in exprs if k not in raw or rng.random() < 0.3]))
@@ -54,7 +55,10 @@ def t_binary(g: Generator, a: str) -> bool:
            ("{0} / ({1} * {1} + 0.5)", "div"), ("{0} / {1}", "div"),
            ("{0}.maximum({1})", "maximum"), ("{0}.minimum({1})", "minimum"),
            ("({0}.abs() + 0.5) ** {1}", "pow"), ("{0}.max({1})", "maximum"),
-           ("{0}.add({1})", "add"), ("{0}.mul({1})", "mul")]
+           ("{0}.add({1})", "add"), ("{0}.mul({1})", "mul"),
+           ("{0} % ({1}.abs() + 0.5)", "remainder"),
+           # (torch's // has no gradient: its operands are detached)
+           ("{0}.detach() // ({1}.detach().abs() + 0.5)", "floor_divide")]
     expr, tag = ops[int(rng.integers(len(ops)))]
     return g.try_op(expr, (a, b), tag)
 

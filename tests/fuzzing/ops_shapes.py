@@ -23,7 +23,12 @@ def t_reduce(g: Generator, a: str) -> bool:
     else:
         d = g.dim(a)
     name = str(rng.choice(["sum", "mean", "prod", "amax", "amin", "max_dim", "min_dim", "max",
-                           "min", "argmax", "argmin", "indices"]))
+                           "min", "argmax", "argmin", "indices", "cumsum", "var", "std", "norm"]))
+    if name == "cumsum":
+        return g.try_op(f"{{0}}.cumsum({d})", (a,), name)
+    if name in ("var", "std", "norm"):
+        return g.try_op(f"{{0}}.{name}({d}{kd})" if name != "norm" else
+                        f"{{0}}.norm(2, {d}{kd})", (a,), name)
     if name in ("sum", "mean", "amax", "amin") and nd >= 2 and rng.random() < 0.3:
         ds = tuple(sorted(rng.choice(nd, 2, replace=False).tolist()))
         return g.try_op(f"{{0}}.{name}({ds}{kd})", (a,), name)

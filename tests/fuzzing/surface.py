@@ -23,6 +23,9 @@ KNOWN_DIFFERENCES = {
     "max_dim_ties": "docs/eager.md: max(dim)/min(dim) share the gradient evenly among ties, as "
                     "amax does; torch sends it to the returned index. torch runs .amax/.amin "
                     "there.",
+    "max_nan": "docs/eager.md: max()/min() of values holding a NaN give a NaN gradient, as "
+               "amax/amin do; torch's max() sends it to the NaN. torch runs .amax()/.amin() "
+               "there.",
 }
 
 DTYPES = ("float64", "float32", "int64", "int32", "int16", "uint8", "bool")
@@ -51,6 +54,8 @@ if torch is not None:
 
 
 def torch_side(source: str) -> str:
-    """A program's source as torch runs it: KNOWN_DIFFERENCES["max_dim_ties"]."""
+    """A program's source as torch runs it: KNOWN_DIFFERENCES["max_dim_ties"] and
+    ["max_nan"]."""
     source = re.sub(r"\.max\(([^()]*)\)\.values", r".amax(\1)", source)
-    return re.sub(r"\.min\(([^()]*)\)\.values", r".amin(\1)", source)
+    source = re.sub(r"\.min\(([^()]*)\)\.values", r".amin(\1)", source)
+    return re.sub(r"\.(max|min)\(\)", r".a\1()", source)
