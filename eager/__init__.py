@@ -24,11 +24,13 @@ from .tensor import Tensor, device
 double, float, long = float64, float32, int64
 
 from . import nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __all__ = ["Tensor", "device", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty",
            "full",
            "randn", "rand", "randint", "arange", "linspace", "eye", "zeros_like", "ones_like",
            "empty_like", "full_like", "randn_like", "rand_like", "manual_seed", "no_grad",
            "enable_grad", "set_grad_enabled", "is_grad_enabled", "autograd", "nn", "optim",
+           "save", "load",
            "float16", "float32", "float64", "double", "float", "long", "int8", "int16", "int32",
            "int64", "uint8", "bool", *_functional_names]

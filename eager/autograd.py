@@ -1,5 +1,6 @@
 """``backward()`` and ``eager.autograd.grad``: PyTorch's semantics on the shared reverse
-sweep (``staticgraph.ops.autodiff.backprop``)."""
+sweep (``staticgraph.ops.autodiff.backprop``); ``Function`` for operations the user writes
+(``eager/function.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import numpy as np
 
 from staticgraph.ops import autodiff
 
+from . import function  # noqa: F401  (eager.autograd.function, as torch.autograd.function)
+from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import set_grad_enabled
 from .nodes import AccumulateGrad, BackwardNode, Node
 
-__all__ = ["backward", "grad"]
+__all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable"]
 
 
 def _root(t: Any, index: int) -> Node:

@@ -1,5 +1,6 @@
 """The nodes eager mode records: one ``BackwardNode`` per differentiable op (its class is
-named as PyTorch names it, ``AddBackward0``...) and an ``AccumulateGrad`` per leaf."""
+named as PyTorch names it: ``AddBackward0`` for a primitive, ``MyFnBackward`` for a custom
+``autograd.Function``) and an ``AccumulateGrad`` per leaf."""
 
 from __future__ import annotations
 
@@ -81,19 +82,39 @@ class AccumulateGrad(Node):
 
 
 class BackwardNode(Node):
-    """How to pull a gradient back through one recorded op: its primitive, params and what
-    the primitive's VJP rules need (saved tensors with their versions, or only shapes)."""
+    """One recorded operation: where the gradients of its inputs go (``_next``), the hooks
+    of the tensor it made, whether that tensor retains its grad, and whether backward has
+    freed what it saved. Subclasses say how to pull a gradient back (``_pullback``)."""
 
-    __slots__ = ("_prim", "_params", "_positions", "_inputs", "_versions", "_meta", "_out",
-                 "_freed", "_retained", "_hooks")
+    __slots__ = ("_freed", "_retained", "_hooks")
+
+    def __init__(self, edges: tuple[Node | None, ...]) -> None:
+        self._next, self._hooks, self._freed, self._retained = edges, None, False, None
+
+    def _apply_hooks(self, g: Any) -> Any:
+        return run_hooks(self._hooks, g)  # a non-leaf's hooks live on its grad_fn, as in torch
+
+    def _release(self) -> None:
+        """Free what was saved for backward (after a backward without retain_graph)."""
+        self._freed = True
+
+    def _pullback(self, g: Any, needs: list[bool]) -> list[Any]:
+        """One gradient per edge (None where ``needs`` is false) from the output's ``g``."""
+        raise NotImplementedError
+
+
+class PrimitiveBackward(BackwardNode):
+    """How to pull a gradient back through one primitive: its params and what the
+    primitive's VJP rules need (saved tensors with their versions, or only shapes)."""
+
+    __slots__ = ("_prim", "_params", "_positions", "_inputs", "_versions", "_meta", "_out")
 
     def __init__(self, prim: Primitive, params: dict, inputs: tuple, out: Any,
                  positions: tuple[int, ...], edges: tuple[Node | None, ...]) -> None:
         """Recorded when ``out = prim(*inputs, **params)`` ran; ``edges[k]`` is where the
         gradient of input ``positions[k]`` goes."""
-        self._next, self._hooks = edges, None
-        self._prim, self._params, self._freed, self._retained = prim, params, False, None
-        self._positions = positions
+        super().__init__(edges)
+        self._prim, self._params, self._positions = prim, params, positions
         if prim.saves_inputs:
             self._inputs = inputs
             self._versions = tuple(t._version[0] for t in inputs)
@@ -105,11 +126,8 @@ class BackwardNode(Node):
         self._out = (out._data, out._version, out._version[0]) \
             if prim.saves_output else None
 
-    def _apply_hooks(self, g: Any) -> Any:
-        return run_hooks(self._hooks, g)  # a non-leaf's hooks live on its grad_fn, as in torch
-
     def _release(self) -> None:
-        self._freed = True
+        super()._release()
         self._inputs = self._out = None
 
     def _pullback(self, g: Any, needs: list[bool]) -> list[Any]:
@@ -117,7 +135,7 @@ class BackwardNode(Node):
             raise RuntimeError(FREED)
         make = type(g)._make
         if self._inputs is None:
-            inputs = tuple(make(_meta_array(shape, dtype)) for shape, dtype in self._meta)
+            inputs = tuple(make(meta_array(shape, dtype)) for shape, dtype in self._meta)
         else:
             for position, edge in zip(self._positions, self._next):
                 t = self._inputs[position]  # it had a history when saved: still has one?
@@ -125,14 +143,14 @@ class BackwardNode(Node):
                     raise RuntimeError(DETACHED)
             for t, version in zip(self._inputs, self._versions):
                 if t._version[0] != version:
-                    raise RuntimeError(_modified_message(t._data, t._grad_fn, t._version[0],
-                                                         version))
+                    raise RuntimeError(modified_message(t._data, t._grad_fn, t._version[0],
+                                                        version))
             inputs = self._inputs
         out = None
         if self._out is not None:
             data, box, version = self._out
             if box[0] != version:
-                raise RuntimeError(_modified_message(data, self, box[0], version))
+                raise RuntimeError(modified_message(data, self, box[0], version))
             out = make(data, self)
         all_needs = [False] * len(inputs)
         for position, need in zip(self._positions, needs):
@@ -141,25 +159,27 @@ class BackwardNode(Node):
         return [cts[p] for p in self._positions]
 
 
-_node_classes: dict[str, type[BackwardNode]] = {}
+_node_classes: dict[str, type[PrimitiveBackward]] = {}
 
 
-def node_class(name: str) -> type[BackwardNode]:
-    """A BackwardNode subclass per torch name, so ``type(y.grad_fn).__name__`` reads right."""
+def node_class(name: str) -> type[PrimitiveBackward]:
+    """A PrimitiveBackward subclass per torch name, so ``type(y.grad_fn).__name__`` reads
+    right."""
     cls = _node_classes.get(name)
     if cls is None:
-        cls = _node_classes[name] = type(name, (BackwardNode,), {
+        cls = _node_classes[name] = type(name, (PrimitiveBackward,), {
             "__slots__": (), "_qualified": name in ("CopySlices", "CopyBackwards")})
     return cls
 
 
-def _meta_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def meta_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """A zero-strided array of the right shape and dtype: what a rule that only reads the
     shape of an input gets, so eager need not keep that input alive (as torch saves sizes)."""
     return np.ndarray(shape, dtype, buffer=np.zeros(1, dtype), strides=(0,) * len(shape))
 
 
-def _modified_message(data: np.ndarray, grad_fn: Node | None, now: int, expected: int) -> str:
+def modified_message(data: np.ndarray, grad_fn: Node | None, now: int,
+                     expected: int) -> str:
     which = ""
     if grad_fn is not None:
         which = f", which is output 0 of {re.sub(r'Backward[0-9]*$', '', grad_fn.name())},"

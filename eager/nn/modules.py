@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, namedtuple
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from staticgraph.ops import dtypes
@@ -198,7 +198,22 @@ class Module:
                 if param is not None:
                     yield _join(module_prefix, name), module, name, param
 
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every submodule (children first, depth first) and then on this
+        one, as torch does, e.g. to initialize weights; returns this module."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
     # -- state -----------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` of every parameter (False freezes them); returns this
+        module."""
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
     def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
