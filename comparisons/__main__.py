@@ -2,7 +2,7 @@
 the graph first buys and costs. Prints a report and writes ``report.md``, PNG plots and
 ``results.json`` to ``--out`` (default ``out/``).
 
-    python -m comparisons [--quick | --full] [--out DIR]
+    python -m comparisons [--quick | --full] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ import sys
 import time
 
 from . import compiler, dynamic, eager_overhead, onnx_both_ways, plots, seeds, training
-from .common import arguments, context
+from .common import SPREAD_WARNINGS, arguments, how_timed, measuring
+
 
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__.splitlines()[0], sys.argv[1:] if argv is None else argv)
-    ctx = context(args)
+    with measuring(args) as ctx:
+        return _run(ctx)
+
+
+def _run(ctx) -> dict:
     started = time.perf_counter()
-    results, markdown = {}, ["# staticgraph: define-by-run and define-and-run, side by side",
-                             ""]
+    header = how_timed(ctx)
+    print(header, flush=True)
+    results, markdown = {"threads": {"--threads": ctx.threads, **ctx.thread_counts}}, []
 
     def section(number: str, title: str, run) -> dict:
         print(f"\n[{number}/5] {title}", flush=True)
@@ -40,7 +46,12 @@ def main(argv: list[str] | None = None) -> dict:
         note = "skipped pictures: " + "; ".join(plots.SKIPPED)
         print(f"\n{note}")
         markdown.append(f"> {note}")
-    (ctx.out / "report.md").write_text("\n".join(markdown) + "\n")
+    results["spread_warnings"] = list(SPREAD_WARNINGS)
+    if SPREAD_WARNINGS:  # on stderr as measured; again here and at the report's top
+        print("\n" + "\n".join(SPREAD_WARNINGS))
+    top = ["# staticgraph: define-by-run and define-and-run, side by side", "",
+           header.replace("\n", "\n\n"), "", *(f"> - {w}" for w in SPREAD_WARNINGS), ""]
+    (ctx.out / "report.md").write_text("\n".join(top + markdown) + "\n")
     (ctx.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwrote {ctx.out / 'report.md'} and {ctx.out / 'results.json'} "
           f"in {time.perf_counter() - started:.0f} s")

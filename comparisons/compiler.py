@@ -1,12 +1,11 @@
 """What compiling buys: the compiler issue's five targets, each measured side by side in one
 run (medians of interleaved repeats), printed as ratios and written to JSON.
 
-    python -m comparisons.compiler [--quick] [--out DIR]
+    python -m comparisons.compiler [--quick] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
@@ -15,7 +14,8 @@ import eager
 import staticgraph as sg
 
 from . import plots, runtimes
-from .common import arguments, context, interleaved_medians, table, target_row, write_json
+from .common import (arguments, how_timed, interleaved, measuring, seconds_of, shown, table,
+                     target_row, write_json)
 from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
                      numpy_sgd_step, torch_version)
 
@@ -30,8 +30,9 @@ def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
     for name, (fn, data) in cases.items():
         x = data.astype(np.float32)
         compiled, tensor = sg.trace(fn, x), eager.tensor(x)
-        medians = interleaved_medians({"compiled": lambda: compiled(x),
-                                       "eager": lambda: fn(tensor)}, repeats)
+        what = f"{name} {x.shape}"
+        times = interleaved({"compiled": lambda: compiled(x), "eager": lambda: fn(tensor)},
+                            repeats, what)
         if torch is not None:
             # Timed apart from ours: torch's OpenMP threads spin after each call and would
             # steal the cores our kernels' threads run on.
@@ -41,11 +42,11 @@ def fused_elementwise(torch, quick: bool, repeats: int) -> dict:
             if not quick:
                 fast = torch.compile(torch_fn)
                 programs["torch.compile"] = lambda: fast(t)
-            medians |= interleaved_medians(programs, repeats)
-        entry = {f"{k}_ms": v * 1e3 for k, v in medians.items()}
-        entry["speedup_vs_eager"] = medians["eager"] / medians["compiled"]
-        if "torch.compile" in medians:
-            entry["vs_torch_compile"] = medians["compiled"] / medians["torch.compile"]
+            times |= interleaved(programs, repeats, what)
+        entry = {f"{k}_ms": t.summary("ms") for k, t in times.items()}
+        entry["speedup_vs_eager"] = times["eager"].median / times["compiled"].median
+        if "torch.compile" in times:
+            entry["vs_torch_compile"] = times["compiled"].median / times["torch.compile"].median
         entry["shape"] = list(x.shape)
         results[name] = entry
     return results
@@ -67,10 +68,10 @@ def per_op_overhead(torch, repeats: int) -> dict:
     programs = {"compiled": lambda: compiled(ones), "eager": lambda: eager_step(eager)}
     if torch is not None:
         programs["torch"] = lambda: eager_step(torch)
-    medians = interleaved_medians(programs, repeats * 20)
-    entry = {f"{k}_us": v * 1e6 for k, v in medians.items()}
-    if "torch" in medians:
-        entry["compiled_vs_torch"] = medians["compiled"] / medians["torch"]
+    times = interleaved(programs, repeats * 20, "100-op chain 2x2 fwd+bwd")
+    entry = {f"{k}_us": t.summary("us") for k, t in times.items()}
+    if "torch" in times:
+        entry["compiled_vs_torch"] = times["compiled"].median / times["torch"].median
     entry["kernels_per_run"] = compiled.compiled(ones).executable.kernels_per_run
     return entry
 
@@ -101,10 +102,10 @@ def mlp_step(quick: bool, repeats: int) -> dict:
         optimizer.zero_grad()
         mlp_loss(xe, ye, *tensors).backward()
         optimizer.step()
-    medians = interleaved_medians({
+    times = interleaved({
         "numpy": lambda: numpy_sgd_step(x, y, params, 0.01),
         "compiled": lambda: session.run([loss, update], feed),
-        "eager": eager_step}, repeats)
+        "eager": eager_step}, repeats, "MLP step (batch 256)")
     compiled = next(iter(session._plans.values()))
     fresh = sg.Session(graph)
     tracemalloc.start()
@@ -112,9 +113,9 @@ def mlp_step(quick: bool, repeats: int) -> dict:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {
-        **{f"{k}_ms": v * 1e3 for k, v in medians.items()},
-        "compiled_vs_numpy": medians["compiled"] / medians["numpy"],
-        "eager_vs_numpy": medians["eager"] / medians["numpy"],
+        **{f"{k}_ms": t.summary("ms") for k, t in times.items()},
+        "compiled_vs_numpy": times["compiled"].median / times["numpy"].median,
+        "eager_vs_numpy": times["eager"].median / times["numpy"].median,
         "kernels_per_run": compiled.executable.kernels_per_run,
         "planned_peak_mb": compiled.planned_peak_bytes / 1e6,
         "no_reuse_mb": compiled.no_reuse_bytes / 1e6,
@@ -143,14 +144,14 @@ def random_graph(n: int, seed: int = 0) -> tuple[sg.Graph, sg.Node, sg.Node]:
 
 
 def compile_time(quick: bool, full: bool = False) -> dict:
-    """5. Time to compile (specialise, optimise, plan, render) graphs of growing size."""
+    """5. Time to compile (specialise, optimise, plan, render) graphs of growing size, once
+    each: compiling is a cost paid once."""
     sizes = (1000, 10000, 100000) if full or not quick else (1000, 10000)
     results = {}
     for n in sizes:
         graph, x, out = random_graph(n)
-        start = time.perf_counter()
-        sg.Session(graph).explain(out, {x: np.ones((64, 32), np.float32)})
-        results[str(n)] = time.perf_counter() - start
+        results[str(n)] = seconds_of(
+            lambda: sg.Session(graph).explain(out, {x: np.ones((64, 32), np.float32)}))
         print(f"  compiled a {n}-node graph in {results[str(n)]:.2f} s", flush=True)
     return results
 
@@ -212,8 +213,9 @@ def run(ctx, training_step=None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__.splitlines()[0], argv)
-    ctx = context(args)
-    results = targets(ctx)
+    with measuring(args) as ctx:
+        print(how_timed(ctx))
+        results = targets(ctx)
     print(report(results))
     print(f"\nwrote {write_json(args.out, 'compiler', results)}")
     return results
@@ -239,11 +241,13 @@ def report(r: dict) -> str:
     rows += [target_row(f"compile {n} nodes (s)", s, "< 2 s") if n == "10000" else
              [f"compile {n} nodes (s)", f"{s:.2f}", "", ""]
              for n, s in r["compile_s"].items()]
-    times = []
-    for name, e in r["fused"].items():
-        times.append([name] + [f"{k[:-3]} {v:.1f} ms" for k, v in e.items() if k.endswith("_ms")])
+    measured = {f"{name} {tuple(e['shape'])}": e for name, e in r["fused"].items()}
+    measured["MLP step (batch 256)"] = m
+    columns = list(dict.fromkeys(k for e in measured.values() for k in e if k.endswith("_ms")))
+    times = [[name, *(shown(e[k]) if k in e else "-" for k in columns)]
+             for name, e in measured.items()]
     return (table(rows, ["measure", "value", "target", "this run"]) + "\n\n" +
-            "\n".join("  ".join(t) for t in times))
+            table(times, ["time per run: median (min-max)", *(k[:-3] for k in columns)]))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ intermediate value while debugging, and what compiling costs before it pays off.
 from __future__ import annotations
 
 import io
-import time
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -14,7 +13,7 @@ import staticgraph as sg
 
 from staticgraph.ops import functional as F
 
-from .common import interleaved_medians
+from .common import Timing, interleaved, seconds_of, shown
 from .models import mlp_weights
 from .training import SIZES, build_graph, load_digits, logits_of
 
@@ -50,19 +49,17 @@ def control_flow(repeats: int) -> dict:
     for v in inputs:
         np.testing.assert_allclose(unrolled(v), halve_until_small(eager.tensor(v))[0].numpy(),
                                    rtol=1e-6)
-    times = interleaved_medians(
+    times = interleaved(
         {f"eager, x of norm ~{np.linalg.norm(v):.0f}": (lambda v=v: halve_until_small(
             eager.tensor(v))) for v in inputs} |
         {f"graph (32 steps unrolled), norm ~{np.linalg.norm(v):.0f}": (lambda v=v: unrolled(v))
-         for v in inputs}, repeats * 10)
+         for v in inputs}, repeats * 10, "halve x until |x| < 1")
     shapes = sg.trace(lambda x: (x * 2).sum(), np.zeros(4, np.float32))
-    start = time.perf_counter()
-    for n in range(5, 25):
-        shapes(np.zeros(n, np.float32))
-    retrace = (time.perf_counter() - start) / 20
+    retraces = Timing(tuple(seconds_of(lambda n=n: shapes(np.zeros(n, np.float32)))
+                            for n in range(5, 25)))  # each a new shape: traced and compiled
     return {"loop_steps_per_input": eager_steps, "tracing_it_raises": traced_error,
-            "median_us": {k: v * 1e6 for k, v in times.items()},
-            "traces_for_21_shapes": shapes.traces, "seconds_per_retrace": retrace}
+            "us": {k: t.summary("us") for k, t in times.items()},
+            "traces_for_21_shapes": shapes.traces, "retrace_ms": retraces.summary("ms")}
 
 
 def debugging() -> dict:
@@ -88,9 +85,7 @@ def compile_cost(repeats: int) -> dict:
     x_train, y_train = data[0][:64], data[1][:64]
     g, x, y, logits, loss, update = build_graph()
     session = sg.Session(g)
-    start = time.perf_counter()
-    session.run([loss, update], {x: x_train, y: y_train})
-    first = time.perf_counter() - start
+    first = seconds_of(lambda: session.run([loss, update], {x: x_train, y: y_train}))
     params = [eager.tensor(w, requires_grad=True) for w in mlp_weights(SIZES)]
     opt = eager.optim.SGD(params, lr=0.05, momentum=0.9)
 
@@ -99,15 +94,14 @@ def compile_cost(repeats: int) -> dict:
         F.cross_entropy(logits_of(eager.tensor(x_train), *params), eager.tensor(y_train)
                         ).backward()
         opt.step()
-    start = time.perf_counter()
-    eager_step()
-    eager_first = time.perf_counter() - start
-    times = interleaved_medians({"compiled": lambda: session.run([loss, update],
-                                                                 {x: x_train, y: y_train}),
-                                 "eager": eager_step}, repeats * 10)
-    saved = times["eager"] - times["compiled"]
+    eager_first = seconds_of(eager_step)
+    times = interleaved({"compiled": lambda: session.run([loss, update],
+                                                         {x: x_train, y: y_train}),
+                         "eager": eager_step}, repeats * 10, "digits step after the first")
+    saved = times["eager"].median - times["compiled"].median
     return {"compiled_first_step_ms": first * 1e3, "eager_first_step_ms": eager_first * 1e3,
-            "compiled_step_ms": times["compiled"] * 1e3, "eager_step_ms": times["eager"] * 1e3,
+            "compiled_step_ms": times["compiled"].summary("ms"),
+            "eager_step_ms": times["eager"].summary("ms"),
             "steps_to_break_even": (first - eager_first) / saved if saved > 0 else None}
 
 
@@ -119,9 +113,9 @@ def run(ctx) -> dict:
             "inputs",
             f"  sg.trace of the same function stops at the `while`: {flow['tracing_it_raises']}",
             "  as a graph it must be unrolled to a bound (32) with sg.where, doing all 32 steps:"]
-    text += [f"    {k:45} {v:9.1f} us" for k, v in flow["median_us"].items()]
+    text += [f"    {k:45} {shown(t)}" for k, t in flow["us"].items()]
     text += [f"  shapes: sg.trace compiled {flow['traces_for_21_shapes']} graphs for 21 input "
-             f"shapes, {flow['seconds_per_retrace'] * 1e3:.1f} ms each",
+             f"shapes, {shown(flow['retrace_ms'])} each",
              "", "Printing an intermediate (the first hidden layer, 2 images x 4 units):",
              "  eager:", *("    " + line for line in debug["eager_print"].splitlines()),
              f"  graph, print(node): {debug['graph_print']}",
@@ -130,8 +124,8 @@ def run(ctx) -> dict:
              "", "What compiling costs (the digits MLP training step, batch 64):",
              f"  first step: compiled {cost['compiled_first_step_ms']:.1f} ms (compiling "
              f"included), eager {cost['eager_first_step_ms']:.1f} ms",
-             f"  each step after: compiled {cost['compiled_step_ms']:.2f} ms, eager "
-             f"{cost['eager_step_ms']:.2f} ms"]
+             f"  each step after: compiled {shown(cost['compiled_step_ms'])}, eager "
+             f"{shown(cost['eager_step_ms'])}"]
     if cost["steps_to_break_even"] is not None:
         text.append(f"  compiling pays for itself after {cost['steps_to_break_even']:.0f} steps")
     markdown = ["```text", *text, "```"]

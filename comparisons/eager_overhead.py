@@ -1,7 +1,7 @@
 """Per-op overhead of define-by-run: eager vs PyTorch eager on tiny tensors, where the
 Python work around each op (not the arithmetic) is what is measured.
 
-    python -m comparisons.eager_overhead [--quick] [--out DIR]
+    python -m comparisons.eager_overhead [--quick] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 import eager
 
-from .common import arguments, context, interleaved_medians, table, write_json
+from .common import arguments, how_timed, interleaved, measuring, shown, table, write_json
 
 CHAIN_OPS = 100  # 20 rounds of 5 elementwise ops
 
@@ -36,8 +36,9 @@ def elementwise_chain(lib: ModuleType) -> None:
     y.sum().backward()
 
 
-def per_op_breakdown(repeats: int) -> dict[str, float]:
-    """Microseconds per op of one eager multiply, layer by layer."""
+def per_op_breakdown(repeats: int) -> dict[str, dict | float]:
+    """Microseconds per op of one eager multiply, layer by layer (the last one a difference
+    of medians)."""
     a = np.ones((2, 2), np.float32)
     x, w = eager.ones(2, 2), eager.ones(2, 2, requires_grad=True)
 
@@ -45,11 +46,13 @@ def per_op_breakdown(repeats: int) -> dict[str, float]:
         y = w * x
         y.backward(eager.ones(2, 2))
 
-    t = interleaved_medians({"numpy": lambda: np.multiply(a, a), "untracked": lambda: x * x,
-                             "recorded": lambda: w * x, "both": recorded_backward}, repeats)
-    return {"numpy kernel": t["numpy"] * 1e6, "eager op, nothing to record": t["untracked"] * 1e6,
-            "eager op, recorded": t["recorded"] * 1e6,
-            "backward() of that one-op graph": (t["both"] - t["recorded"]) * 1e6}
+    t = interleaved({"numpy": lambda: np.multiply(a, a), "untracked": lambda: x * x,
+                     "recorded": lambda: w * x, "both": recorded_backward}, repeats,
+                    "one 2x2 multiply")
+    return {"numpy kernel": t["numpy"].summary("us"),
+            "eager op, nothing to record": t["untracked"].summary("us"),
+            "eager op, recorded": t["recorded"].summary("us"),
+            "backward() of that one-op graph": (t["both"].median - t["recorded"].median) * 1e6}
 
 
 def run(ctx) -> dict:
@@ -57,29 +60,34 @@ def run(ctx) -> dict:
     torch = ctx.torch
     results: dict = {"repeats": repeats, "programs": {}}
     rows = []
+    libraries = {"eager": eager} | ({"torch": torch} if torch is not None else {})
     for program in (seed_example, elementwise_chain):
-        ours = interleaved_medians({"eager": lambda: program(eager)}, repeats)["eager"]
-        entry = {"eager_us": ours * 1e6}
-        row = [program.__name__, f"{ours * 1e6:.1f}"]
+        times = interleaved({name: (lambda lib=lib: program(lib))
+                             for name, lib in libraries.items()}, repeats, program.__name__)
+        entry = {f"{name}_us": t.summary("us") for name, t in times.items()}
+        row = [program.__name__, *(shown(e) for e in entry.values())]
         if torch is not None:
-            theirs = interleaved_medians({"torch": lambda: program(torch)}, repeats)["torch"]
-            entry.update(torch_us=theirs * 1e6, ratio=ours / theirs)
-            row += [f"{theirs * 1e6:.1f}", f"{ours / theirs:.2f}x"]
+            entry["ratio"] = times["eager"].median / times["torch"].median
+            row.append(f"{entry['ratio']:.2f}x")
         results["programs"][program.__name__] = entry
         rows.append(row)
-    header = ["program (forward+backward)", "eager us"]
+    header = ["program (forward+backward)", "eager: median (min-max)"]
     if torch is not None:
-        header += ["torch us", "eager/torch"]
+        header += ["torch: median (min-max)", "eager/torch"]
     breakdown = per_op_breakdown(repeats * 10)
     results["per_op_us"] = breakdown
-    text = "\n".join([table(rows, header), "", "where one eager op's time goes (median us):",
-                      table([[k, f"{v:.2f}"] for k, v in breakdown.items()], ["layer", "us"])])
+    text = "\n".join([table(rows, header), "", "where one eager op's time goes:",
+                      table([[k, shown(v) if isinstance(v, dict) else
+                              f"{v:.2f} us (a difference of medians)"]
+                             for k, v in breakdown.items()], ["layer", "median (min-max)"])])
     return {"text": text, "markdown": f"```text\n{text}\n```", "data": results}
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__.splitlines()[0], argv)
-    section = run(context(args))
+    with measuring(args) as ctx:
+        print(how_timed(ctx))
+        section = run(ctx)
     print(section["text"])
     print(f"\nwrote {write_json(args.out, 'eager_overhead', section['data'])}")
     return section["data"]

@@ -2,7 +2,7 @@
 with its gradients exported; a torch-exported model imported and fine-tuned; and imported
 inference against onnxruntime on the same machine, side by side.
 
-    python -m comparisons.onnx_both_ways [--quick] [--out DIR]
+    python -m comparisons.onnx_both_ways [--quick] [--threads N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import eager.onnx
 import staticgraph as sg
 from eager import nn
 
-from .common import arguments, context, interleaved_medians, optional, table, write_json
+from .common import (arguments, how_timed, interleaved, measuring, optional, shown, table,
+                     write_json)
 from .training import BATCH, LR, build_graph, load_digits
 
 INFERENCE_SIZES = (784, 1024, 1024, 10)  # the issue's MLP, batch 256
@@ -30,13 +31,13 @@ def _largest_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(x, np.float64) - y))) for x, y in zip(a, b))
 
 
-def _ort_session(ort, model: bytes):
+def _ort_session(ort, model: bytes, threads: int):
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2  # this machine's cores, as numpy's BLAS uses them
+    options.intra_op_num_threads = threads  # as many as numpy's BLAS uses (--threads)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def eager_model_round_trip(ort, data) -> dict:
+def eager_model_round_trip(ort, data, threads: int) -> dict:
     """An eager MLP exported, run by onnxruntime, imported back and run here."""
     x = data[0][:BATCH]
     eager.manual_seed(0)
@@ -49,13 +50,13 @@ def eager_model_round_trip(ort, data) -> dict:
     result = {"operators": sorted({n.op_type for n in exported.graph.node}),
               "imported vs eager": _largest_difference(imported(x), [want])}
     if ort is not None:
-        session = _ort_session(ort, exported.SerializeToString())
+        session = _ort_session(ort, exported.SerializeToString(), threads)
         result["onnxruntime vs eager"] = _largest_difference(
             session.run(None, {"images": x}), [want])
     return result
 
 
-def graph_with_gradients(ort, data) -> dict:
+def graph_with_gradients(ort, data, threads: int) -> dict:
     """The digits training graph's loss and gradients, exported and run by onnxruntime."""
     g, x, y, logits, loss, update = build_graph()
     weights = [v for v in g.variables if v.trainable][:4]
@@ -65,7 +66,7 @@ def graph_with_gradients(ort, data) -> dict:
     result = {"nodes": len(model.graph.node), "outputs": [o.name for o in model.graph.output]}
     if ort is not None:
         want = sg.Session(g).run(fetches, feeds)
-        got = _ort_session(ort, model.SerializeToString()).run(
+        got = _ort_session(ort, model.SerializeToString(), threads).run(
             None, {"images": feeds[x], "labels": feeds[y]})
         result["onnxruntime vs Session"] = _largest_difference(got, want)
     return result
@@ -111,7 +112,7 @@ def fine_tune_torch_model(torch, data, steps: int) -> dict:
             "test accuracy": accuracy}
 
 
-def inference_speed(torch, ort, repeats: int) -> dict:
+def inference_speed(torch, ort, repeats: int, threads: int) -> dict:
     """The issue's MLP exported by torch, imported here, against onnxruntime, batch 256."""
     module = _torch_mlp(torch, INFERENCE_SIZES)
     model = _torch_export(torch, module, torch.zeros(1, INFERENCE_SIZES[0]))
@@ -124,27 +125,27 @@ def inference_speed(torch, ort, repeats: int) -> dict:
     result = {"imported vs torch": _largest_difference(imported(x), [want]),
               "kernels per run": run_here.executable.kernels_per_run}
     if ort is not None:
-        session = _ort_session(ort, model)
-        programs["onnxruntime (CPU, 2 threads)"] = lambda: session.run(None, {"x": x})
-    times = interleaved_medians(programs, repeats)
-    result["median ms"] = {name: t * 1e3 for name, t in times.items()}
+        session = _ort_session(ort, model, threads)
+        programs["onnxruntime (CPU)"] = lambda: session.run(None, {"x": x})
+    times = interleaved(programs, repeats, "imported MLP inference")
+    result["ms per run"] = {name: t.summary("ms") for name, t in times.items()}
     if ort is not None:
-        result["staticgraph / onnxruntime"] = (times["staticgraph (imported, compiled)"] /
-                                              times["onnxruntime (CPU, 2 threads)"])
+        result["staticgraph / onnxruntime"] = (times["staticgraph (imported, compiled)"].median /
+                                              times["onnxruntime (CPU)"].median)
     return result
 
 
 def run(ctx) -> dict:
     ort = optional("onnxruntime")
     data = load_digits()
-    results = {"eager model exported and imported back": eager_model_round_trip(ort, data),
-               "graph with gradients exported": graph_with_gradients(ort, data)}
+    results = {"eager model exported and imported back":
+               eager_model_round_trip(ort, data, ctx.threads),
+               "graph with gradients exported": graph_with_gradients(ort, data, ctx.threads)}
     if ctx.torch is not None:
-        ctx.torch.set_num_threads(2)
         results["torch model imported and fine-tuned"] = fine_tune_torch_model(
             ctx.torch, data, 20 if ctx.quick else 100)
         results["inference, imported vs onnxruntime"] = inference_speed(
-            ctx.torch, ort, 10 if ctx.quick else 60)
+            ctx.torch, ort, 10 if ctx.quick else 60, ctx.threads)
     return {"text": _text(results), "markdown": "```\n" + _text(results) + "\n```",
             "data": results}
 
@@ -166,6 +167,8 @@ def _text(results: dict) -> str:
 def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
+    if isinstance(value, dict) and "median" in value:
+        return shown(value)
     if isinstance(value, dict):
         return ", ".join(f"{k} {_format(v)}" for k, v in value.items())
     if isinstance(value, list):
@@ -175,8 +178,9 @@ def _format(value) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(__doc__.splitlines()[0], sys.argv[1:] if argv is None else argv)
-    ctx = context(args)
-    out = run(ctx)
+    with measuring(args) as ctx:
+        print(how_timed(ctx))
+        out = run(ctx)
     print(out["text"])
     print(f"wrote {write_json(ctx.out, 'onnx', out['data'])}")
 

@@ -1,7 +1,7 @@
 """Both compiled runtimes side by side: the numpy runtime and the OpenCL runtime (PoCL on
 this CPU, or any OpenCL GPU), on the OpenCL issue's targets, and where each one wins.
 
-    python -m comparisons.runtimes [--quick] [--out DIR]
+    python -m comparisons.runtimes [--quick] [--threads N] [--out DIR]
 
 Every ratio is of medians taken in one run, the programs taking turns. torch.compile is timed
 apart (its OpenMP threads spin after each call and would steal our cores).
@@ -14,7 +14,8 @@ import numpy as np
 import staticgraph as sg
 
 from . import plots
-from .common import arguments, context, interleaved_medians, table, target_row, write_json
+from .common import (Timing, arguments, how_timed, interleaved, measuring, shown, table,
+                     target_row, write_json)
 from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights, torch_version
 
 RUNTIMES = ("numpy", "opencl")
@@ -57,22 +58,23 @@ def row_kernels(torch, quick: bool, repeats: int) -> dict:
              "gelu_tanh": (gelu_tanh, (1 << (20 if quick else 24),))}
     data = {name: rng.standard_normal(shape).astype(np.float32)
             for name, (_, shape) in cases.items()}
-    medians: dict[str, dict] = {name: {} for name in cases}
+    times: dict[str, dict[str, Timing]] = {name: {} for name in cases}
     if torch is not None and not quick:
         for name, x in data.items():
             t = torch.from_numpy(x)
             fast = torch.compile(torch_version(torch, name))
             for _ in range(20):  # its first calls after compiling run 3x slower
                 fast(t)
-            medians[name] |= interleaved_medians({"torch.compile": lambda: fast(t)}, repeats)
+            times[name] |= interleaved({"torch.compile": lambda: fast(t)}, repeats,
+                                       f"{name} {x.shape}")
     results = {}
     for name, (fn, shape) in cases.items():
         x = data[name]
         functions = _functions(fn, x)
-        medians[name] |= interleaved_medians(
-            {b: (lambda f=f: f(x)) for b, f in functions.items()}, repeats)
-        m = medians[name]
-        entry = {f"{k}_ms": v * 1e3 for k, v in m.items()}
+        times[name] |= interleaved({b: (lambda f=f: f(x)) for b, f in functions.items()},
+                                   repeats, f"{name} {x.shape}")
+        m = {k: t.median for k, t in times[name].items()}
+        entry = {f"{k}_ms": t.summary("ms") for k, t in times[name].items()}
         entry["opencl_vs_numpy"] = m["opencl"] / m["numpy"]
         if "torch.compile" in m:
             entry["opencl_vs_torch_compile"] = m["opencl"] / m["torch.compile"]
@@ -100,14 +102,14 @@ def training_step(repeats: int) -> dict:
     losses = {b: [float(s.run([loss, update], feed)[0]) for _ in range(3)]
               for b, s in sessions.items()}
     np.testing.assert_allclose(losses["opencl"], losses["numpy"], rtol=1e-5)
-    medians = interleaved_medians(
-        {b: (lambda s=s: s.run([loss, update], feed)) for b, s in sessions.items()}, repeats)
+    times = interleaved({b: (lambda s=s: s.run([loss, update], feed))
+                         for b, s in sessions.items()}, repeats, "MLP step on both runtimes")
     profiles = [sessions["opencl"].profile([loss, update], feed) for _ in range(repeats)]
     shares = {k: float(np.median([p.get(k, 0.0) for p in profiles])) for k in profiles[0]}
     total = sum(shares.values())
     compiled = sessions["opencl"].compiled([loss, update], feed)
-    return {**{f"{k}_ms": v * 1e3 for k, v in medians.items()},
-            "opencl_vs_numpy": medians["opencl"] / medians["numpy"],
+    return {**{f"{k}_ms": t.summary("ms") for k, t in times.items()},
+            "opencl_vs_numpy": times["opencl"].median / times["numpy"].median,
             "opencl_share": {k: v / total for k, v in shares.items()},
             "launches": compiled.executable.kernels_per_run,
             "on_host": compiled.executable.on_host}
@@ -117,15 +119,16 @@ def crossover(quick: bool, repeats: int) -> dict:
     """Seconds per run of the same program at growing sizes on both runtimes: small ones are
     launch-bound (a fixed cost per kernel), large ones bandwidth- or compute-bound."""
     sizes = [1 << k for k in range(8, 19 if quick else 23, 2)]
-    series: dict[str, list[float]] = {b: [] for b in RUNTIMES}
+    series: dict[str, list[dict]] = {b: [] for b in RUNTIMES}
     for n in sizes:
         x = np.random.default_rng(0).standard_normal((n // 256, 256)).astype(np.float32)
         functions = _functions(lambda p: gelu_tanh(layer_norm(p)), x)
-        medians = interleaved_medians({b: (lambda f=f: f(x)) for b, f in functions.items()},
-                                      repeats)
+        times = interleaved({b: (lambda f=f: f(x)) for b, f in functions.items()}, repeats,
+                            f"layer_norm+GELU {x.shape}")
         for b in RUNTIMES:
-            series[b].append(medians[b])
-    wins = [n for n, a, b in zip(sizes, series["numpy"], series["opencl"]) if b < a]
+            series[b].append(times[b].summary("s"))
+    wins = [n for n, a, b in zip(sizes, series["numpy"], series["opencl"])
+            if b["median"] < a["median"]]
     return {"elements": sizes, **{f"{b}_s": v for b, v in series.items()},
             "opencl_wins_from": wins[0] if wins else None}
 
@@ -140,9 +143,9 @@ def chain_overhead(repeats: int) -> dict:
     functions = {b: sg.compile([loss, dx], [x], backend=b) for b in RUNTIMES}
     for f in functions.values():
         f(ones)
-    medians = interleaved_medians({b: (lambda f=f: f(ones)) for b, f in functions.items()},
-                                  repeats * 20)
-    return {**{f"{b}_us": v * 1e6 for b, v in medians.items()},
+    times = interleaved({b: (lambda f=f: f(ones)) for b, f in functions.items()},
+                        repeats * 20, "100-op chain 2x2 on both runtimes")
+    return {**{f"{b}_us": t.summary("us") for b, t in times.items()},
             **{f"{b}_kernels": f.compiled(ones).executable.kernels_per_run
                for b, f in functions.items()}}
 
@@ -174,20 +177,24 @@ def report(r: dict) -> str:
     m, c = r["mlp"], r["chain"]
     rows.append(target_row("MLP step: OpenCL / numpy runtime", m["opencl_vs_numpy"], "<= 1.5"))
     rows.append(["100-op chain 2x2: OpenCL / numpy runtime",
-                 f"{c['opencl_us'] / c['numpy_us']:.2f}",
+                 f"{c['opencl_us']['median'] / c['numpy_us']['median']:.2f}",
                  f"({c['opencl_kernels']} vs {c['numpy_kernels']} kernels)", ""])
     wins = r["crossover"]["opencl_wins_from"]
     rows.append(["layer_norm+GELU: OpenCL faster from", f"{wins} elements" if wins else "never",
                  "", ""])
-    times = ["  ".join([name] + [f"{k[:-3]} {v:.2f} ms" for k, v in e.items()
-                                 if k.endswith("_ms")]) for name, e in r["rows"].items()]
+    measured = {f"{name} {tuple(e['shape'])}": e for name, e in r["rows"].items()}
+    measured["MLP step (batch 256)"] = m
+    measured["100-op chain 2x2"] = c
+    times = [[name, *(next((shown(e[k + unit]) for unit in ("_ms", "_us") if k + unit in e),
+                           "-") for k in ("numpy", "opencl", "torch.compile"))]
+             for name, e in measured.items()]
     share = ", ".join(f"{k} {v:.0%}" for k, v in sorted(m["opencl_share"].items(),
                                                        key=lambda kv: -kv[1]))
     return (f"OpenCL device: {r['device']}\n" +
             table(rows, ["measure", "value", "target", "this run"]) + "\n\n" +
-            "\n".join(times) +
-            f"\nMLP step: numpy {m['numpy_ms']:.1f} ms, OpenCL {m['opencl_ms']:.1f} ms "
-            f"({m['launches']} launches); OpenCL's time: {share}")
+            table(times, ["time per run: median (min-max)", "numpy runtime", "OpenCL",
+                          "torch.compile"]) +
+            f"\nMLP step: {m['launches']} OpenCL launches; OpenCL's time: {share}")
 
 
 def run(ctx) -> dict:
@@ -202,7 +209,8 @@ def run(ctx) -> dict:
     x = results["crossover"]
     figure = plots.lines(ctx.out / "runtimes_crossover.png",
                          "layer_norm + tanh-GELU over (n/256, 256) float32, per run",
-                         {f"{b} runtime": x[f"{b}_s"] for b in RUNTIMES}, "elements",
+                         {f"{b} runtime": [t["median"] for t in x[f"{b}_s"]]
+                          for b in RUNTIMES}, "elements",
                          "seconds", log=True, x=x["elements"])
     markdown = "```text\n" + text + "\n```\n"
     if figure:
@@ -212,8 +220,9 @@ def run(ctx) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(__doc__.splitlines()[0], argv)
-    ctx = context(args)
-    out = run(ctx)
+    with measuring(args) as ctx:
+        print(how_timed(ctx))
+        out = run(ctx)
     print(out["text"])
     print(f"\nwrote {write_json(args.out, 'runtimes', out['data'])}")
     return out["data"]

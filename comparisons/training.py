@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import numpy as np
 
 import eager
 import staticgraph as sg
+from staticgraph.compiler import Compiled
 from staticgraph.ops import functional as F
 
 from . import plots
-from .common import table
+from .common import interleaved, shown, table
 from .models import mlp_weights
 
 SIZES = (64, 256, 10)
@@ -42,10 +44,14 @@ def logits_of(x, w1, b1, w2, b2):
 @dataclass
 class Run:
     losses: list[float] = field(default_factory=list)
-    step_seconds: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)  # each step as training ran
     accuracy: float = 0.0
     peak_bytes: int | None = None
     kernels_per_step: int | None = None
+    step_ms: dict | None = None  # one more step, timed with the modes taking turns
+
+
+Step = Callable[[np.ndarray], float]  # a training step on a batch's indices, returning the loss
 
 
 def batches(n: int, epochs: int, seed: int = 1):
@@ -88,12 +94,12 @@ def _train_by_run(lib, cross_entropy, data, epochs: int, progress):
     return run, step
 
 
-def train_eager(data, epochs: int, progress) -> Run:
+def train_eager(data, epochs: int, progress) -> tuple[Run, Step]:
     run, step = _train_by_run(eager, F.cross_entropy, data, epochs, progress)
     idx = next(batches(len(data[1]), 1))  # measured on extra steps, after the test
     run.peak_bytes = _peak(lambda: step(idx))
     run.kernels_per_step = _count_eager_ops(lambda: step(idx))
-    return run
+    return run, step
 
 
 def build_graph():
@@ -109,7 +115,7 @@ def build_graph():
     return g, x, y, logits, loss, update
 
 
-def train_compiled(data, epochs: int, progress) -> tuple[Run, sg.Session, tuple]:
+def train_compiled(data, epochs: int, progress) -> tuple[Run, Step, Compiled]:
     x_train, y_train, x_test, y_test = data
     g, x, y, logits, loss, update = build_graph()
     session = sg.Session(g)
@@ -122,14 +128,14 @@ def train_compiled(data, epochs: int, progress) -> tuple[Run, sg.Session, tuple]
     run.peak_bytes = _peak(lambda: step(idx))
     compiled = session.compiled([loss, update], {x: x_train[idx], y: y_train[idx]})
     run.kernels_per_step = compiled.executable.kernels_per_run
-    return run, session, (g, x, y, loss, update, idx)
+    return run, step, compiled
 
 
-def train_torch(torch, data, epochs: int, progress) -> Run:
+def train_torch(torch, data, epochs: int, progress) -> tuple[Run, Step]:
     run, step = _train_by_run(torch, torch.nn.functional.cross_entropy, data, epochs, progress)
     idx = next(batches(len(data[1]), 1))
     run.kernels_per_step = _count_torch_ops(torch, lambda: step(idx))
-    return run
+    return run, step
 
 
 def _count_torch_ops(torch, step) -> int:
@@ -188,18 +194,26 @@ def run(ctx) -> dict:
             if k + 1 == steps:
                 print(f"\r  {name}: {steps} steps done", flush=True)
         return report
-    runs["eager"] = train_eager(data, epochs, progress("eager"))
-    runs["compiled"], session, (g, x, y, loss, update, idx) = train_compiled(
+    steps_of: dict[str, Step] = {}
+    runs["eager"], steps_of["eager"] = train_eager(data, epochs, progress("eager"))
+    runs["compiled"], steps_of["compiled"], compiled = train_compiled(
         data, epochs, progress("compiled"))
     if ctx.torch is not None:
-        runs["torch"] = train_torch(ctx.torch, data, epochs, progress("torch"))
+        runs["torch"], steps_of["torch"] = train_torch(ctx.torch, data, epochs,
+                                                      progress("torch"))
+    # Per-step times from steps taken in turns after training (the weights train on a little,
+    # after the test): run one after the other, a busy minute would slow one mode alone.
+    idx = next(batches(len(data[1]), 1))
+    timings = interleaved({name: (lambda step=step: step(idx)) for name, step in
+                           steps_of.items()}, 30 if ctx.quick else 150, "digits training step")
+    for name, timing in timings.items():
+        runs[name].step_ms = timing.summary("ms")
     ours, theirs = np.array(runs["eager"].losses), np.array(runs["compiled"].losses)
     gap = float(np.max(np.abs(ours - theirs)))
-    rows = [[name, f"{r.losses[-1]:.4f}", f"{100 * r.accuracy:.1f}%",
-             f"{1e3 * float(np.median(r.step_seconds)):.2f}",
+    rows = [[name, f"{r.losses[-1]:.4f}", f"{100 * r.accuracy:.1f}%", shown(r.step_ms),
              "-" if r.peak_bytes is None else f"{r.peak_bytes / 1e3:.0f}",
              str(r.kernels_per_step)] for name, r in runs.items()]
-    header = ["mode", "final loss", "test accuracy", "ms/step (median)",
+    header = ["mode", "final loss", "test accuracy", "time/step: median (min-max)",
               "peak KB/step (numpy)", "kernels/step"]
     text = [f"MLP {'-'.join(map(str, SIZES))} on 1,437 digits (360 held out), batch {BATCH}, "
             f"SGD lr {LR} momentum {MOMENTUM}, {epochs} epochs = {steps} steps, float32",
@@ -213,13 +227,12 @@ def run(ctx) -> dict:
     figures = [
         plots.lines(ctx.out / "loss_curves.png", "Training loss, same initial weights",
                     {k: r.losses for k, r in runs.items()}, "step", "cross-entropy", log=True),
-        plots.lines(ctx.out / "time_per_step.png", "Time per training step",
+        plots.lines(ctx.out / "time_per_step.png", "Time per training step, as training ran",
                     {k: [1e3 * t for t in r.step_seconds] for k, r in runs.items()}, "step",
                     "ms", log=True),
         plots.bars(ctx.out / "memory_per_step.png", "Peak numpy memory of one step (KB)",
                    {k: r.peak_bytes / 1e3 for k, r in runs.items() if r.peak_bytes}, "KB")]
     markdown = ["```text", *text, "```", ""] + [f"![{f.stem}]({f.name})" for f in figures if f]
-    compiled = session.compiled([loss, update], {x: data[0][idx], y: data[1][idx]})
     return {"text": "\n".join(text), "markdown": "\n".join(markdown),
             "data": {name: vars(r) for name, r in runs.items()} | {"max_loss_gap": gap},
             "compiled": compiled}

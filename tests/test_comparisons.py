@@ -1,19 +1,33 @@
 """The main job runs end to end (``--quick``) and writes its report, JSON and pictures; and
-without matplotlib it still writes the text report and says what it skipped."""
+without matplotlib it still writes the text report and says what it skipped. Its times are
+taken with every thread pool set by --threads (and said so), shown as median (min-max), and
+a measurement whose runs spread wide is warned of."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+import threadpoolctl
 
 from comparisons import __main__ as main_job
-from comparisons import plots, training
+from comparisons import common, plots, training
+from comparisons.common import Timing, arguments, how_timed, interleaved, measuring, shown
+
+
+def _torch_threads() -> int | None:
+    torch = common.optional("torch")
+    return None if torch is None else torch.get_num_threads()
 
 
 def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
-    results = main_job.main(["--quick", "--out", str(tmp_path)])
+    threads_before = _torch_threads()
+    results = main_job.main(["--quick", "--threads", "1", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
+    assert _torch_threads() == threads_before  # the pools are given back as they were
+    assert set(results["threads"].values()) == {1} and "numpy's openblas" in results["threads"]
+    assert "Threads: --threads 1 (default: half of this machine's" in printed
     for heading in ("[1/5] The seeds, both ways", "[2/5] Training, both ways",
                     "[3/5] What the compiler did", "[4/5] Where define-by-run wins",
                     "[5/5] ONNX, both ways"):
@@ -27,8 +41,15 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
         assert tuned["last loss"] < tuned["first loss"] / 2
     report = (tmp_path / "report.md").read_text()
     assert "## 2. Training, both ways" in report and "y2.grad" in report
+    assert "numpy's openblas 1" in report and "time/step: median (min-max)" in report
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["training"]["max_loss_gap"] == 0.0  # eager and compiled: the same curve
+    for timing in (saved["training"]["eager"]["step_ms"], saved["compiler"]["mlp"]["eager_ms"],
+                   saved["dynamic"]["compile_cost"]["compiled_step_ms"]):
+        assert 0 < timing["min"] <= timing["median"] <= timing["max"] and timing["runs"] >= 3
+        assert f"({timing['min']:#.3g}-" in report
+    for warning in saved["spread_warnings"]:
+        assert warning in printed and warning in report
     assert results["training"]["compiled"]["kernels_per_step"] < \
         results["training"]["eager"]["kernels_per_step"]
     both = results["compiler"]["runtimes"]
@@ -38,8 +59,8 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
         assert "pocl-opencl-icd" in both["skipped"] and "OpenCL runtime is skipped" in printed
     else:
         assert set(both["rows"]) == {"layer_norm", "softmax", "gelu_tanh"}
-        assert both["mlp"]["opencl_ms"] > 0 and abs(sum(both["mlp"]["opencl_share"].values())
-                                                    - 1) < 1e-9
+        assert both["mlp"]["opencl_ms"]["median"] > 0
+        assert abs(sum(both["mlp"]["opencl_share"].values()) - 1) < 1e-9
         assert "OpenCL device:" in printed
         pngs.append("runtimes_crossover.png")
     if plots.available():
@@ -67,7 +88,58 @@ def test_digits_data_ships_with_the_project() -> None:
 @pytest.mark.parametrize("epochs", [12])
 def test_the_digits_mlp_reaches_95_percent_in_both_modes(epochs) -> None:
     data = training.load_digits()
-    eager_run = training.train_eager(data, epochs, lambda k: None)
+    eager_run, _ = training.train_eager(data, epochs, lambda k: None)
     compiled_run, *_ = training.train_compiled(data, epochs, lambda k: None)
     assert eager_run.accuracy >= 0.95 and compiled_run.accuracy >= 0.95
     assert eager_run.losses == compiled_run.losses
+
+
+def test_every_pool_takes_the_threads_asked_for_and_gets_its_own_back(tmp_path) -> None:
+    torch_before = _torch_threads()  # imports torch first: its OpenMP is one of the pools
+    before = threadpoolctl.threadpool_info()
+    with measuring(arguments("t", ["--threads", "1", "--out", str(tmp_path)])) as ctx:
+        assert {pool["num_threads"] for pool in threadpoolctl.threadpool_info()} == {1}
+        assert _torch_threads() in (None, 1)
+        assert set(ctx.thread_counts.values()) == {1} and "numpy's openblas" in ctx.thread_counts
+        assert "--threads 1 " in how_timed(ctx) and "numpy's openblas 1" in how_timed(ctx)
+    assert threadpoolctl.threadpool_info() == before and _torch_threads() == torch_before
+
+
+def test_threads_default_to_half_the_cores_and_must_be_positive(capsys) -> None:
+    assert arguments("t", []).threads == max(1, common.cores() // 2) == common.default_threads()
+    with pytest.raises(SystemExit):
+        arguments("t", ["--threads", "0"])
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+
+
+def _programs_on_a_fake_clock(monkeypatch, milliseconds: dict[str, list[float]]) -> dict:
+    """Programs that take the given times, in turn, on a clock that only they move."""
+    now = [0.0]
+    monkeypatch.setattr(common.time, "perf_counter", lambda: now[0])
+
+    def program(times: list[float]):
+        durations = itertools.cycle(times)
+        return lambda: now.__setitem__(0, now[0] + next(durations) / 1e3)
+    return {name: program(times) for name, times in milliseconds.items()}
+
+
+def test_a_measurement_whose_runs_spread_wide_is_warned_of(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(common, "SPREAD_WARNINGS", [])
+    programs = _programs_on_a_fake_clock(monkeypatch, {
+        "steady": [1.0, 1.1, 1.05, 0.95] * 3 + [30.0],  # a slow run now and then: no warning
+        "busy": [1.0, 30.0]})                            # half the runs 30x slower: a warning
+    timings = interleaved(programs, 30, "fake step")
+    (warning,) = common.SPREAD_WARNINGS
+    assert warning.startswith("warning: fake step, busy: runs spread from 1.00 to 30.0 ms")
+    assert "--threads 1" in warning and warning in capsys.readouterr().err
+    steady = timings["steady"].summary("ms")
+    assert steady["min"] == pytest.approx(0.95) and steady["max"] == pytest.approx(30.0)
+    assert steady["min"] <= steady["q1"] <= steady["median"] <= steady["q3"] <= steady["max"]
+    assert steady["runs"] == 30 and timings["steady"].spread_warning("x") is None
+
+
+def test_a_timing_shows_its_median_with_the_fastest_and_slowest_run() -> None:
+    timing = Timing((0.00041, 0.00039, 0.00052))
+    assert timing.median == 0.00041
+    assert shown(timing.summary("ms")) == "0.410 ms (0.390-0.520)"
+    assert shown(Timing((0.12, 0.125, 0.2)).summary("ms")) == "125 ms (120-200)"
