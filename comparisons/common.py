@@ -17,6 +17,8 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 import threadpoolctl
 
+from staticgraph.runtime import fused
+
 NOISY_QUARTILES = 1.5  # upper / lower quartile of a measurement's runs above this: a warning
 SPREAD_WARNINGS: list[str] = []  # this run's warnings, in the order measured
 
@@ -70,13 +72,16 @@ def measuring(args: argparse.Namespace) -> Iterator[SimpleNamespace]:
     SPREAD_WARNINGS.clear()
     torch = optional("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
+    fused_threads = fused.get_num_threads()
     with threadpoolctl.threadpool_limits(args.threads):
         if torch is not None:
             torch.set_num_threads(args.threads)
+        fused.set_num_threads(args.threads)
         try:
             yield SimpleNamespace(quick=args.quick, full=args.full, out=args.out, torch=torch,
                                   threads=args.threads, thread_counts=thread_counts(torch))
         finally:
+            fused.set_num_threads(fused_threads)
             if torch is not None:
                 torch.set_num_threads(torch_threads)
 
@@ -87,6 +92,7 @@ def thread_counts(torch: ModuleType | None) -> dict[str, int]:
               for pool in threadpoolctl.threadpool_info()}
     if torch is not None:
         counts["torch intra-op"] = torch.get_num_threads()
+    counts["staticgraph's fused kernels"] = fused.get_num_threads()
     return counts
 
 
@@ -104,8 +110,7 @@ def how_timed(ctx: SimpleNamespace) -> str:
     """The report's header: the threads each library used, and how times were taken."""
     counts = ", ".join(f"{name} {n}" for name, n in ctx.thread_counts.items())
     return (f"Threads: --threads {ctx.threads} (default: half of this machine's {cores()} "
-            f"cores): {counts}; staticgraph's fused kernels split large arrays over "
-            f"{os.cpu_count()} threads (os.cpu_count(), not set by --threads).\n"
+            f"cores): {counts}.\n"
             "Times: the programs compared take turns in blocks of runs; each time is the "
             "median run, with the fastest and the slowest beside it: 0.41 ms (0.39-0.52). "
             "A warning names any measurement whose runs' upper quartile is over "

@@ -23,6 +23,22 @@ CHUNK_ELEMENTS = 1 << 17  # a chunk's widest member: 512 KB of float32 (an L2 he
 PARALLEL_ELEMENTS = 1 << 20  # below this a kernel runs on the calling thread
 
 
+_threads = os.cpu_count() or 1
+
+
+def set_num_threads(threads: int) -> None:
+    """How many threads a large fused kernel splits its rows over (torch.set_num_threads's
+    counterpart; default: every core). Kernels compiled from then on use it."""
+    global _threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"set_num_threads expects a positive int, got {threads!r}")
+    _threads = threads
+
+
+def get_num_threads() -> int:
+    return _threads
+
+
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="staticgraph")
@@ -124,7 +140,7 @@ def render_fused(kernel: FusedKernel, name: str) -> tuple[str, dict[str, Any], i
         body.namespace.update({f"s{k}": a for k, a in enumerate(scratch)})
         lines = header + [f"    {line}" for line in body.lines]
         return "\n".join(lines) + "\n", body.namespace, sum(a.nbytes for a in scratch)
-    workers = (os.cpu_count() or 1) if rows * widest >= PARALLEL_ELEMENTS else 1
+    workers = _threads if rows * widest >= PARALLEL_ELEMENTS else 1
     ranges = row_ranges(rows, chunk, workers)
     sinks = [j for j in kernel.outputs if kernel.members[j].reduces_rows]
     part = [f"def {name}_part(lo, hi, S, Q, {params}):"]
