@@ -54,7 +54,8 @@ class OpSpec:
     ref: Callable | None = None       # numpy reference of the forward value
     grad_name: str | None = None      # torch's grad_fn name, where eager matches it
     second_order: bool = True         # False where the function is piecewise linear
-    tags: frozenset = field(default_factory=frozenset)
+    tags: frozenset = field(default_factory=frozenset)  # "parameters": inputs after the first
+    #                                                     are weights of known shape
 
 
 def _in(*shapes, kind="normal"):
@@ -85,6 +86,59 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def _np_conv2d(x, w, b=None, stride=(1, 1), pad=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """A direct loop over output pixels: an independent reference for conv2d."""
+    x = np.pad(x, ((0, 0), (0, 0), *pad))
+    (kh, kw), (sh, sw), (dh, dw) = w.shape[2:], stride, dilation
+    ho, wo = ((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
+              zip(x.shape[2:], (kh, kw), stride, dilation))
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo))
+    per_out, per_in = w.shape[0] // groups, w.shape[1]
+    for o in range(w.shape[0]):
+        c0 = o // per_out * per_in
+        for i in range(ho):
+            for j in range(wo):
+                patch = x[:, c0:c0 + per_in, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                          j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                out[:, o, i, j] = (patch * w[o]).sum((1, 2, 3))
+    return out if b is None else out + b[:, None, None]
+
+
+def _np_conv_transpose2d(x, w, b, stride, pad, output_padding, groups):
+    """Each input pixel scattered over its window of the output: an independent reference."""
+    (kh, kw), (sh, sw) = w.shape[2:], stride
+    per_in, per_out = x.shape[1] // groups, w.shape[1]
+    h, wd = ((n - 1) * s + k + e for n, s, k, e in zip(x.shape[2:], stride, (kh, kw),
+                                                        output_padding))
+    out = np.zeros((x.shape[0], per_out * groups, h, wd))
+    for c in range(x.shape[1]):
+        o0 = c // per_in * per_out
+        for i in range(x.shape[2]):
+            for j in range(x.shape[3]):
+                out[:, o0:o0 + per_out, i * sh:i * sh + kh, j * sw:j * sw + kw] += \
+                    x[:, c, i, j, None, None, None] * w[c]
+    return out[:, :, pad[0]:h - pad[0], pad[1]:wd - pad[1]] + b[:, None, None]
+
+
+def _np_pool(x, kernel, stride, pads, reduce, dilation=(1, 1), fill=-np.inf):
+    """The windows of x padded with ``fill``, each reduced."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    padded = np.pad(x, ((0, 0), (0, 0), *pads), constant_values=fill)
+    ho, wo = ((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
+              zip(padded.shape[2:], kernel, stride, dilation))
+    return np.stack([np.stack([reduce(padded[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                                             j * sw:j * sw + dw * (kw - 1) + 1:dw])
+                               for j in range(wo)], -1) for i in range(ho)], -2)
+
+
+def _np_avg_pool_exclude_pad(x):
+    """avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False)."""
+    def window_sums(a):  # (the last window, past the padding by ceil_mode, is cut short)
+        return _np_pool(a, (3, 3), (2, 2), ((1, 2), (1, 1)), lambda w: w.sum((2, 3)),
+                        fill=0)
+    return window_sums(x) / window_sums(np.ones(x.shape))
+
+
 def _setitem(x, index, value):
     """x with ``x[index] = value``, out of place: clone-then-assign in eager and torch (torch's
     CopySlices); a graph node, which cannot be assigned to, records the same index_put."""
@@ -110,6 +164,11 @@ EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           log_softmax=shared.log_softmax, softplus=shared.softplus,
                           nll_loss=shared.nll_loss,
                           binary_cross_entropy=shared.binary_cross_entropy,
+                          leaky_relu=shared.leaky_relu, silu=shared.silu, elu=shared.elu,
+                          hardtanh=shared.hardtanh, conv2d=shared.conv2d,
+                          conv_transpose2d=shared.conv_transpose2d,
+                          max_pool2d=shared.max_pool2d, avg_pool2d=shared.avg_pool2d,
+                          adaptive_avg_pool2d=shared.adaptive_avg_pool2d,
                           arange_like=lambda x, axis: x._arange_like(axis))
 
 
@@ -121,6 +180,11 @@ def torch_f():
                            stack=torch.stack, where=torch.where, softmax=torch.softmax,
                            log_softmax=torch.log_softmax, softplus=tf.softplus,
                            nll_loss=tf.nll_loss, binary_cross_entropy=tf.binary_cross_entropy,
+                           leaky_relu=tf.leaky_relu, silu=tf.silu, elu=tf.elu,
+                           hardtanh=tf.hardtanh, conv2d=tf.conv2d,
+                           conv_transpose2d=tf.conv_transpose2d,
+                           max_pool2d=tf.max_pool2d, avg_pool2d=tf.avg_pool2d,
+                           adaptive_avg_pool2d=tf.adaptive_avg_pool2d,
                            arange_like=lambda x, axis: torch.arange(x.shape[axis]))
 
 
@@ -185,6 +249,14 @@ SPECS: list[OpSpec] = [
     S("erf", lambda F, a: a.erf(), _in((3, 4)), special.erf, "ErfBackward0"),
     S("floor", lambda F, a: a.floor() * a, _in((3, 4)), lambda a: np.floor(a) * a,
       "MulBackward0"),
+    S("leaky_relu", lambda F, a: F.leaky_relu(a, 0.2), _in((3, 4), kind="away"),
+      lambda a: np.where(a > 0, a, 0.2 * a), "LeakyReluBackward0", second_order=False),
+    S("silu", lambda F, a: F.silu(a), _in((3, 4)), lambda a: a / (1 + np.exp(-a)),
+      "SiluBackward0"),
+    S("elu", lambda F, a: F.elu(a, 0.7), _in((3, 4), kind="away"),
+      lambda a: np.where(a > 0, a, 0.7 * np.expm1(a)), "EluBackward0"),
+    S("hardtanh", lambda F, a: F.hardtanh(a * 2, -1.5, 0.5), _in((3, 4), kind="away"),
+      lambda a: np.clip(a * 2, -1.5, 0.5), "HardtanhBackward0", second_order=False),
     S("sin", lambda F, a: a.sin(), _in((3, 4)), np.sin, "SinBackward0"),
     S("cos", lambda F, a: a.cos(), _in((3, 4)), np.cos, "CosBackward0"),
     # // has no gradient (torch's is not implemented): a detached quotient scales a
@@ -368,6 +440,35 @@ SPECS: list[OpSpec] = [
       _in((3, 4), (3, 4), kind="simplex") + (Input((4,), "mask"),),
       lambda x, y, m: -(y * np.log(x) + (1 - y) * np.log1p(-x)) * (m + 0.5),
       "BinaryCrossEntropyBackward0"),
+    # convolutional networks (references: tests/test_conv.py checks each against torch)
+    S("conv2d", lambda F, x, w, b: F.conv2d(x, w, b), _in((2, 3, 5, 5), (4, 3, 3, 3), (4,)),
+      _np_conv2d, "ConvolutionBackward0", tags=frozenset({"parameters"})),
+    S("conv2d_strided_grouped", lambda F, x, w: F.conv2d(x, w, stride=2, padding=1,
+                                                         dilation=(1, 2), groups=2),
+      _in((2, 4, 6, 7), (6, 2, 2, 3)),
+      lambda x, w: _np_conv2d(x, w, None, (2, 2), ((1, 1), (1, 1)), (1, 2), 2),
+      "ConvolutionBackward0", tags=frozenset({"parameters"})),
+    S("conv2d_same", lambda F, x, w: F.conv2d(x, w, padding="same"),
+      _in((1, 2, 5, 4), (2, 2, 2, 3)), lambda x, w: _np_conv2d(x, w, pad=((0, 1), (1, 1))),
+      "ConvolutionBackward0", tags=frozenset({"parameters"})),
+    S("conv_transpose2d", lambda F, x, w, b: F.conv_transpose2d(
+        x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+      _in((2, 4, 3, 3), (4, 1, 3, 3), (2,)),
+      lambda x, w, b: _np_conv_transpose2d(x, w, b, (2, 2), (1, 1), (1, 1), 2),
+      "ConvolutionBackward0", tags=frozenset({"parameters"})),
+    S("max_pool2d", lambda F, x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
+      _in((2, 3, 6, 7)), lambda x: _np_pool(x, (3, 3), (2, 2), ((1, 2), (1, 1)),
+                                            lambda w: w.max((2, 3))),
+      "MaxPool2DWithIndicesBackward0", second_order=False),
+    S("max_pool2d_dilated", lambda F, x: F.max_pool2d(x, 2, 1, dilation=2), _in((1, 2, 5, 5)),
+      lambda x: _np_pool(x, (2, 2), (1, 1), ((0, 0), (0, 0)), lambda w: w.max((2, 3)),
+                         (2, 2)), "MaxPool2DWithIndicesBackward0", second_order=False),
+    S("avg_pool2d", lambda F, x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True,
+                                             count_include_pad=False),
+      _in((2, 3, 6, 7)), _np_avg_pool_exclude_pad, "AvgPool2DBackward0"),
+    S("adaptive_avg_pool2d", lambda F, x: F.adaptive_avg_pool2d(x, (2, 3)) ** 2,
+      _in((2, 3, 4, 6)), lambda x: x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)) ** 2,
+      "PowBackward0"),
     S("cross_entropy", lambda F, x, y: F.cross_entropy(x, y),
       (Input((4, 5)), Input((4,), "int:5")), _cross_entropy, "NllLossBackward0"),
     S("cross_entropy_sum", lambda F, x, y: F.cross_entropy(x, y, reduction="sum"),

@@ -1,5 +1,5 @@
-"""Composite primitives (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss,
-binary_cross_entropy, gather): one
+"""Composite primitives (softmax, log_softmax, gelu, layer_norm, the losses, gather, the
+convolutions and pools): one
 kernel and one recorded node in eager, a decomposition the compiler expands, and the same
 values and gradients either way."""
 
@@ -24,7 +24,8 @@ COMPOSITE_SPECS = [s for s in SPECS if any(
 
 
 def test_the_composites_are_the_ones_torch_records_as_one_node() -> None:
-    assert COMPOSITES == ["binary_cross_entropy", "gather", "gelu", "layer_norm", "log_softmax",
+    assert COMPOSITES == ["avg_pool2d", "binary_cross_entropy", "conv2d", "conv_transpose2d",
+                          "gather", "gelu", "layer_norm", "log_softmax", "max_pool2d",
                           "mse_loss", "nll_loss", "softmax"]
 
 

@@ -13,11 +13,14 @@ import staticgraph as sg
 
 
 def _build(spec: OpSpec, arrays, unknown_batch: bool = False):
-    """Placeholders for the inputs (optionally with the first dimension unknown)."""
+    """Placeholders for the inputs (optionally with the first dimension unknown: of the first
+    input only where the others are parameters, whose shapes are known)."""
     graph = sg.Graph()
+    batched = 1 if "parameters" in spec.tags else len(arrays)
     with graph.as_default():
-        xs = [sg.placeholder((None,) + a.shape[1:] if unknown_batch and a.ndim else a.shape,
-                             a.dtype, name=f"x{k}") for k, a in enumerate(arrays)]
+        xs = [sg.placeholder((None,) + a.shape[1:] if unknown_batch and a.ndim and k < batched
+                             else a.shape, a.dtype, name=f"x{k}")
+              for k, a in enumerate(arrays)]
         out = spec.fn(EAGER_F, *xs)
     return graph, xs, out
 

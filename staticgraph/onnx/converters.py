@@ -23,6 +23,7 @@ from onnx import numpy_helper
 from ..ops import P, Primitive, dtypes
 from ..ops.elementwise import clamp_bounds
 from ..ops.shapes import sum_to_axes
+from .conv_converters import CONV_CONVERTERS
 from .index_converters import (convert_arange_like, convert_check_index, convert_getitem,
                                convert_index_put, convert_nonzero, convert_scatter_add)
 from .lowering import Converter, onnx_type, reduce, reshape, unknown_size_shape
@@ -325,8 +326,10 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.mse_loss: convert_decomposed,  # ONNX has no squared-error loss operator
     P.gather: convert_gather,
     P.binary_cross_entropy: convert_decomposed,  # ONNX has no binary cross-entropy operator
+    # convolutional networks
+    **CONV_CONVERTERS,
 }
 
-# Primitives ONNX cannot express, with the reason export gives. Every current primitive has
-# a converter; a new one goes either above or here.
+# Primitives ONNX cannot express, with the reason export gives; a new primitive goes either
+# above or here.
 NOT_EXPORTABLE: dict[Primitive, str] = {}

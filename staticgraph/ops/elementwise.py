@@ -226,6 +226,68 @@ softplus = Primitive(name="softplus", kind=E, kernel=softplus_kernel, shape_rule
                      dtype_rule=promoted_float, vjps=(_softplus_vjp,), saves=Saves.INPUTS,
                      grad_name="SoftplusBackward0")
 
+# -- activations of convolutional networks (torch.nn.functional's) ------------------------------
+
+def _floats_only(name: str):
+    def rule(x, **_) -> np.dtype:
+        if not dtypes.is_floating(x.dtype):
+            raise dtypes.DTypeError(f'"{name}" not implemented for '
+                                    f"'{dtypes.torch_name(x.dtype).capitalize()}'")
+        return x.dtype
+    return rule
+
+
+def _written(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """A kernel's result, in ``out`` where the numpy runtime gives a buffer."""
+    if out is None:
+        return result
+    np.copyto(out, result, casting="unsafe")
+    return out
+
+
+def leaky_relu_kernel(x, negative_slope: float, out=None):
+    return _written(np.where(x > 0, x, x * x.dtype.type(negative_slope)), out)
+
+
+def silu_kernel(x, out=None):
+    return _written(x * sigmoid_kernel(x), out)
+
+
+def elu_kernel(x, alpha: float, out=None):
+    with np.errstate(over="ignore"):
+        return _written(np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))),
+                        out)
+
+
+def hardtanh_kernel(x, min_val: float, max_val: float, out=None):
+    return _written(np.clip(x, x.dtype.type(min_val), x.dtype.type(max_val)), out)
+
+
+def _silu_vjp(g, out, x):
+    s = x.sigmoid()
+    return g * s * (1 + x * (1 - s))
+
+
+# torch's backward rules, NaN included: leaky_relu's slope where x is not > 0, elu's g
+# where x is not <= 0, hardtanh's g where x is not at or past a bound.
+leaky_relu = Primitive(
+    name="leaky_relu", kind=E, kernel=leaky_relu_kernel, shape_rule=same_shape,
+    dtype_rule=_floats_only("leaky_relu_cpu"), saves=Saves.INPUTS,
+    vjps=(lambda g, out, x, negative_slope: g.where(x > 0, g * negative_slope),),
+    grad_name="LeakyReluBackward0")
+silu = Primitive(name="silu", kind=E, kernel=silu_kernel, shape_rule=same_shape,
+                 dtype_rule=_floats_only("silu"), vjps=(_silu_vjp,), saves=Saves.INPUTS,
+                 grad_name="SiluBackward0")
+elu = Primitive(
+    name="elu", kind=E, kernel=elu_kernel, shape_rule=same_shape, dtype_rule=_floats_only("elu"),
+    vjps=(lambda g, out, x, alpha: (g * alpha * x.exp()).where(x <= 0, g),),
+    saves=Saves.INPUTS, grad_name="EluBackward0")
+hardtanh = Primitive(
+    name="hardtanh", kind=E, kernel=hardtanh_kernel, shape_rule=same_shape, dtype_rule=promoted,
+    vjps=(lambda g, out, x, min_val, max_val: _zero_where((x <= min_val) | (x >= max_val), g),),
+    saves=Saves.INPUTS, grad_name="HardtanhBackward0")
+
+
 def where_into(c, x, y, out):
     """where() as bit arithmetic for floats: out = (x & m) | (y & ~m), m all ones where c.
     Exactly np.where (nan, inf and -0.0 included) but about 8x faster: np.where branches
@@ -334,5 +396,5 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
               relu, threshold_backward, abs, sign, erf, floor, sin, cos, floor_divide, remainder,
-              softplus, clamp, where, cast, fill,
+              softplus, leaky_relu, silu, elu, hardtanh, clamp, where, cast, fill,
               stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)

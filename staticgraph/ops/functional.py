@@ -9,6 +9,7 @@ from typing import Any
 
 from . import composite, dtypes
 from .callers import warn_user
+from .conv import Windows
 from .primitives import P
 from .shapes import ShapeError
 
@@ -38,6 +39,24 @@ def tanh(x):
 
 def relu(x):
     return x.relu()
+
+
+def leaky_relu(x, negative_slope: float = 0.01):
+    return x._apply(P.leaky_relu, x, negative_slope=float(negative_slope))
+
+
+def silu(x):
+    return x._apply(P.silu, x)
+
+
+def elu(x, alpha: float = 1.0):
+    return x._apply(P.elu, x, alpha=float(alpha))
+
+
+def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
+    if min_val > max_val:
+        raise x._error("hardtanh", ValueError, "min_val cannot be greater than max_val")
+    return x._apply(P.hardtanh, x, min_val=float(min_val), max_val=float(max_val))
 
 
 def softplus(x, beta: float = 1.0, threshold: float = 20.0):
@@ -175,3 +194,116 @@ def where(condition, input, other):
     values = [anchor._lift(v, dtype) if isinstance(v, (bool, int, float)) else anchor._operand(v)
               for v in (input, other)]
     return values[0].where(anchor._operand(condition), values[1])
+
+
+# -- convolutional networks (NCHW) ---------------------------------------------------------------
+
+def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise TypeError(f"{what} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _conv_padding(x, padding, kernel, stride, dilation) -> tuple:
+    """torch's padding: ints, or "valid" (none) or "same" (the output keeps the input's size,
+    the odd pixel after, as torch pads it)."""
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        if stride != (1, 1):
+            raise x._error("conv2d", ValueError,
+                           "padding='same' is not supported for strided convolutions")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    return tuple((p, p) for p in _pair(padding, "padding"))
+
+
+def conv2d(input, weight, bias: Any = None, stride=1, padding=0, dilation=1, groups: int = 1):
+    weight = input._operand(weight)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    kernel = tuple(weight.shape[2:]) if weight.ndim == 4 else (1, 1)
+    windows = Windows(kernel, stride, _conv_padding(input, padding, kernel, stride, dilation),
+                      dilation)
+    biases = [] if bias is None else [input._operand(bias)]
+    return input._apply(P.conv2d, input, weight, *biases, windows=windows, groups=int(groups),
+                        has_bias=bias is not None)
+
+
+def conv_transpose2d(input, weight, bias: Any = None, stride=1, padding=0, output_padding=0,
+                     groups: int = 1, dilation=1):
+    """The adjoint of conv2d in its input: each input pixel spreads over a window of the
+    output. ``output_padding`` adds rows and columns after, where several sizes map to one."""
+    weight = input._operand(weight)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding, extra = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    if weight.ndim != 4 or input.ndim != 4 or None in input.shape[2:]:
+        raise input._error("conv_transpose2d", ShapeError, "expects a 4-D input of known "
+                           f"height and width and a 4-D weight, got {tuple(input.shape)} and "
+                           f"{tuple(weight.shape)}")
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise input._error("conv_transpose2d", ValueError, "output padding must be smaller "
+                           "than either stride or dilation, but got output_padding_height: "
+                           f"{extra[0]} output_padding_width: {extra[1]} stride_height: "
+                           f"{stride[0]} stride_width: {stride[1]} dilation_height: "
+                           f"{dilation[0]} dilation_width: {dilation[1]}")
+    kernel = tuple(weight.shape[2:])
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1 for n, s, p, d, k, e in
+                 zip(input.shape[2:], stride, padding, dilation, kernel, extra))
+    windows = Windows(kernel, stride, tuple((p, p) for p in padding), dilation)
+    biases = [] if bias is None else [input._operand(bias)]
+    return input._apply(P.conv_transpose2d, input, weight, *biases, windows=windows,
+                        groups=int(groups), has_bias=bias is not None, size=size)
+
+
+def _pool_windows(x, name: str, kernel_size, stride, padding, dilation, ceil_mode: bool):
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
+    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+    for p, k, d in zip(padding, kernel, dilation):
+        if p > (d * (k - 1) + 1) // 2:
+            raise x._error(name, ValueError, "pad should be at most half of effective kernel "
+                           f"size, but got pad={p}, kernel_size={k} and dilation={d}")
+    if x.ndim != 4 or None in x.shape[2:]:
+        raise x._error(name, ShapeError, f"{name} expects a 4-D input (N, C, H, W) of known "
+                       f"height and width, got shape {tuple(x.shape)}")
+    pads = []
+    for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation):
+        span = n + 2 * p - d * (k - 1) - 1
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (out - 1) * s >= n + p:  # the last window must start in the image
+            out -= 1
+        pads.append((p, max(p, (out - 1) * s + d * (k - 1) + 1 - n - p)))
+    return Windows(kernel, stride, tuple(pads), dilation)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    windows = _pool_windows(input, "max_pool2d", kernel_size, stride, padding, dilation,
+                            ceil_mode)
+    return input._apply(P.max_pool2d, input, windows=windows)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True):
+    windows = _pool_windows(input, "avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
+    return input._apply(P.avg_pool2d, input, windows=windows,
+                        count_include_pad=bool(count_include_pad))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """The mean over output_size windows that tile the image: output 1 (a global average
+    pool) or sizes that divide the input's."""
+    out = _pair(output_size, "output_size")
+    if input.ndim != 4 or None in input.shape[2:]:
+        raise input._error("adaptive_avg_pool2d", ShapeError, "expects a 4-D input of known "
+                           f"height and width, got shape {tuple(input.shape)}")
+    if out == (1, 1):
+        return input.mean((2, 3), keepdim=True)
+    if any(n % o for n, o in zip(input.shape[2:], out)):
+        raise input._error("adaptive_avg_pool2d", ValueError, f"output size {out} must divide "
+                           f"the input's {tuple(input.shape[2:])} (uneven windows are not "
+                           "supported)")
+    kernel = tuple(n // o for n, o in zip(input.shape[2:], out))
+    windows = Windows(kernel, kernel, ((0, 0), (0, 0)))
+    return input._apply(P.avg_pool2d, input, windows=windows, count_include_pad=True,
+                        grad_name="AdaptiveAvgPool2DBackward0")

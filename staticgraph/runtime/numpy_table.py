@@ -119,6 +119,8 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.relu: NumpyLowering(lambda x, out: np.maximum(x, 0, out=out)),
     P.threshold_backward: NumpyLowering(threshold_backward_into),
     P.softplus: NumpyLowering(softplus_kernel),
+    P.leaky_relu: NumpyLowering(P.leaky_relu.kernel), P.silu: NumpyLowering(P.silu.kernel),
+    P.elu: NumpyLowering(P.elu.kernel), P.hardtanh: NumpyLowering(P.hardtanh.kernel),
     P.clamp: NumpyLowering(_clamp_into),
     P.where: NumpyLowering(where_into),
     P.cast: NumpyLowering(_copy_into),
@@ -149,7 +151,10 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     # reference kernels run
     P.softmax: ALLOCATES, P.log_softmax: ALLOCATES, P.gelu: ALLOCATES, P.layer_norm: ALLOCATES,
     P.nll_loss: ALLOCATES, P.mse_loss: ALLOCATES, P.gather: ALLOCATES,
-    P.binary_cross_entropy: ALLOCATES,
+    P.binary_cross_entropy: ALLOCATES, P.conv2d: ALLOCATES, P.conv_transpose2d: ALLOCATES,
+    P.max_pool2d: ALLOCATES, P.avg_pool2d: ALLOCATES,
+    # convolutions' windows: copies (a planned buffer) and their adjoint
+    P.im2col: ALLOCATES, P.col2im: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

@@ -190,6 +190,30 @@ def _softplus(args, operands, out, beta, threshold):
     return f"sg_softplus({a}, {literal(beta, out)}, {literal(threshold, out)})"
 
 
+def _leaky_relu(args, operands, out, negative_slope):
+    if not _floating(out):
+        return None
+    a = cast(args[0], operands[0].dtype, out)
+    return f"(({a}) > 0 ? ({a}) : ({a}) * {literal(negative_slope, out)})"
+
+
+def _silu(args, operands, out):
+    a = cast(args[0], operands[0].dtype, out)
+    return f"(({a}) * sg_sigmoid({a}))" if _floating(out) else None
+
+
+def _elu(args, operands, out, alpha):
+    a = cast(args[0], operands[0].dtype, out)
+    return f"(({a}) > 0 ? ({a}) : {literal(alpha, out)} * expm1({a}))" if _floating(out) \
+        else None
+
+
+def _hardtanh(args, operands, out, min_val, max_val):
+    value, same = cast(args[0], operands[0].dtype, out), [Operand(out, 0)] * 2
+    value = _extreme(">")([value, literal(min_val, out)], same, out)
+    return _extreme("<")([value, literal(max_val, out)], same, out)
+
+
 def _threshold_backward(args, operands, out, threshold):
     g, x = args
     g_dtype, x_dtype = operands[0].dtype, operands[1].dtype
@@ -273,7 +297,9 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.remainder: _e(_floating_helper("sg_remainder")), P.abs: _v(_abs), P.sign: _e(_sign),
     P.sigmoid: _e(_sigmoid),
     P.relu: _e(_relu), P.threshold_backward: _e(_threshold_backward),
-    P.softplus: _e(_softplus), P.clamp: _e(_clamp), P.where: _e(_where), P.cast: _e(_cast),
+    P.softplus: _e(_softplus), P.leaky_relu: _e(_leaky_relu), P.silu: _e(_silu),
+    P.elu: _e(_elu), P.hardtanh: _e(_hardtanh), P.clamp: _e(_clamp), P.where: _e(_where),
+    P.cast: _e(_cast),
     P.fill: _e(_fill), P.stop_gradient: VIEW,
     P.eq: _e(_compare("==")), P.ne: _e(_compare("!=")), P.lt: _e(_compare("<")),
     P.le: _e(_compare("<=")), P.gt: _e(_compare(">")), P.ge: _e(_compare(">=")),
@@ -293,7 +319,10 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     # composites: decomposed into the primitives above unless the passes leave them whole
     P.softmax: HOST, P.log_softmax: HOST, P.gelu: HOST, P.layer_norm: HOST,
     P.nll_loss: HOST, P.mse_loss: HOST, P.gather: HOST,
-    P.binary_cross_entropy: HOST,
+    P.binary_cross_entropy: HOST, P.conv2d: HOST, P.conv_transpose2d: HOST,
+    P.max_pool2d: HOST, P.avg_pool2d: HOST,
+    # convolutions' windows: on the host for now (their matmuls run as device kernels)
+    P.im2col: HOST, P.col2im: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
