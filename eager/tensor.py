@@ -128,6 +128,18 @@ class Tensor(Surface):
             raise TypeError(f"cannot use a {type(value).__name__} in an eager expression")
         return Tensor._make(dtypes.as_array(value, dtype))
 
+    def _updated(self, *updates: tuple[Tensor, Any]) -> Tensor:
+        """Write each (buffer, new value) now, outside autograd (batch norm's running
+        statistics, updated in place as torch's are)."""
+        with no_grad():
+            for buffer, value in updates:
+                buffer.copy_(value)
+        return self
+
+    def _uniform_like(self) -> Tensor:
+        from .creation import rand  # (creation imports this module)
+        return rand(*self.shape, dtype=self.dtype if dtypes.is_floating(self.dtype) else None)
+
     # -- metadata ----------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:

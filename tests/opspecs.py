@@ -86,6 +86,13 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def _np_batch_norm(x, w=None, b=None, eps=1e-5):
+    axes = (0, *range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
+    return y * (1 if w is None else w.reshape(shape)) + (0 if b is None else b.reshape(shape))
+
+
 def _np_conv2d(x, w, b=None, stride=(1, 1), pad=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """A direct loop over output pixels: an independent reference for conv2d."""
     x = np.pad(x, ((0, 0), (0, 0), *pad))
@@ -169,6 +176,7 @@ EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
                           conv_transpose2d=shared.conv_transpose2d,
                           max_pool2d=shared.max_pool2d, avg_pool2d=shared.avg_pool2d,
                           adaptive_avg_pool2d=shared.adaptive_avg_pool2d,
+                          batch_norm=shared.batch_norm,
                           arange_like=lambda x, axis: x._arange_like(axis))
 
 
@@ -185,6 +193,7 @@ def torch_f():
                            conv_transpose2d=tf.conv_transpose2d,
                            max_pool2d=tf.max_pool2d, avg_pool2d=tf.avg_pool2d,
                            adaptive_avg_pool2d=tf.adaptive_avg_pool2d,
+                           batch_norm=tf.batch_norm,
                            arange_like=lambda x, axis: torch.arange(x.shape[axis]))
 
 
@@ -469,6 +478,17 @@ SPECS: list[OpSpec] = [
     S("adaptive_avg_pool2d", lambda F, x: F.adaptive_avg_pool2d(x, (2, 3)) ** 2,
       _in((2, 3, 4, 6)), lambda x: x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)) ** 2,
       "PowBackward0"),
+    S("batch_norm_training", lambda F, x, w, b: F.batch_norm(x, None, None, w, b, True),
+      _in((4, 3, 2, 2), (3,), (3,)), lambda x, w, b: _np_batch_norm(x, w, b),
+      "NativeBatchNormBackward0", tags=frozenset({"parameters"})),
+    S("batch_norm_training_2d", lambda F, x: F.batch_norm(x, None, None, training=True,
+                                                          eps=0.1),
+      _in((5, 3)), lambda x: _np_batch_norm(x, eps=0.1), "NativeBatchNormBackward0"),
+    S("batch_norm_eval", lambda F, x, m, w: F.batch_norm(
+        x, m.type_as(x) - 0.5, m.type_as(x) + 0.5, w, None, False),
+      (Input((2, 3, 4)), Input((3,), "mask"), Input((3,))), lambda x, m, w: (
+          (x - (m - 0.5)[:, None]) / np.sqrt(m + 0.5 + 1e-5)[:, None] * w[:, None]),
+      "NativeBatchNormBackward0", tags=frozenset({"parameters"})),
     S("cross_entropy", lambda F, x, y: F.cross_entropy(x, y),
       (Input((4, 5)), Input((4,), "int:5")), _cross_entropy, "NllLossBackward0"),
     S("cross_entropy_sum", lambda F, x, y: F.cross_entropy(x, y, reduction="sum"),

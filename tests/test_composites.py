@@ -24,7 +24,8 @@ COMPOSITE_SPECS = [s for s in SPECS if any(
 
 
 def test_the_composites_are_the_ones_torch_records_as_one_node() -> None:
-    assert COMPOSITES == ["avg_pool2d", "binary_cross_entropy", "conv2d", "conv_transpose2d",
+    assert COMPOSITES == ["avg_pool2d", "batch_norm", "binary_cross_entropy", "conv2d",
+                          "conv_transpose2d",
                           "gather", "gelu", "layer_norm", "log_softmax", "max_pool2d",
                           "mse_loss", "nll_loss", "softmax"]
 

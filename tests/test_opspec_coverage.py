@@ -20,6 +20,12 @@ GRADIENT_ONLY = {
     "fill": "the ones seeding sg.gradients and the zeros of unconnected inputs",
     "threshold_backward": "relu's gradient (torch's threshold_backward)",
 }
+# Primitives whose results no spec can compare with torch's, each tested where it is used.
+NOT_IN_SPECS = {
+    "uniform_like": "random numbers: tests/test_cnn.py checks dropout's rate, scaling and "
+                    "reproducibility",
+    "after": "running-statistics updates: tests/test_cnn.py checks batch norm's against torch",
+}
 
 
 def _prims(outputs) -> set[str]:
@@ -44,7 +50,7 @@ def _coverage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
 def test_every_primitive_is_exercised_by_a_spec() -> None:
     forward, _ = _coverage()
     covered = set().union(*forward.values())
-    missing = sorted(set(PRIMITIVES) - covered - set(GRADIENT_ONLY))
+    missing = sorted(set(PRIMITIVES) - covered - set(GRADIENT_ONLY) - set(NOT_IN_SPECS))
     assert not missing, f"primitives no spec in tests/opspecs.py exercises: {missing}"
 
 

@@ -274,6 +274,20 @@ def convert_gather(ctx: Context) -> str:
                     axis=ctx.params["axis"])
 
 
+def convert_batch_norm(ctx: Context) -> str:
+    """BatchNormalization in inference mode (scale and bias are required: ones and zeros stand
+    in); in training, the decomposition (the batch's statistics)."""
+    if ctx.params["training"]:
+        return ctx.decomposed()
+    channels = ctx.shape(0)[1]
+    weight = ctx.input(3) if ctx.params["has_weight"] else \
+        ctx.const(np.ones(channels, ctx.node.dtype))
+    bias = ctx.input(3 + ctx.params["has_weight"]) if ctx.params["has_bias"] else \
+        ctx.const(np.zeros(channels, ctx.node.dtype))
+    return ctx.emit("BatchNormalization", ctx.input(0), weight, bias, ctx.input(1),
+                    ctx.input(2), epsilon=ctx.params["eps"])
+
+
 def convert_nll_loss(ctx: Context) -> str:
     """NegativeLogLikelihoodLoss takes (N, C) and (N,): a single row is made a batch of one."""
     log_p, target = ctx.input(0), ctx.input(1, np.int64)
@@ -326,10 +340,16 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.mse_loss: convert_decomposed,  # ONNX has no squared-error loss operator
     P.gather: convert_gather,
     P.binary_cross_entropy: convert_decomposed,  # ONNX has no binary cross-entropy operator
+    P.batch_norm: convert_batch_norm,
     # convolutional networks
     **CONV_CONVERTERS,
 }
 
 # Primitives ONNX cannot express, with the reason export gives; a new primitive goes either
 # above or here.
-NOT_EXPORTABLE: dict[Primitive, str] = {}
+NOT_EXPORTABLE: dict[Primitive, str] = {
+    P.after: "a model file holds no state updates (batch norm's running statistics in "
+             "training): export the graph built with training=False",
+    P.uniform_like: "random draws (dropout in training) are not exported: export the graph "
+                    "built with training=False, where dropout is the identity",
+}

@@ -174,6 +174,87 @@ layer_norm = Primitive(
     decomposition=_layer_norm_decomposition)
 
 
+# -- batch_norm ----------------------------------------------------------------------------------
+
+def _per_channel(value, ndim: int):
+    """A (C,) value shaped to broadcast along axis 1 of an (N, C, ...) one."""
+    return value.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _batch_norm_parts(x, stats: tuple, axes, eps: float, training: bool):
+    """x - mean and sqrt(var + eps): the batch's own (biased) statistics in training, the
+    given running ones in evaluation."""
+    if training:
+        return _centered_and_std(x, axes, eps)
+    mean, var = (_per_channel(s, x.ndim) for s in stats)
+    return x - mean, (var + eps).sqrt()
+
+
+def _split_batch_norm_inputs(rest: tuple, training: bool, has_weight: bool, has_bias: bool):
+    stats, affine = (rest[:0], rest) if training else (rest[:2], rest[2:])
+    weight, bias = _affine(affine, has_weight, has_bias)
+    return stats, weight, bias
+
+
+def _batch_norm_kernel(x, *rest, axes, eps, training, has_weight, has_bias):
+    stats, weight, bias = _split_batch_norm_inputs(rest, training, has_weight, has_bias)
+    if training:
+        mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+    else:
+        mean, var = (s.reshape((1, -1) + (1,) * (x.ndim - 2)) for s in stats)
+    y = (x - mean) / np.sqrt(var + eps)
+    y = y if weight is None else y * weight.reshape(mean.shape)
+    return (y if bias is None else y + bias.reshape(mean.shape)).astype(x.dtype, copy=False)
+
+
+def _batch_norm_decomposition(x, *rest, axes, eps, training, has_weight, has_bias):
+    stats, weight, bias = _split_batch_norm_inputs(rest, training, has_weight, has_bias)
+    centered, std = _batch_norm_parts(x, stats, axes, eps, training)
+    y = centered / std
+    y = y if weight is None else y * _per_channel(weight, x.ndim)
+    return y if bias is None else y + _per_channel(bias, x.ndim)
+
+
+def _batch_norm_vjp(g, out, x, *rest, axes, eps, training, has_weight, has_bias, index: int):
+    """native_batch_norm_backward: in training the batch statistics depend on x (layer_norm's
+    formula over the batch axes); in evaluation x is only scaled. The running statistics
+    get no gradient (torch's buffers)."""
+    if not training and index in (1, 2):
+        return None
+    stats, weight, bias = _split_batch_norm_inputs(rest, training, has_weight, has_bias)
+    centered, std = _batch_norm_parts(x, stats, axes, eps, training)
+    xhat = centered / std
+    if index == 0:
+        gy = g if weight is None else g * _per_channel(weight, x.ndim)
+        if not training:
+            return gy / std
+        return (gy - gy.mean(axes, keepdim=True)
+                - xhat * (gy * xhat).mean(axes, keepdim=True)) / std
+    first_affine = 1 if training else 3
+    return (g * xhat).sum(axes) if index == first_affine and has_weight else g.sum(axes)
+
+
+def _batch_norm_shape(x, *rest, axes, eps, training, has_weight, has_bias) -> Shape:
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm expects an input (N, C, ...), got shape {tuple(x.shape)}")
+    for value in rest:
+        if tuple(value.shape) != (x.shape[1],):
+            raise ShapeError(f"running_mean, running_var, weight and bias should contain "
+                             f"{x.shape[1]} elements, got shape {tuple(value.shape)}")
+    return x.shape
+
+
+# Normalize each channel (axis 1) over the batch and spatial axes: with the batch's own
+# statistics in training, the running ones (inputs 1 and 2) in evaluation; then the
+# channel's affine transform. Updating the running statistics is the caller's
+# (functional.batch_norm), not this value's.
+batch_norm = Primitive(
+    name="batch_norm", kind=Kind.OPAQUE, kernel=_float_kernel(_batch_norm_kernel),
+    shape_rule=_batch_norm_shape, dtype_rule=promoted_float, vjps=_batch_norm_vjp,
+    saves=Saves.INPUTS, grad_name="NativeBatchNormBackward0",
+    decomposition=_batch_norm_decomposition)
+
+
 # -- losses --------------------------------------------------------------------------------------
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -335,4 +416,5 @@ binary_cross_entropy = Primitive(
     saves=Saves.INPUTS, grad_name="BinaryCrossEntropyBackward0",
     decomposition=_bce_decomposition)
 
-PRIMITIVES = (softmax, log_softmax, gelu, layer_norm, nll_loss, mse_loss, binary_cross_entropy)
+PRIMITIVES = (softmax, log_softmax, gelu, layer_norm, batch_norm, nll_loss, mse_loss,
+              binary_cross_entropy)

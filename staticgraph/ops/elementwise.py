@@ -226,6 +226,28 @@ softplus = Primitive(name="softplus", kind=E, kernel=softplus_kernel, shape_rule
                      dtype_rule=promoted_float, vjps=(_softplus_vjp,), saves=Saves.INPUTS,
                      grad_name="SoftplusBackward0")
 
+# x, once the other inputs are computed: a control dependency. Batch norm's output carries the
+# updates of its running statistics this way, so they run whenever the output is computed.
+after = Primitive(name="after", kind=Kind.OPAQUE, kernel=lambda x, *_: x,
+                  shape_rule=lambda x, *_: x.shape, dtype_rule=lambda x, *_: x.dtype,
+                  vjps=lambda g, out, x, *_, index: g, diff_inputs=(0,))
+
+
+def _uniform_kernel(like, key, stream: int):
+    """Uniform numbers in [0, 1) of like's shape and float dtype, a function of (key,
+    stream) alone: the same key gives the same numbers; another run, another key."""
+    rng = np.random.default_rng([int(k) for k in np.ravel(key)] + [stream])
+    dtype = like.dtype if like.dtype.kind == "f" else dtypes.DEFAULT_FLOAT
+    return rng.random(like.shape, dtype=dtype)
+
+
+# The random numbers graphs draw (dropout's mask): ``key`` is fed by the Session for each
+# run (its seed and a run counter), ``stream`` tells the draws of one run apart.
+uniform_like = Primitive(name="uniform_like", kind=Kind.OPAQUE, kernel=_uniform_kernel,
+                         shape_rule=lambda like, key, stream: like.shape,
+                         dtype_rule=lambda like, key, stream: promoted_float(like))
+
+
 # -- activations of convolutional networks (torch.nn.functional's) ------------------------------
 
 def _floats_only(name: str):
@@ -396,5 +418,5 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
               relu, threshold_backward, abs, sign, erf, floor, sin, cos, floor_divide, remainder,
-              softplus, leaky_relu, silu, elu, hardtanh, clamp, where, cast, fill,
-              stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)
+              softplus, leaky_relu, silu, elu, hardtanh, after, uniform_like, clamp, where, cast,
+              fill, stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)

@@ -4,6 +4,7 @@ the composite primitives (ops/composite.py); the rest are made of the primitives
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,62 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
     if min_val > max_val:
         raise x._error("hardtanh", ValueError, "min_val cannot be greater than max_val")
     return x._apply(P.hardtanh, x, min_val=float(min_val), max_val=float(max_val))
+
+
+def batch_norm(input, running_mean: Any, running_var: Any, weight: Any = None, bias: Any = None,
+               training: Any = False, momentum: float = 0.1, eps: float = 1e-5):
+    """Each channel (axis 1) normalized over the batch and spatial axes: with the batch's
+    statistics in training, which also move the running ones ``momentum`` of the way
+    (the unbiased variance, as torch), else with the running ones. ``training`` may be a
+    bool value of the graph (a placeholder): one graph then serves both."""
+    if input.ndim < 2:
+        raise input._error("batch_norm", ShapeError, "expects an input (N, C, ...), got shape "
+                           f"{tuple(input.shape)}")
+    axes = (0, *range(2, input.ndim))
+    affine = [input._operand(v) for v in (weight, bias) if v is not None]
+    options = dict(axes=axes, eps=float(eps), has_weight=weight is not None,
+                   has_bias=bias is not None)
+    stats = [input._operand(s) for s in (running_mean, running_var) if s is not None]
+    if training is not True and len(stats) < 2:
+        raise input._error("batch_norm", ValueError,
+                           "running_mean and running_var must be defined in evaluation mode")
+    if training is False:
+        return input._apply(P.batch_norm, input, *stats, *affine, training=False, **options)
+    count = [input.shape[a] for a in axes]
+    if None not in count and math.prod(count) <= 1:
+        raise input._error("batch_norm", ValueError, "Expected more than 1 value per channel "
+                           f"when training, got input size {list(input.shape)}")
+    out = input._apply(P.batch_norm, input, *affine, training=True, **options)
+    if training is not True:  # a bool value: both ways, one chosen when it runs
+        training = input._operand(training)
+        out = out.where(training, input._apply(P.batch_norm, input, *stats, *affine,
+                                               training=False, **options))
+    if not stats:
+        return out
+    batch = input.detach()
+    mean = batch.mean(axes)
+    var = batch.var(axes)  # (unbiased: Bessel's correction, as torch's running_var)
+    updates = []
+    for state, value in zip(stats, (mean, var)):
+        moved = state * (1 - momentum) + value.to(state.dtype) * momentum
+        updates.append((state, moved if training is True else moved.where(training, state)))
+    return out._updated(*updates)
+
+
+def dropout(input, p: float = 0.5, training: Any = True):
+    """Each element zeroed with probability ``p``, the rest scaled by 1 / (1 - p) so the
+    expected value is unchanged; the identity when not training (a bool value of the graph
+    may decide at run time)."""
+    if not 0.0 <= p <= 1.0:
+        raise input._error("dropout", ValueError, "dropout probability has to be between 0 "
+                           f"and 1, but got {p}")
+    if training is False or p == 0:
+        return input
+    if p == 1:
+        kept = input * 0
+    else:
+        kept = input * (input._uniform_like() >= p).to(input.dtype) * (1 / (1 - p))
+    return kept if training is True else kept.where(input._operand(training), input)
 
 
 def softplus(x, beta: float = 1.0, threshold: float = 20.0):

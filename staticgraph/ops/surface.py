@@ -44,6 +44,17 @@ class Surface:
     def _lift(self, value: Any, dtype: np.dtype | None = None):
         raise NotImplementedError
 
+    def _updated(self, *updates: tuple[Any, Any]):
+        """This value, once each (state, new value) pair is written: eager writes a buffer
+        now; a graph assigns a Variable whenever this value is computed (batch norm's running
+        statistics)."""
+        raise NotImplementedError
+
+    def _uniform_like(self):
+        """Uniform random numbers in [0, 1) of this shape: from eager's generator, or drawn
+        anew in each run from the Session's (dropout)."""
+        raise NotImplementedError
+
     def _error(self, op: str, kind: type[Exception], message: str) -> Exception:
         """The exception for a misuse of ``op``; graph nodes add where it was built."""
         return kind(message)

@@ -154,7 +154,9 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.binary_cross_entropy: ALLOCATES, P.conv2d: ALLOCATES, P.conv_transpose2d: ALLOCATES,
     P.max_pool2d: ALLOCATES, P.avg_pool2d: ALLOCATES,
     # convolutions' windows: copies (a planned buffer) and their adjoint
-    P.im2col: ALLOCATES, P.col2im: ALLOCATES,
+    P.im2col: ALLOCATES, P.col2im: ALLOCATES, P.batch_norm: ALLOCATES,
+    # a control dependency returns its first input; random numbers are drawn anew
+    P.after: VIEWS, P.uniform_like: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

@@ -322,7 +322,8 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.binary_cross_entropy: HOST, P.conv2d: HOST, P.conv_transpose2d: HOST,
     P.max_pool2d: HOST, P.avg_pool2d: HOST,
     # convolutions' windows: on the host for now (their matmuls run as device kernels)
-    P.im2col: HOST, P.col2im: HOST,
+    P.im2col: HOST, P.col2im: HOST, P.batch_norm: HOST,
+    P.after: VIEW, P.uniform_like: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
