@@ -16,18 +16,20 @@ from .api import __all__ as api_names
 from .api import as_node
 from .gradients import gradients
 from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_default_graph,
-                    group, name_scope, placeholder, reset_default_graph)
+                    global_variables_initializer, group, name_scope, placeholder,
+                    reset_default_graph, variables_initializer)
 from .ops import ShapeError
 from .ops.dtypes import DTypeError
 from .runtime.interpreter import RunError
-from .session import Function, Session, compile
+from .session import Function, Session, compile, get_default_session
 from .trace import trace
 
 __version__ = "0.1.0"
 __all__ = ["ops", "optim", "as_node", "gradients", "Graph", "GraphError", "Node", "Variable",
-           "assign", "constant", "get_default_graph", "group", "name_scope", "placeholder",
-           "reset_default_graph", "ShapeError", "DTypeError", "RunError", "Function", "Session",
-           "compile", "trace", *api_names]
+           "assign", "constant", "get_default_graph", "global_variables_initializer", "group",
+           "name_scope", "placeholder", "reset_default_graph", "variables_initializer",
+           "ShapeError", "DTypeError", "RunError", "Function", "Session", "compile",
+           "get_default_session", "trace", *api_names]
 
 
 def __getattr__(name: str):

@@ -4,8 +4,11 @@ Each accepts nodes or plain values (which become constants of the default graph)
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from .graph import Node, constant
 from .ops import dtypes, functional
@@ -35,7 +38,48 @@ def divide(x: Any, y: Any) -> Node: return as_node(x) / y
 def pow(x: Any, y: Any) -> Node: return as_node(x) ** y
 def maximum(x: Any, y: Any) -> Node: return as_node(x).maximum(y)
 def minimum(x: Any, y: Any) -> Node: return as_node(x).minimum(y)
-def matmul(a: Any, b: Any) -> Node: return as_node(a).matmul(b)
+def square(x: Any) -> Node:
+    x = as_node(x)
+    return x * x
+
+
+def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False) -> Node:
+    """``a @ b``, each transposed (its last two dimensions) first if asked, as TF's."""
+    a = as_node(a)
+    b = a._operand(b)
+    return (a.mT if transpose_a else a).matmul(b.mT if transpose_b else b)
+
+
+def zeros(shape: Sequence[int], dtype: Any = dtypes.float32, name: str | None = None) -> Node:
+    return constant(np.zeros(shape, dtypes.as_dtype(dtype)), name=name)
+
+
+def ones(shape: Sequence[int], dtype: Any = dtypes.float32, name: str | None = None) -> Node:
+    return constant(np.ones(shape, dtypes.as_dtype(dtype)), name=name)
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Node:
+    """Zeros of ``x``'s shape (known when the graph runs) and dtype (or ``dtype``)."""
+    x = as_node(x)
+    return x._fill(0).to(x.dtype if dtype is None else dtype)
+
+
+def ones_like(x: Any, dtype: Any = None) -> Node:
+    x = as_node(x)
+    return x._fill(1).to(x.dtype if dtype is None else dtype)
+
+
+def one_hot(indices: Any, depth: int, on_value: Any = 1, off_value: Any = 0,
+            dtype: Any = dtypes.float32) -> Node:
+    """A new last axis of size ``depth``: ``on_value`` at each index, ``off_value`` elsewhere
+    (everywhere for an index outside [0, depth), as TF's)."""
+    indices = as_node(indices)
+    if indices.dtype.kind not in "iu":
+        raise indices._error("one_hot", TypeError, "indices must be integers, got "
+                             f"{indices.dtype.name}")
+    hot = indices.unsqueeze(-1) == indices._lift(np.arange(depth))
+    dtype = dtypes.as_dtype(dtype)
+    return hot._lift(on_value, dtype).where(hot, hot._lift(off_value, dtype))
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Node:
@@ -106,6 +150,27 @@ def stack(values: Sequence[Any], axis: int = 0) -> Node:
     return functional.stack([as_node(v) for v in values], axis)
 
 
+def clip_by_norm(t: Any, clip_norm: Any, axes: Any = None) -> Node:
+    """``t`` scaled down to an L2 norm (over ``axes``, default all) of at most ``clip_norm``."""
+    t = as_node(t)
+    return t * clip_norm / t.norm(2, axes, keepdim=True).maximum(clip_norm)
+
+
+def clip_by_global_norm(t_list: Sequence[Any], clip_norm: Any, use_norm: Any = None
+                        ) -> tuple[list[Node | None], Node]:
+    """Every tensor of ``t_list`` scaled by one factor so that their joint L2 norm is at most
+    ``clip_norm``; returns them (``None`` entries stay ``None``) and the joint norm. A norm
+    that is not finite makes every value nan, as TF's."""
+    present = [as_node(t) for t in t_list if t is not None]
+    if not present:
+        raise ValueError("clip_by_global_norm needs at least one tensor that is not None")
+    if use_norm is None:
+        use_norm = builtins.sum((t * t).sum() for t in present).sqrt()
+    use_norm = present[0]._operand(use_norm)
+    scale = clip_norm / use_norm.maximum(clip_norm) + (use_norm - use_norm)  # (+ nan if inf)
+    return [None if t is None else as_node(t) * scale for t in t_list], use_norm
+
+
 def softmax(x: Any, axis: int = -1) -> Node:
     return functional.softmax(as_node(x), axis)
 
@@ -146,8 +211,9 @@ float32, float64, int32, int64, bool_ = (dtypes.float32, dtypes.float64, dtypes.
                                          dtypes.int64, dtypes.bool_)
 
 __all__ = ["as_node", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign",
-           "negative", "add", "subtract", "multiply", "divide", "pow", "maximum", "minimum",
-           "matmul", "sum", "mean", "prod", "max", "min", "argmax", "reshape", "transpose",
-           "expand_dims", "squeeze", "broadcast_to", "cast", "stop_gradient", "where", "concat",
-           "stack", "softmax", "log_softmax", "gelu", "softplus", "layer_norm", "cross_entropy",
-           "mse_loss", "linear", "float32", "float64", "int32", "int64", "bool_"]
+           "negative", "square", "add", "subtract", "multiply", "divide", "pow", "maximum",
+           "minimum", "matmul", "zeros", "ones", "zeros_like", "ones_like", "one_hot", "sum",
+           "mean", "prod", "max", "min", "argmax", "reshape", "transpose", "expand_dims", "squeeze",
+           "broadcast_to", "cast", "stop_gradient", "where", "concat", "stack", "clip_by_norm",
+           "clip_by_global_norm", "softmax", "log_softmax", "gelu", "softplus", "layer_norm",
+           "cross_entropy", "mse_loss", "linear", "float32", "float64", "int32", "int64", "bool_"]

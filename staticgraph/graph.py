@@ -9,14 +9,18 @@ import itertools
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .ops import Primitive, ShapeError, Surface, dtypes
+from .ops.autodiff import toposort
 from .ops.callers import user_frame
 from .ops.primitives import P
 from .ops.shapes import Shape
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 class Role(enum.Enum):
@@ -125,6 +129,21 @@ class Node(Surface):
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    # -- TF1's ways to run one node ------------------------------------------------------------
+    def eval(self, feed_dict: Any = None, session: Session | None = None) -> Any:
+        """This node's value in ``session`` (default: the default Session, as ``with
+        sg.Session() as sess:`` makes it): TF1's ``tensor.eval()``."""
+        from .session import session_or_default  # (which imports this module)
+        return session_or_default(session, "evaluate tensor using `eval()`", "eval").run(
+            self, feed_dict)
+
+    def run(self, feed_dict: Any = None, session: Session | None = None) -> None:
+        """Run this node (an update, a group) in ``session`` for its effect: TF1's
+        ``op.run()``."""
+        from .session import session_or_default
+        session_or_default(session, "execute operation using `run()`", "run").run(
+            self, feed_dict)
+
     def __repr__(self) -> str:
         return (f"<sg.Node {self.name!r} op={self.op} shape={_shape_str(self.shape)} "
                 f"dtype={self.dtype.name}>")
@@ -155,6 +174,7 @@ class Graph:
         self._by_name: dict[str, Node] = {}
         self._counters: dict[str, itertools.count] = {}
         self._scopes: list[str] = []
+        self.seed: int | None = None  # the graph-level random seed (TF1's tf.set_random_seed)
         # (location, origin) for nodes built by a pass on behalf of an earlier graph's node
         self._building_for: tuple[str, Node | None] | None = None
         # While sg.trace builds this graph: the eager tensors the function reads (a module's
@@ -208,11 +228,17 @@ class Graph:
 
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:
-        self._scopes.append(name)
+        """Prefix ``name/`` to the names of nodes built inside; a name ending in "/" (what
+        an enclosing scope yields, plus "/") is that scope again, from the top, as in TF1."""
+        enclosing = self._scopes
+        if name.endswith("/"):
+            self._scopes = [name[:-1]] if name[:-1] else []
+        else:
+            self._scopes = [*enclosing, name]
         try:
             yield "/".join(self._scopes)
         finally:
-            self._scopes.pop()
+            self._scopes = enclosing
 
     # -- looking ---------------------------------------------------------------------------------
     @property
@@ -223,10 +249,14 @@ class Graph:
         return len(self._nodes)
 
     def get(self, name: str) -> Node:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise GraphError(f"no node named {name!r} in this graph") from None
+        """The node named ``name``; TF1's tensor name ``name:0`` (a node's one output)
+        names it too."""
+        node = self._by_name.get(name)
+        if node is None and name.endswith(":0"):
+            node = self._by_name.get(name[:-2])
+        if node is None:
+            raise GraphError(f"no node named {name!r} in this graph")
+        return node
 
     @property
     def variables(self) -> list[Node]:
@@ -337,9 +367,13 @@ def constant(value: Any, dtype: Any = None, name: str | None = None,
 
 def Variable(initial_value: Any, name: str | None = None, trainable: bool | None = None,
              dtype: Any = None, graph: Graph | None = None) -> Node:
-    """State that lives in a Session between runs, starting from ``initial_value``.
+    """State that lives in a Session between runs, starting from ``initial_value`` (an array,
+    or a node computed from constants alone: ``sg.Variable(sg.zeros([10]))``, as TF1 writes).
     ``trainable`` (what ``minimize`` updates) defaults to whether it is floating point: an
     integer has no gradient, so it cannot be trained (torch refuses it too)."""
+    if isinstance(initial_value, Node):
+        graph = graph if graph is not None else initial_value.graph
+        initial_value = _value_when_built(initial_value, name or "variable")
     array = np.array(dtypes.as_array(initial_value, dtype))
     array.flags.writeable = False
     floating = dtypes.is_floating(array.dtype)
@@ -350,6 +384,36 @@ def Variable(initial_value: Any, name: str | None = None, trainable: bool | None
     trainable = floating if trainable is None else trainable
     return _source(Role.VARIABLE, array.shape, array.dtype, name, graph, value=array,
                    trainable=trainable)
+
+
+def _value_when_built(node: Node, variable: str) -> np.ndarray:
+    """The value of ``node``, which must depend on constants alone, computed now."""
+    from .runtime.interpreter import evaluate  # (which imports this module)
+    steps = toposort([node], lambda n: n.inputs)
+    source = next((n for n in steps if n.role not in (Role.CONSTANT, Role.OP)), None)
+    if source is not None:
+        raise GraphError(f"the initial value of Variable {variable!r} at {user_location()} "
+                         f"depends on {source.op} {source.name!r}: it must be computable when "
+                         "the Variable is built (from constants), not when the graph runs")
+    values: dict[Node, np.ndarray] = {}
+    evaluate(steps, values, {})
+    return values[node]
+
+
+def variables_initializer(variables: Sequence[Node], name: str = "init") -> Node:
+    """An op that sets each of ``variables`` back to its initial value (TF1's initializer).
+    A Session starts every Variable there anyway; this op starts it over."""
+    graph = variables[0].graph if variables else get_default_graph()
+    assigns = tuple(assign(v, _source(Role.CONSTANT, v.shape, v.dtype, f"{v.name}/initial_value",
+                                      graph, value=v.value))  # (shares the read-only array)
+                    for v in variables)
+    return graph.add(Node(graph, Role.GROUP, assigns, {}, (), dtypes.bool_,
+                          graph.unique_name(name)))
+
+
+def global_variables_initializer() -> Node:
+    """``variables_initializer`` of every Variable of the default graph."""
+    return variables_initializer(get_default_graph().variables)
 
 
 def assign(variable: Node, value: Any) -> Node:

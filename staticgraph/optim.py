@@ -1,6 +1,7 @@
 """Optimizers for graphs: ``opt.minimize(loss)`` builds the gradient nodes and one update op
-to fetch. The update formulas are ``staticgraph.ops.optimizers``, the same code eager's
-``optim`` runs; slots (momentum, Adam's moments) are non-trainable Variables."""
+to fetch (``compute_gradients`` then ``apply_gradients``, as TF1 splits it). The update
+formulas are ``staticgraph.ops.optimizers``, the same code eager's ``optim`` runs; slots
+(momentum, Adam's moments) are non-trainable Variables."""
 
 from __future__ import annotations
 
@@ -15,16 +16,33 @@ from .ops import optimizers
 
 class Optimizer:
     def minimize(self, loss: Node, var_list: Sequence[Node] | None = None) -> Node:
-        """An op that, when run, moves every variable one step down ``loss``'s gradient."""
+        """An op that, when run, moves every variable one step down ``loss``'s gradient:
+        ``apply_gradients(compute_gradients(loss, var_list))``."""
+        grads_and_vars = self.compute_gradients(loss, var_list)
+        if all(g is None for g, _ in grads_and_vars):
+            raise ValueError(f"{loss.name!r} does not depend on any of the variables "
+                             f"{[v.name for _, v in grads_and_vars]}")
+        return self.apply_gradients(grads_and_vars)
+
+    def compute_gradients(self, loss: Node, var_list: Sequence[Node] | None = None
+                          ) -> list[tuple[Node | None, Node]]:
+        """``(gradient, variable)`` for each of ``var_list`` (default: the graph's trainable
+        Variables); the gradient is ``None`` where ``loss`` does not depend on the variable."""
         variables = list(var_list) if var_list is not None else loss.graph.trainable_variables
         if not variables:
             raise ValueError(f"no trainable variables to minimize {loss.name!r} over")
         with loss.graph.as_default():
-            grads = gradients(loss, variables)
-            pairs = [(v, g) for v, g in zip(variables, grads) if g is not None]
-            if not pairs:
-                raise ValueError(f"{loss.name!r} does not depend on any of the variables "
-                                 f"{[v.name for v in variables]}")
+            return list(zip(gradients(loss, variables), variables))
+
+    def apply_gradients(self, grads_and_vars: Sequence[tuple[Node | None, Node]]) -> Node:
+        """An op that, when run, updates each variable with its gradient (the pairs of
+        ``compute_gradients``, maybe changed: clipped, scaled); ``None`` gradients are
+        skipped."""
+        pairs = [(v, g) for g, v in grads_and_vars if g is not None]
+        if not pairs:
+            raise ValueError(f"No gradients provided for any variable: "
+                             f"{[v.name for _, v in grads_and_vars]}")
+        with pairs[0][0].graph.as_default():
             return group(*self._updates(pairs), name="minimize")
 
     def _updates(self, pairs: list[tuple[Node, Node]]) -> list[Node]:

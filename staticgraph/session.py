@@ -3,10 +3,12 @@ the subgraph a set of fetches needs (cached) and runs it atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,8 +28,35 @@ def _check_fed(fetches: list[Node], fed: set[Node]) -> None:
                          f"{_shape_str(p.shape)}, {p.dtype.name}) created at {p.location}")
 
 
+_local = threading.local()
+
+
+def _default_sessions() -> list[Session]:
+    if not hasattr(_local, "sessions"):
+        _local.sessions = []
+    return _local.sessions
+
+
+def get_default_session() -> Session | None:
+    """The innermost ``with sess:`` / ``sess.as_default()`` Session of this thread, if any
+    (what ``node.eval()`` and ``node.run()`` use)."""
+    sessions = _default_sessions()
+    return sessions[-1] if sessions else None
+
+
+def session_or_default(session: Session | None, action: str, method: str) -> Session:
+    """``session``, else the default one (for ``node.eval()`` and ``node.run()``)."""
+    session = session if session is not None else get_default_session()
+    if session is None:  # TF1's words
+        raise ValueError(f"Cannot {action}: No default session is registered. Use `with "
+                         f"sess.as_default()` or pass an explicit session to "
+                         f"`{method}(session=sess)`")
+    return session
+
+
 class Session:
     """``sess.run(fetches, feed_dict)``; the Variables' values live here between runs.
+    ``with sg.Session(g) as sess:`` makes it the default Session and closes it at the end.
 
     ``passes`` is the compiler pipeline (``()`` for none; see ``staticgraph.passes``),
     ``backend`` the runtime ("numpy", compiled; "opencl", compiled to OpenCL kernels on
@@ -53,10 +82,45 @@ class Session:
             get_device(device)
         self._values: dict[Node, np.ndarray] = {}
         self._plans: dict[tuple, Compiled] = {}
+        self.closed = False
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the Variables' values and the compiled plans; a closed Session runs nothing."""
+        self.closed = True
+        self._values, self._plans = {}, {}
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("Attempted to use a closed Session.")  # TF1's words
+
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator[Session]:
+        """``with sess.as_default():`` makes this the default Session (without closing it)."""
+        _default_sessions().append(self)
+        try:
+            yield self
+        finally:
+            self._leave_default()
+
+    def _leave_default(self) -> None:
+        # Its latest entry: sessions made default for a while (TF1's InteractiveSession)
+        # need not leave in the order they came.
+        sessions = _default_sessions()
+        del sessions[len(sessions) - 1 - sessions[::-1].index(self)]
+
+    def __enter__(self) -> Session:
+        _default_sessions().append(self)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._leave_default()
+        self.close()
 
     # -- running -----------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
         """Values of ``fetches`` (a node, node name, or nested list/tuple/dict of them)."""
+        self._check_open()
         flat: list[Node] = []
         rebuild = _flatten(fetches, self._as_fetch, flat)
         feeds = self._feeds(feed_dict or {})
@@ -83,6 +147,7 @@ class Session:
         """What the compiler makes of these fetches for these feeds' shapes: ``.explain()``,
         ``.specialized`` and ``.graph`` (before and after the passes), ``.memory``,
         ``.executable.source`` (the generated code)."""
+        self._check_open()
         flat: list[Node] = []
         _flatten(fetches, self._as_fetch, flat)
         return self._compiled(flat, self._feeds(feed_dict or {}))
@@ -91,6 +156,7 @@ class Session:
                 ) -> dict[str, float]:
         """Where one run's time goes, by kind of step (backend "opencl"); the run's
         Variable updates are not kept."""
+        self._check_open()
         flat: list[Node] = []
         _flatten(fetches, self._as_fetch, flat)
         feeds = self._feeds(feed_dict or {})
@@ -138,14 +204,17 @@ class Session:
 
     def assign(self, variable: Node, value: Any) -> None:
         """Set a Variable's value directly (shape and dtype must match)."""
+        self._check_open()
         variable = self._as_fetch(variable)
         if variable.role is not Role.VARIABLE:
             raise TypeError(f"assign needs a Variable, got {variable!r}")
         self._values[variable] = _checked_value(variable, value)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Every Variable's value into an ``.npz`` file, written whole or not at all."""
-        arrays = {v.name: np.asarray(self._value(v)) for v in self.graph.variables}
+    def save(self, path: str | os.PathLike, variables: Sequence[Node] | None = None) -> None:
+        """The values of ``variables`` (default: every Variable of the graph) into an ``.npz``
+        file, written whole or not at all."""
+        self._check_open()
+        arrays = {v.name: np.asarray(self._value(v)) for v in self._variables(variables)}
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"cannot save to {os.fspath(path)}: there is no directory "
@@ -161,8 +230,10 @@ class Session:
             os.unlink(tmp)
             raise
 
-    def restore(self, path: str | os.PathLike) -> None:
-        """Load values saved by ``save``; every Variable is checked before any is changed."""
+    def restore(self, path: str | os.PathLike, variables: Sequence[Node] | None = None) -> None:
+        """Load the values of ``variables`` (default: every Variable of the graph) saved by
+        ``save``; every one is checked before any is changed."""
+        self._check_open()
         try:
             with np.load(path, allow_pickle=False) as data:
                 stored = {name: data[name] for name in data.files}
@@ -171,11 +242,20 @@ class Session:
                              f"by Session.save (an .npz file), or a damaged one "
                              f"({type(exc).__name__}: {exc})") from None
         loaded = {}
-        for v in self.graph.variables:
+        for v in self._variables(variables):
             if v.name not in stored:
                 raise KeyError(f"{os.fspath(path)} has no value for variable {v.name!r}")
             loaded[v] = _checked_value(v, stored[v.name])
         self._values.update(loaded)
+
+    def _variables(self, variables: Sequence[Node] | None) -> list[Node]:
+        if variables is None:
+            return self.graph.variables
+        chosen = [self._as_fetch(v) for v in variables]
+        for v in chosen:
+            if v.role is not Role.VARIABLE:
+                raise TypeError(f"save and restore take Variables, got {v!r}")
+        return chosen
 
 
 class _LazyVariables(Mapping):
