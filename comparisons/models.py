@@ -30,6 +30,19 @@ def mlp_loss(x, labels, w1, b1, w2, b2, w3, b3):
     return F.cross_entropy(h @ w3 + b3, labels)
 
 
+def cnn_weights(seed: int = 0) -> list[np.ndarray]:
+    """torch.nn.Conv2d's and Linear's initialisation (uniform within 1/sqrt(fan_in)) of the
+    digits CNN: conv 1->8 3x3, conv 8->16 3x3, linear 64->10 as an (in, out) matrix."""
+    rng = np.random.default_rng(seed)
+    shapes = [((8, 1, 3, 3), (8,), 9), ((16, 8, 3, 3), (16,), 72), ((64, 10), (10,), 64)]
+    weights = []
+    for kernel, bias, fan_in in shapes:
+        bound = 1 / np.sqrt(fan_in)
+        weights += [rng.uniform(-bound, bound, shape).astype(np.float32)
+                    for shape in (kernel, bias)]
+    return weights
+
+
 def mlp_weights(sizes: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
     """torch.nn.Linear's initialisation, as (in, out) matrices and biases, float32."""
     rng = np.random.default_rng(seed)

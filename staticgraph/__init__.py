@@ -10,7 +10,7 @@
 [[4.5, 4.5], [4.5, 4.5]]
 """
 
-from . import ops, optim
+from . import nn, ops, optim
 from .api import *  # noqa: F403  (sg.exp, sg.sum, sg.softmax, ...)
 from .api import __all__ as api_names
 from .api import as_node
@@ -20,16 +20,17 @@ from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_def
                     reset_default_graph, variables_initializer)
 from .ops import ShapeError
 from .ops.dtypes import DTypeError
+from .runtime.fused import get_num_threads, set_num_threads
 from .runtime.interpreter import RunError
 from .session import Function, Session, compile, get_default_session
 from .trace import trace
 
 __version__ = "0.1.0"
-__all__ = ["ops", "optim", "as_node", "gradients", "Graph", "GraphError", "Node", "Variable",
+__all__ = ["nn", "ops", "optim", "as_node", "gradients", "Graph", "GraphError", "Node", "Variable",
            "assign", "constant", "get_default_graph", "global_variables_initializer", "group",
            "name_scope", "placeholder", "reset_default_graph", "variables_initializer",
            "ShapeError", "DTypeError", "RunError", "Function", "Session", "compile",
-           "get_default_session", "trace", *api_names]
+           "get_default_session", "trace", "get_num_threads", "set_num_threads", *api_names]
 
 
 def __getattr__(name: str):

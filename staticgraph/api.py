@@ -27,8 +27,23 @@ def _unary(method: str):
     return function
 
 
-exp, log, sqrt, tanh, sigmoid, relu, abs, erf, sign, negative = map(
-    _unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign", "neg"])
+exp, log, sqrt, tanh, sigmoid, relu, abs, erf, sign, negative, sin, cos, floor = map(
+    _unary, ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign", "neg",
+             "sin", "cos", "floor"])
+
+
+def floordiv(x: Any, y: Any) -> Node:
+    """Division rounded down (Python's ``//``, tf.math.floordiv); it has no gradient."""
+    return as_node(x) // y
+
+
+def floormod(x: Any, y: Any) -> Node:
+    """The remainder with the divisor's sign (Python's ``%``, tf.math.floormod)."""
+    return as_node(x) % y
+
+
+def cumsum(x: Any, axis: int = 0) -> Node:
+    return as_node(x).cumsum(axis)
 
 
 def add(x: Any, y: Any) -> Node: return as_node(x) + y
@@ -211,7 +226,7 @@ float32, float64, int32, int64, bool_ = (dtypes.float32, dtypes.float64, dtypes.
                                          dtypes.int64, dtypes.bool_)
 
 __all__ = ["as_node", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign",
-           "negative", "square", "add", "subtract", "multiply", "divide", "pow", "maximum",
+           "negative", "sin", "cos", "floor", "floordiv", "floormod", "cumsum", "square", "add", "subtract", "multiply", "divide", "pow", "maximum",
            "minimum", "matmul", "zeros", "ones", "zeros_like", "ones_like", "one_hot", "sum",
            "mean", "prod", "max", "min", "argmax", "reshape", "transpose", "expand_dims", "squeeze",
            "broadcast_to", "cast", "stop_gradient", "where", "concat", "stack", "clip_by_norm",

@@ -115,6 +115,23 @@ class Node(Surface):
         """The same value with no gradient flowing back through it (tf.stop_gradient)."""
         return self._apply(P.stop_gradient, self)
 
+    def _updated(self, *updates: tuple[Node, Any]) -> Node:
+        """This value, computed only after each (Variable, new value) assign: whatever needs
+        it runs the updates too (batch norm's running statistics)."""
+        for state, _ in updates:
+            if state.role is not Role.VARIABLE:
+                raise TypeError(f"running statistics are updated in training, so "
+                                f"{state.name!r} must be a sg.Variable, not a {state.op}; "
+                                f"at {user_location()}")
+        return self._apply(P.after, self, *(assign(state, value) for state, value in updates))
+
+    def _uniform_like(self) -> Node:
+        """Uniform numbers drawn in each run from the key the Session feeds (its seed and a
+        run counter): one stream per call, so two dropouts draw differently."""
+        graph = self.graph
+        graph._streams += 1
+        return self._apply(P.uniform_like, self, graph.random_key(), stream=graph._streams)
+
     def __bool__(self) -> bool:
         raise TypeError(
             f"the truth value of graph node {self.name!r} (built at {self.location}) is not "
@@ -175,6 +192,8 @@ class Graph:
         self._counters: dict[str, itertools.count] = {}
         self._scopes: list[str] = []
         self.seed: int | None = None  # the graph-level random seed (TF1's tf.set_random_seed)
+        self._random_key: Node | None = None
+        self._streams = 0
         # (location, origin) for nodes built by a pass on behalf of an earlier graph's node
         self._building_for: tuple[str, Node | None] | None = None
         # While sg.trace builds this graph: the eager tensors the function reads (a module's
@@ -188,6 +207,13 @@ class Graph:
             node = placeholder(tensor.shape, tensor.dtype, name="captured", graph=self)
             entry = self.captures[id(tensor)] = (tensor, node)
         return entry[1]
+
+    def random_key(self) -> Node:
+        """The placeholder random draws read (int64 (seed, run)): a Session feeds it at each
+        run unless the feed_dict does."""
+        if self._random_key is None:
+            self._random_key = placeholder((2,), np.int64, name="random_key", graph=self)
+        return self._random_key
 
     # -- building ------------------------------------------------------------------------------
     def add(self, node: Node) -> Node:

@@ -66,7 +66,7 @@ class Session:
 
     def __init__(self, graph: Graph | None = None, backend: str = "numpy",
                  passes: Sequence[str] = DEFAULT_PASSES, debug: bool = False,
-                 device: str | int | None = None) -> None:
+                 device: str | int | None = None, seed: int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {BACKENDS}")
         if graph is not None and not isinstance(graph, Graph):
@@ -83,6 +83,13 @@ class Session:
         self._values: dict[Node, np.ndarray] = {}
         self._plans: dict[tuple, Compiled] = {}
         self.closed = False
+        # Random draws (dropout): run k of a Session seeded s reads the key (s, k), so a
+        # seed repeats a whole sequence of runs. Unseeded (here and in the graph), a fresh
+        # seed each Session, as TF1's.
+        if seed is None:
+            seed = self.graph.seed
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+        self._runs = 0
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -126,6 +133,7 @@ class Session:
         feeds = self._feeds(feed_dict or {})
         compiled = self._compiled(flat, feeds)
         outputs, updates = compiled.run(feeds, _LazyVariables(self))
+        self._runs += 1
         for array in updates.values():
             if isinstance(array, np.ndarray):  # (an OpenCL run's stay on its device)
                 array.flags.writeable = False
@@ -189,6 +197,9 @@ class Session:
                 raise GraphError(f"cannot feed {node.op} {node.name!r}; use sess.assign for "
                                  "Variables")
             feeds[node] = _checked_feed(node, value)
+        key = self.graph._random_key
+        if key is not None and key not in feeds:  # this run's random numbers
+            feeds[key] = np.array([self.seed, self._runs], np.int64)
         return feeds
 
     def compile(self, outputs: Any, inputs: list[Node]) -> Callable[..., Any]:

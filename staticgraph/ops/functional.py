@@ -14,6 +14,13 @@ from .conv import Windows
 from .primitives import P
 from .shapes import ShapeError
 
+# torch.nn.functional's names: eager.nn.functional and staticgraph.nn.functional are these.
+NN_FUNCTIONAL = ["relu", "gelu", "softplus", "sigmoid", "tanh", "leaky_relu", "silu", "elu",
+                 "hardtanh", "softmax", "log_softmax", "layer_norm", "batch_norm", "dropout",
+                 "linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+                 "adaptive_avg_pool2d", "cross_entropy", "nll_loss", "mse_loss",
+                 "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+
 
 def softmax(x, dim: int = -1):
     return x._apply(P.softmax, x, axis=x._axis(dim))
