@@ -207,11 +207,11 @@ def run(ctx) -> dict:
     epochs = 2 if ctx.quick else 40 if ctx.full else 12
     data = load_digits()
     sections = [_train_both_ways(ctx, model, data, epochs) for model in (MLP, CNN)]
-    text = "\n\n".join(s["text"] for s in sections)
     accuracies = {s["model"]: s["data"]["compiled"]["accuracy"] for s in sections}
-    text += (f"\n\nThe CNN's test accuracy {100 * accuracies['CNN']:.1f}% against the MLP's "
-             f"{100 * accuracies['MLP']:.1f}% (compiled).")
-    return {"text": text, "markdown": "\n\n".join(s["markdown"] for s in sections),
+    verdict = (f"The CNN's test accuracy {100 * accuracies['CNN']:.1f}% against the MLP's "
+               f"{100 * accuracies['MLP']:.1f}% (compiled).")
+    text = "\n\n".join([*(s["text"] for s in sections), verdict])
+    return {"text": text, "markdown": "\n\n".join([*(s["markdown"] for s in sections), verdict]),
             "data": {s["model"]: s["data"] for s in sections} | {"accuracy": accuracies},
             "compiled": sections[0]["compiled"], "cnn_compiled": sections[1]["compiled"]}
 

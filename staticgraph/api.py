@@ -226,9 +226,10 @@ float32, float64, int32, int64, bool_ = (dtypes.float32, dtypes.float64, dtypes.
                                          dtypes.int64, dtypes.bool_)
 
 __all__ = ["as_node", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "sign",
-           "negative", "sin", "cos", "floor", "floordiv", "floormod", "cumsum", "square", "add", "subtract", "multiply", "divide", "pow", "maximum",
-           "minimum", "matmul", "zeros", "ones", "zeros_like", "ones_like", "one_hot", "sum",
-           "mean", "prod", "max", "min", "argmax", "reshape", "transpose", "expand_dims", "squeeze",
-           "broadcast_to", "cast", "stop_gradient", "where", "concat", "stack", "clip_by_norm",
-           "clip_by_global_norm", "softmax", "log_softmax", "gelu", "softplus", "layer_norm",
-           "cross_entropy", "mse_loss", "linear", "float32", "float64", "int32", "int64", "bool_"]
+           "negative", "sin", "cos", "floor", "floordiv", "floormod", "cumsum", "square", "add",
+           "subtract", "multiply", "divide", "pow", "maximum", "minimum", "matmul", "zeros",
+           "ones", "zeros_like", "ones_like", "one_hot", "sum", "mean", "prod", "max", "min",
+           "argmax", "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "cast",
+           "stop_gradient", "where", "concat", "stack", "clip_by_norm", "clip_by_global_norm",
+           "softmax", "log_softmax", "gelu", "softplus", "layer_norm", "cross_entropy",
+           "mse_loss", "linear", "float32", "float64", "int32", "int64", "bool_"]

@@ -43,17 +43,23 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
     assert "## 2. Training, both ways" in report and "y2.grad" in report
     assert "numpy's openblas 1" in report and "time/step: median (min-max)" in report
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["training"]["max_loss_gap"] == 0.0  # eager and compiled: the same curve
-    for timing in (saved["training"]["eager"]["step_ms"], saved["compiler"]["mlp"]["eager_ms"],
+    for model in ("MLP", "CNN"):  # eager and compiled: the same curve
+        assert saved["training"][model]["max_loss_gap"] == 0.0
+    assert "The CNN's test accuracy" in report
+    for timing in (saved["training"]["MLP"]["eager"]["step_ms"],
+                   saved["training"]["CNN"]["torch"]["step_ms"],
+                   saved["compiler"]["mlp"]["eager_ms"],
                    saved["dynamic"]["compile_cost"]["compiled_step_ms"]):
         assert 0 < timing["min"] <= timing["median"] <= timing["max"] and timing["runs"] >= 3
         assert f"({timing['min']:#.3g}-" in report
     for warning in saved["spread_warnings"]:
         assert warning in printed and warning in report
-    assert results["training"]["compiled"]["kernels_per_step"] < \
-        results["training"]["eager"]["kernels_per_step"]
+    for model in ("MLP", "CNN"):
+        assert results["training"][model]["compiled"]["kernels_per_step"] < \
+            results["training"][model]["eager"]["kernels_per_step"]
     both = results["compiler"]["runtimes"]
     pngs = ["loss_curves.png", "time_per_step.png", "memory_per_step.png",
+            "cnn_loss_curves.png",
             "block_before_fusion.png", "block_after_fusion.png"]
     if "skipped" in both:  # no OpenCL device: the section says how to get one
         assert "pocl-opencl-icd" in both["skipped"] and "OpenCL runtime is skipped" in printed
