@@ -17,12 +17,14 @@ one ONNX operator.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import dtypes
+from .movement import concat
 from .primitive import Kind, Primitive, Saves
 from .shapes import Shape, ShapeError
 
@@ -45,9 +47,10 @@ class Windows:
                      for n, k, s, p, d in zip(size, self.kernel, self.stride, self.padding,
                                               self.dilation))
 
-    def view(self, x: np.ndarray, pad_value: float = 0.0) -> np.ndarray:
-        """x's windows, (N, C, kh, kw, Ho, Wo), as a read-only view (of a padded copy where
-        there is padding): no element is copied until a kernel reads them."""
+    def view(self, x: np.ndarray, pad_value: float = 0.0, writeable: bool = False
+             ) -> np.ndarray:
+        """x's windows, (N, C, kh, kw, Ho, Wo), as a view (of a padded copy where there is
+        padding): no element is copied until a kernel reads them."""
         ho, wo = self.out_size(x.shape[2:])
         (pt, pb), (pl, pr) = self.padding
         if pt or pb or pl or pr:
@@ -56,18 +59,41 @@ class Windows:
         (dh, dw), (th, tw) = self.dilation, self.stride
         return np.lib.stride_tricks.as_strided(
             x, (*x.shape[:2], *self.kernel, ho, wo),
-            (sn, sc, sh * dh, sw * dw, sh * th, sw * tw), writeable=False)
+            (sn, sc, sh * dh, sw * dw, sh * th, sw * tw), writeable=writeable)
+
+    def tiles(self, size: Pair) -> bool:
+        """The windows tile an image of ``size`` exactly (2x2 pooling of even sizes): they
+        are then a reshape of it, (N, C, Ho, kh, Wo, kw), with nothing to copy."""
+        return self.stride == self.kernel and self.dilation == (1, 1) and \
+            self.padding == ((0, 0), (0, 0)) and not any(n % k for n, k in
+                                                         zip(size, self.kernel))
+
+    @property
+    def overlapping(self) -> bool:
+        return any(s < d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride,
+                                                          self.dilation))
 
     def scatter(self, cols: np.ndarray, size: Pair) -> np.ndarray:
-        """col2im: every window's values added back where the window lies, padding cut off."""
+        """col2im: every window's values added back where the window lies, padding cut off.
+        Windows that do not overlap (pooling's) are one strided copy; overlapping ones are
+        kh * kw strided adds, over an image laid out (H, W, N * C) so that each add's inner
+        loop runs along the batch and channels, not along a row a few pixels wide."""
         (pt, pb), (pl, pr) = self.padding
-        (dh, dw), (sh, sw) = self.dilation, self.stride
-        ho, wo = cols.shape[4:]
-        out = np.zeros((*cols.shape[:2], size[0] + pt + pb, size[1] + pl + pr), cols.dtype)
-        for p in range(self.kernel[0]):  # kh * kw strided adds, each over the whole batch
-            for q in range(self.kernel[1]):
-                out[:, :, p * dh:p * dh + sh * (ho - 1) + 1:sh,
-                    q * dw:q * dw + sw * (wo - 1) + 1:sw] += cols[:, :, p, q]
+        n, c, kh, kw, ho, wo = cols.shape
+        padded = (size[0] + pt + pb, size[1] + pl + pr)
+        if not self.overlapping:
+            out = np.zeros((n, c, *padded), cols.dtype)
+            self.view(out, writeable=True)[...] = cols
+        else:
+            (dh, dw), (sh, sw) = self.dilation, self.stride
+            rows = np.ascontiguousarray(cols.transpose(2, 3, 4, 5, 0, 1))
+            rows = rows.reshape(kh, kw, ho, wo, n * c)
+            image = np.zeros((*padded, n * c), cols.dtype)
+            for p in range(kh):
+                for q in range(kw):
+                    image[p * dh:p * dh + sh * (ho - 1) + 1:sh,
+                          q * dw:q * dw + sw * (wo - 1) + 1:sw] += rows[p, q]
+            out = image.reshape(*padded, n, c).transpose(2, 3, 0, 1)
         return np.ascontiguousarray(out[:, :, pt:pt + size[0], pl:pl + size[1]])
 
 
@@ -282,29 +308,76 @@ def _pool_shape(name: str):
     return rule
 
 
+def _pooled(x, windows: Windows, pad_value: float) -> tuple:
+    """x's windows and the axes of the positions within each: a reshape (N, C, Ho, kh, Wo,
+    kw) where the windows tile the image, else im2col's columns (N, C, kh, kw, Ho, Wo).
+    Works on arrays and on the surface alike."""
+    axes = _pooled_axes(x, windows)
+    if axes == (3, 5):
+        (kh, kw), (ho, wo) = windows.kernel, windows.out_size(x.shape[2:])
+        return x.reshape(-1, x.shape[1], ho, kh, wo, kw), axes
+    if isinstance(x, np.ndarray):
+        return windows.view(x, pad_value), (2, 3)
+    return _columns(x, windows, pad_value), (2, 3)
+
+
+def _back_to_image(shares, axes: tuple, x, windows: Windows):
+    """Per-position values (N, C, Ho, Wo), position (p, q) at ``shares[p][q]``, laid back out
+    as windows of ``_pooled``'s layout and added back onto an image of x's shape."""
+    rows = [row[0]._apply(concat, *(s.unsqueeze(axes) for s in row), axis=axes[1])
+            for row in shares]
+    windowed = rows[0]._apply(concat, *rows, axis=axes[0])
+    if axes == (3, 5):  # the tiling: a reshape back
+        return windowed.reshape(-1, *x.shape[1:])
+    return windowed._apply(col2im, windowed, windows=windows, size=x.shape[2:])
+
+
+def _position(windowed, axes: tuple, p: int, q: int):
+    """The (N, C, Ho, Wo) values at position (p, q) of every window: a strided view."""
+    index = [slice(None)] * windowed.ndim
+    index[axes[0]], index[axes[1]] = p, q
+    return windowed[tuple(index)]
+
+
+def _fold_positions(x, windows: Windows, pad_value: float, combine):
+    """The windows' positions combined one by one: elementwise ops on strided views, which
+    fuse (a reduction over two small middle axes is numpy's slowest kind)."""
+    windowed, axes = _pooled(x, windows, pad_value)
+    return functools.reduce(combine, (_position(windowed, axes, p, q)
+                                      for p in range(windows.kernel[0])
+                                      for q in range(windows.kernel[1])))
+
+
 def _max_pool_kernel(x, windows: Windows):
-    return windows.view(x, -np.inf).max((2, 3))
+    return _fold_positions(x, windows, -np.inf, np.maximum)  # (NaN wins, as torch's)
 
 
 def _max_pool_decomposition(x, windows: Windows):
-    return _columns(x, windows, -np.inf).amax((2, 3))
+    return _fold_positions(x, windows, -np.inf, lambda a, b: a.maximum(b))
 
 
 def _max_pool_vjp(g, out, x, windows: Windows):
-    """torch's: each window's gradient goes to its first maximum (a NaN counts as one)."""
-    cols = _columns(x, windows, -np.inf)
-    _, channels, kh, kw, ho, wo = cols.shape
-    first = cols.reshape(-1, channels, kh * kw, ho, wo).argmax(2, keepdim=True)
-    hit = first == x._lift(np.arange(kh * kw)).reshape(1, 1, -1, 1, 1)
-    # where, not a product with the one-hot: an infinite g must not become nan elsewhere
-    picked = g.unsqueeze(2).where(hit, 0).reshape(-1, channels, kh, kw, ho, wo)
-    return picked._apply(col2im, picked, windows=windows, size=x.shape[2:])
+    """torch's: each window's gradient goes to its first maximum (a NaN counts as one).
+    Found position by position with elementwise ops, which fuse (an argmax over each
+    window's positions would be a slow reduction along a middle axis)."""
+    windowed, axes = _pooled(x, windows, -np.inf)
+    taken, shares = None, []
+    for p in range(windows.kernel[0]):
+        shares.append([])
+        for q in range(windows.kernel[1]):
+            value = _position(windowed, axes, p, q)
+            hit = (value == out) | (value != value)
+            first = hit if taken is None else hit & ~taken
+            taken = hit if taken is None else taken | hit
+            # where, not a product with a mask: an infinite g must not become nan elsewhere
+            shares[-1].append(g.where(first, 0))
+    return _back_to_image(shares, axes, x, windows)
 
 
 max_pool2d = Primitive(
     name="max_pool2d", kind=Kind.OPAQUE, kernel=_max_pool_kernel,
     shape_rule=_pool_shape("max_pool2d"), dtype_rule=_pool_dtype, vjps=(_max_pool_vjp,),
-    saves=Saves.INPUTS, grad_name="MaxPool2DWithIndicesBackward0",
+    saves=Saves.INPUTS | Saves.OUTPUT, grad_name="MaxPool2DWithIndicesBackward0",
     decomposition=_max_pool_decomposition)
 
 
@@ -324,19 +397,24 @@ def avg_pool_divisor(windows: Windows, size: Pair, count_include_pad: bool) -> n
 
 def _avg_pool_kernel(x, windows: Windows, count_include_pad: bool):
     divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad).astype(x.dtype)
-    return windows.view(x).sum((2, 3)) / divisor
+    return _fold_positions(x, windows, 0.0, np.add) / divisor
 
 
 def _avg_pool_decomposition(x, windows: Windows, count_include_pad: bool):
     divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad)
-    return _columns(x, windows).sum((2, 3)) / x._lift(divisor.astype(x.dtype))
+    return _fold_positions(x, windows, 0.0, lambda a, b: a + b) / \
+        x._lift(divisor.astype(x.dtype))
 
 
 def _avg_pool_vjp(g, out, x, windows: Windows, count_include_pad: bool):
     divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad)
-    share = (g / g._lift(divisor.astype(g.dtype))).unsqueeze((2, 3))
-    spread = share.expand(-1, -1, *windows.kernel, -1, -1)
-    return spread._apply(col2im, spread, windows=windows, size=x.shape[2:])
+    share = g / g._lift(divisor.astype(g.dtype))
+    kh, kw = windows.kernel
+    return _back_to_image([[share] * kw] * kh, _pooled_axes(x, windows), x, windows)
+
+
+def _pooled_axes(x, windows: Windows) -> tuple:
+    return (3, 5) if windows.tiles(x.shape[2:]) else (2, 3)
 
 
 avg_pool2d = Primitive(
