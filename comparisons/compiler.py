@@ -13,7 +13,7 @@ import numpy as np
 import eager
 import staticgraph as sg
 
-from . import plots, runtimes
+from . import convolutions, plots, runtimes
 from .common import (arguments, how_timed, interleaved, measuring, seconds_of, shown, table,
                      target_row, write_json)
 from .models import (elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights,
@@ -165,6 +165,9 @@ def targets(ctx) -> dict:
     results["overhead"] = per_op_overhead(ctx.torch, repeats)
     print("  MLP training step...", flush=True)
     results["mlp"] = mlp_step(ctx.quick, repeats)
+    print("  convolutions: LeNet step, conv2d forward and backward...", flush=True)
+    results["lenet"] = convolutions.lenet_step(ctx.torch, repeats)
+    results["conv2d"] = convolutions.conv_forward_backward(ctx.torch, repeats)
     print("  compile time...", flush=True)
     results["compile_s"] = compile_time(ctx.quick, ctx.full)
     return results
@@ -238,11 +241,18 @@ def report(r: dict) -> str:
              target_row("MLP step: planned peak / no reuse", m["planned_vs_no_reuse"], "<= 0.6"),
              target_row("MLP step: measured peak / planned", m["measured_vs_planned"],
                         "<= 1.2")]
+    for key, what in (("lenet", "LeNet step (batch 64)"),
+                      ("conv2d", "conv2d fwd+bwd 32x64x32x32")):
+        if "compiled_vs_torch" in r[key]:
+            rows.append(target_row(f"{what}: compiled / torch eager",
+                                   r[key]["compiled_vs_torch"], "<= 2.0"))
     rows += [target_row(f"compile {n} nodes (s)", s, "< 2 s") if n == "10000" else
              [f"compile {n} nodes (s)", f"{s:.2f}", "", ""]
              for n, s in r["compile_s"].items()]
     measured = {f"{name} {tuple(e['shape'])}": e for name, e in r["fused"].items()}
     measured["MLP step (batch 256)"] = m
+    measured["LeNet step (batch 64)"] = r["lenet"]
+    measured["conv2d fwd+bwd 32x64x32x32"] = r["conv2d"]
     columns = list(dict.fromkeys(k for e in measured.values() for k in e if k.endswith("_ms")))
     times = [[name, *(shown(e[k]) if k in e else "-" for k in columns)]
              for name, e in measured.items()]

@@ -93,3 +93,22 @@ def torch_version(torch, name: str):
     if name == "softmax":
         return lambda t: torch.softmax(t, -1)
     return lambda t: functional.layer_norm(t, t.shape[-1:])
+
+
+def lenet_logits(F, x, c1, k1, c2, k2, w1, b1, w2, b2, w3, b3):
+    """LeNet-5's shape for 1x28x28 images: conv 6@5x5, 2x2 max pool, conv 16@5x5, 2x2 max
+    pool, 120-84-10, with ReLUs; written once with ``F``, torch.nn.functional's names."""
+    h = F.max_pool2d(F.conv2d(x, c1, k1).relu(), 2)
+    h = F.max_pool2d(F.conv2d(h, c2, k2).relu(), 2)
+    h = (h.flatten(1) @ w1 + b1).relu()
+    return (h @ w2 + b2).relu() @ w3 + b3
+
+
+def lenet_weights(seed: int = 0) -> list[np.ndarray]:
+    """torch's default initialisation (uniform within 1/sqrt(fan_in)), float32."""
+    rng = np.random.default_rng(seed)
+    shapes = [((6, 1, 5, 5), 25), ((6,), 25), ((16, 6, 5, 5), 150), ((16,), 150),
+              ((256, 120), 256), ((120,), 256), ((120, 84), 120), ((84,), 120),
+              ((84, 10), 84), ((10,), 84)]
+    return [rng.uniform(-1, 1, shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
+            for shape, fan_in in shapes]
