@@ -663,3 +663,18 @@ def test_native_graph_names_tf1s_tensor_names_and_absolute_scopes(graph) -> None
     assert graph.get("x:0") is x and (y.name, z.name, top.name) == ("a/b/add", "a/b/mul", "sub")
     with pytest.raises(sg.GraphError, match="no node named 'x:1'"):
         graph.get("x:1")
+
+
+def test_nn_dropout_draws_at_run_time_from_the_sessions_generator() -> None:
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 2000])
+    kept = tf.nn.dropout(x, keep_prob=0.8)
+    ones = np.ones((2, 2000), np.float32)
+    with tf.Session(seed=3) as sess:
+        first, second = sess.run(kept, {x: ones}), sess.run(kept, {x: ones})
+    assert abs((first == 0).mean() - 0.2) < 0.02 and not np.array_equal(first, second)
+    np.testing.assert_allclose(np.unique(first), [0, 1 / 0.8], rtol=1e-6)
+    with tf.Session(seed=3) as sess:
+        np.testing.assert_array_equal(sess.run(kept, {x: ones}), first)
+    with pytest.raises(ValueError, match="one of keep_prob and rate"):
+        tf.nn.dropout(x)

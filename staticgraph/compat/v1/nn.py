@@ -6,7 +6,7 @@ from typing import Any
 
 from ...api import as_node, cross_entropy, log_softmax, relu, sigmoid, softmax, stop_gradient, tanh
 from ...graph import Node
-from ...ops import dtypes
+from ...ops import dtypes, functional
 
 
 def sparse_softmax_cross_entropy_with_logits(*, labels: Any, logits: Any) -> Node:
@@ -30,6 +30,18 @@ def softmax_cross_entropy_with_logits(*, labels: Any, logits: Any) -> Node:
     return softmax_cross_entropy_with_logits_v2(labels=stop_gradient(labels), logits=logits)
 
 
+def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: Any = None,
+            name: Any = None, rate: Any = None) -> Node:
+    """Each element kept with probability ``keep_prob`` (or zeroed with ``rate``) and scaled
+    by 1 / keep_prob; new numbers at every run (the Session's generator: Session(seed=))."""
+    if noise_shape is not None:
+        raise TypeError("tf.nn.dropout's noise_shape is not supported")
+    if (keep_prob is None) == (rate is None):
+        raise ValueError("give tf.nn.dropout one of keep_prob and rate")
+    p = rate if rate is not None else 1 - keep_prob
+    return functional.dropout(as_node(x), float(p), training=True)
+
+
 def l2_loss(t: Any) -> Node:
     """sum(t ** 2) / 2"""
     t = as_node(t)
@@ -38,4 +50,4 @@ def l2_loss(t: Any) -> Node:
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax",
            "sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
-           "softmax_cross_entropy_with_logits", "l2_loss"]
+           "softmax_cross_entropy_with_logits", "dropout", "l2_loss"]
