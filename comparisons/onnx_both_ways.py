@@ -21,9 +21,10 @@ from eager import nn
 
 from .common import (arguments, how_timed, interleaved, measuring, optional, shown, table,
                      write_json)
-from .training import BATCH, LR, build_graph, load_digits
+from .training import BATCH, CNN, LR, build_graph, load_digits
 
 INFERENCE_SIZES = (784, 1024, 1024, 10)  # the issue's MLP, batch 256
+CONVOLUTIONAL = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "Col2Im"}
 INFERENCE_BATCH = 256
 
 
@@ -56,14 +57,18 @@ def eager_model_round_trip(ort, data, threads: int) -> dict:
     return result
 
 
-def graph_with_gradients(ort, data, threads: int) -> dict:
-    """The digits training graph's loss and gradients, exported and run by onnxruntime."""
-    g, x, y, logits, loss, update = build_graph()
-    weights = [v for v in g.variables if v.trainable][:4]
-    fetches = [loss, *sg.gradients(loss, weights)]
+def graph_with_gradients(ort, data, threads: int, model=None) -> dict:
+    """A digits training graph's loss and gradients (the MLP's, or ``model``'s), exported and
+    run by onnxruntime."""
+    g, x, y, logits, loss, update = build_graph() if model is None else build_graph(model)
+    weights = [v for v in g.variables if v.trainable]
+    fetches = [logits, loss, *sg.gradients(loss, weights)]
     feeds = {x: data[0][:BATCH], y: data[1][:BATCH]}
     model = sg.onnx.export(fetches, [x, y], input_names=["images", "labels"])
-    result = {"nodes": len(model.graph.node), "outputs": [o.name for o in model.graph.output]}
+    result = {"nodes": len(model.graph.node), "outputs": len(model.graph.output)}
+    convolutional = sorted({n.op_type for n in model.graph.node} & CONVOLUTIONAL)
+    if convolutional:
+        result["convolution operators"] = convolutional
     if ort is not None:
         want = sg.Session(g).run(fetches, feeds)
         got = _ort_session(ort, model.SerializeToString(), threads).run(
@@ -140,7 +145,9 @@ def run(ctx) -> dict:
     data = load_digits()
     results = {"eager model exported and imported back":
                eager_model_round_trip(ort, data, ctx.threads),
-               "graph with gradients exported": graph_with_gradients(ort, data, ctx.threads)}
+               "graph with gradients exported": graph_with_gradients(ort, data, ctx.threads),
+               "CNN with gradients exported": graph_with_gradients(ort, data, ctx.threads,
+                                                                   CNN)}
     if ctx.torch is not None:
         results["torch model imported and fine-tuned"] = fine_tune_torch_model(
             ctx.torch, data, 20 if ctx.quick else 100)

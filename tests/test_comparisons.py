@@ -34,8 +34,11 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
         assert heading in printed
     onnx = results["onnx"]
     assert onnx["eager model exported and imported back"]["imported vs eager"] < 1e-5
-    if "onnxruntime vs Session" in onnx["graph with gradients exported"]:
-        assert onnx["graph with gradients exported"]["onnxruntime vs Session"] < 1e-5
+    for exported in ("graph with gradients exported", "CNN with gradients exported"):
+        if "onnxruntime vs Session" in onnx[exported]:
+            assert onnx[exported]["onnxruntime vs Session"] < 1e-5
+    assert {"Conv", "MaxPool"} <= set(onnx["CNN with gradients exported"]
+                                      ["convolution operators"])
     if "torch model imported and fine-tuned" in onnx:
         tuned = onnx["torch model imported and fine-tuned"]
         assert tuned["last loss"] < tuned["first loss"] / 2
