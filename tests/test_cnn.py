@@ -10,7 +10,11 @@ import pytest
 
 import eager
 import staticgraph as sg
+from staticgraph.graph import Role
 from staticgraph.ops import P
+from staticgraph.passes import DEFAULT_PASSES
+from staticgraph.passes.dce import eliminate_dead_code
+from staticgraph.passes.fold_affine import fold_channel_affine
 from staticgraph.ops import functional as F
 
 RNG = np.random.default_rng(0)
@@ -170,3 +174,36 @@ def test_staticgraph_nn_functional_is_eagers() -> None:
     for name in NN_FUNCTIONAL:
         assert getattr(sg.nn.functional, name) is getattr(F, name)
         assert getattr(eager.nn.functional, name) is getattr(F, name), name
+
+
+def _conv_batch_norm_graph(training):
+    c1, k1, gamma, beta, mean, var, *_ = _cnn_weights()
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None, 4, 5, 5), name="x")
+        w = sg.Variable(c1, name="w")
+        stats = [sg.Variable(a, trainable=False) for a in (mean, np.abs(var) + 0.5)]
+        y = sg.nn.functional.batch_norm(sg.nn.functional.conv2d(x, w, sg.Variable(k1)), *stats,
+                                        sg.Variable(gamma), sg.Variable(beta),
+                                        training=training)
+    return g, x, w, y.relu()
+
+
+def test_batch_norm_folds_into_the_convolution_of_an_inference_graph() -> None:
+    g, x, w, y = _conv_batch_norm_graph(training=False)
+    compiled = sg.Session(g).compiled(y, {x: IMAGES})
+    folded = eliminate_dead_code(fold_channel_affine(compiled.specialized))
+    prims = [n.prim for n in folded.nodes if n.role is Role.OP]
+    assert P.batch_norm not in prims and prims.count(P.conv2d) == 1
+    without = sg.Session(g, passes=[p for p in DEFAULT_PASSES if p != "fold_channel_affine"])
+    np.testing.assert_allclose(sg.Session(g).run(y, {x: IMAGES}), without.run(y, {x: IMAGES}),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_stays_where_its_input_is_read_again_or_it_trains() -> None:
+    for training in (False, True):
+        g, x, w, y = _conv_batch_norm_graph(training)
+        with g.as_default():
+            (dw,) = sg.gradients(y.sum(), [w])  # the gradient reads the conv's output too
+        program = sg.Session(g).compiled([y, dw], {x: IMAGES}).specialized
+        assert P.batch_norm in [n.prim for n in fold_channel_affine(program).nodes]

@@ -244,6 +244,17 @@ def _batch_norm_shape(x, *rest, axes, eps, training, has_weight, has_bias) -> Sh
     return x.shape
 
 
+def _batch_norm_as_affine(x, *rest, axes, eps, training, has_weight, has_bias):
+    """In evaluation, (x - mean) / sqrt(var + eps) * weight + bias is x * scale + shift."""
+    if training:
+        return None
+    (mean, var), weight, bias = _split_batch_norm_inputs(rest, training, has_weight, has_bias)
+    scale = (var + eps).sqrt()
+    scale = (1 / scale) if weight is None else weight / scale
+    shift = -mean * scale
+    return scale, shift if bias is None else shift + bias
+
+
 # Normalize each channel (axis 1) over the batch and spatial axes: with the batch's own
 # statistics in training, the running ones (inputs 1 and 2) in evaluation; then the
 # channel's affine transform. Updating the running statistics is the caller's
@@ -252,7 +263,7 @@ batch_norm = Primitive(
     name="batch_norm", kind=Kind.OPAQUE, kernel=_float_kernel(_batch_norm_kernel),
     shape_rule=_batch_norm_shape, dtype_rule=promoted_float, vjps=_batch_norm_vjp,
     saves=Saves.INPUTS, grad_name="NativeBatchNormBackward0",
-    decomposition=_batch_norm_decomposition)
+    decomposition=_batch_norm_decomposition, channel_affine=_batch_norm_as_affine)
 
 
 # -- losses --------------------------------------------------------------------------------------

@@ -288,10 +288,19 @@ def _conv_transpose_vjp(g, out, x, w, *bias, windows: Windows, groups: int, has_
     return g.sum((0, 2, 3))
 
 
+def _conv_absorbing(scale, shift, x, w, *bias, windows: Windows, groups: int,
+                    has_bias: bool):
+    """conv2d(x, w, b) * scale + shift is conv2d(x, w * scale, b * scale + shift)."""
+    shift = shift if not has_bias else bias[0] * scale + shift
+    return (x, w * scale.reshape(-1, 1, 1, 1), shift), dict(windows=windows, groups=groups,
+                                                             has_bias=True)
+
+
 conv2d = Primitive(
     name="conv2d", kind=Kind.OPAQUE, kernel=_conv_kernel, shape_rule=_conv_shape,
     dtype_rule=lambda x, w, *bias, **_: _check_same_dtype(x, w), vjps=_conv_vjp,
-    saves=Saves.INPUTS, grad_name="ConvolutionBackward0", decomposition=_conv_decomposition)
+    saves=Saves.INPUTS, grad_name="ConvolutionBackward0", decomposition=_conv_decomposition,
+    absorb_channel_affine=_conv_absorbing)
 conv_transpose2d = Primitive(
     name="conv_transpose2d", kind=Kind.OPAQUE, kernel=_conv_transpose_kernel,
     shape_rule=_conv_transpose_shape,

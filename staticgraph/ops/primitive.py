@@ -75,6 +75,14 @@ class Primitive:
     # The same value in simpler primitives, written with the shared surface
     # (``decomposition(*inputs, **params)``): the compiler expands it before fusion.
     decomposition: Callable[..., Any] | None = None
+    # Folding a per-channel affine map into the op before it (batch norm into a convolution,
+    # for inference): ``channel_affine(*inputs, **params)`` gives (scale, shift) of shape (C,)
+    # such that the value is inputs[0] * scale + shift along axis 1, or None where it is not
+    # (batch norm in training); ``absorb_channel_affine(scale, shift, *inputs, **params)``
+    # gives the (inputs, params) of this primitive whose value is its own times scale plus
+    # shift. Both build with the shared surface.
+    channel_affine: Callable[..., Any] | None = None
+    absorb_channel_affine: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

@@ -16,12 +16,14 @@ from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
 from .decompose import decompose
+from .fold_affine import fold_channel_affine
 from ..program import Program
 from .fusion import fuse
 from .rewrite import copy_node
 from .simplify import simplify
 
 PASSES: dict[str, Callable[[Program], Program]] = {
+    "fold_channel_affine": fold_channel_affine,
     "decompose": decompose,
     "simplify": simplify,
     "fold_constants": fold_constants,
@@ -29,8 +31,8 @@ PASSES: dict[str, Callable[[Program], Program]] = {
     "dce": eliminate_dead_code,
     "fuse": fuse,
 }
-DEFAULT_PASSES = ("decompose", "simplify", "fold_constants", "cse", "dce", "fuse",
-                  "plan_memory")
+DEFAULT_PASSES = ("fold_channel_affine", "decompose", "simplify", "fold_constants", "cse", "dce",
+                  "fuse", "plan_memory")
 
 
 @dataclass
