@@ -118,12 +118,25 @@ def causal_attention(torch):
     return module, _export(torch, module, torch.randn(2, 5, 8), {"x": axes, "y": axes})
 
 
+@pytest.fixture(scope="module")
+def lenet(torch):
+    """A small LeNet: conv, relu, max pool, conv, average pool (ceil_mode: a last window
+    that hangs over the image), flatten, linear."""
+    nn = torch.nn
+    module = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Conv2d(4, 6, 3, stride=1, padding=(1, 0)),
+                           nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(36, 5))
+    return module, _export(torch, module, torch.randn(2, 1, 10, 10), {"x": {0: "batch"}})
+
+
 MODELS = {  # fixture -> (ops the exporter must have used, input shapes to run)
     "mlp": ({"Gemm", "Relu"}, [(2, 4), (5, 4)]),
     "norm_block": ({"LayerNormalization", "Erf", "Softmax"}, [(2, 6), (7, 6)]),
     "attention": ({"Shape", "Gather", "Concat", "Reshape", "Split", "Softmax"},
                   [(2, 3, 8), (4, 5, 8)]),
     "causal_attention": ({"Range", "Slice", "Trilu", "Where"}, [(2, 5, 8), (3, 11, 8)]),
+    "lenet": ({"Conv", "Relu", "MaxPool", "AveragePool", "Flatten", "Gemm"},
+              [(2, 1, 10, 10), (3, 1, 10, 10)]),
 }
 
 
@@ -134,7 +147,8 @@ def test_torch_export_matches_torch_and_onnxruntime(name, torch, request):
     ops, shapes = MODELS[name]
     assert ops <= {n.op_type for n in onnx.load_from_string(data).graph.node}
     imported = import_model(data)
-    assert imported.inputs[0].shape == (None,) * (len(shapes[0]) - 1) + shapes[0][-1:]
+    varying = [len({shape[axis] for shape in shapes}) > 1 for axis in range(len(shapes[0]))]
+    assert imported.inputs[0].shape == tuple(None if v else n for v, n in zip(varying, shapes[0]))
     runtime = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     for shape in shapes:  # one imported model serves every batch size and sequence length
@@ -363,6 +377,73 @@ def test_gradients_through_imported_scatter_and_gather():
         np.testing.assert_allclose(got, want, atol=ATOL)
 
 
+# -- windows and padding as ONNX places them -------------------------------------------------------
+
+def _floats(*shape):
+    return np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+
+
+WINDOWS = {  # case -> (op, attributes, input shape, initializers after x, in input order)
+    "AveragePool counting unequal pads, ceil_mode": (
+        "AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 0], ceil_mode=1,
+                            count_include_pad=1), (2, 3, 6, 7), {}),
+    "AveragePool dilated, pads not counted": (
+        "AveragePool", dict(kernel_shape=[2, 3], dilations=[2, 1], pads=[1, 1, 0, 2],
+                            ceil_mode=1), (2, 3, 7, 7), {}),
+    "MaxPool SAME_LOWER, strided": (
+        "MaxPool", dict(kernel_shape=[3, 2], strides=[2, 2], auto_pad="SAME_LOWER"),
+        (2, 3, 7, 6), {}),
+    "MaxPool dilated, ceil_mode": (
+        "MaxPool", dict(kernel_shape=[2, 2], strides=[1, 1], dilations=[2, 2], pads=[1, 0, 0, 0],
+                        ceil_mode=1), (2, 3, 6, 5), {}),
+    "Conv SAME_LOWER, strided, grouped, with bias": (
+        "Conv", dict(strides=[2, 2], auto_pad="SAME_LOWER", group=2), (2, 4, 7, 6),
+        {"w": _floats(6, 2, 3, 2), "b": _floats(6)}),
+    "Conv unequal pads, dilated": (
+        "Conv", dict(pads=[2, 0, 1, 1], dilations=[1, 2]), (2, 2, 6, 6),
+        {"w": _floats(3, 2, 3, 2)}),
+    "ConvTranspose to an output_shape, grouped": (
+        "ConvTranspose", dict(strides=[2, 2], output_shape=[8, 10], group=2), (2, 4, 4, 5),
+        {"w": _floats(4, 3, 3, 3)}),
+    "ConvTranspose unequal pads, output_padding, with bias": (
+        "ConvTranspose", dict(strides=[3, 2], pads=[1, 0, 0, 2], output_padding=[2, 1]),
+        (2, 2, 3, 4), {"w": _floats(2, 3, 4, 3), "b": _floats(3)}),
+    "Col2Im strided, padded": (
+        "Col2Im", dict(strides=[2, 1], pads=[1, 0, 0, 1]), (2, 12, 6),
+        {"image": np.array([4, 3]), "block": np.array([2, 2])}),
+    "Pad reflect, cutting": (
+        "Pad", dict(mode="reflect"), (2, 3, 4, 5), {"pads": np.array([0, -1, 2, 2, 0, 1, -1, 4])}),
+    "Pad edge": (
+        "Pad", dict(mode="edge"), (2, 3, 4, 5), {"pads": np.array([0, 0, 2, 1, 0, 1, 0, 3])}),
+    "Pad wrap on two axes": (
+        "Pad", dict(mode="wrap"), (2, 3, 4, 5), {"pads": np.array([1, 2, 3, 4]),
+                                                  "": None,  # (no constant_value)
+                                                  "axes": np.array([-1, 2])}),
+    "Pad with a value": (
+        "Pad", {}, (2, 3, 4, 5), {"pads": np.array([0, 1, 0, 2, 0, 0, 1, 1]),
+                                  "value": np.array(-1.5, np.float32)}),
+}
+
+
+@pytest.mark.parametrize("case", WINDOWS)
+def test_windows_and_padding_match_onnxruntime(case):
+    """Each op's windows or padding as onnxruntime places them, batch size symbolic."""
+    ort = pytest.importorskip("onnxruntime")
+    op, attrs, shape, initializers = WINDOWS[case]
+    inits = [numpy_helper.from_array(v, n) for n, v in initializers.items() if v is not None]
+    node = helper.make_node(op, ["x", *initializers], ["y"], **attrs)
+    graph = helper.make_graph([node], "windows", [_tensor("x", ["n", *shape[1:]])],
+                              [_tensor("y", ["n", "c", "h", "w"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    runtime = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    imported = import_model(model)
+    for batch in (1, 3):
+        x = _floats(batch, *shape[1:])
+        (got,), (want,) = imported(x), runtime.run(None, {"x": x})
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, atol=ATOL)
+
+
 # -- opsets before an op's inputs or meaning changed ---------------------------------------------
 
 OLD_OPSETS = {  # case -> (op, opset, attributes, rank of the result)
@@ -437,6 +518,20 @@ def _to_run_time_size(op, inputs, initializers, rank):
 def _huge_initializer():
     huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**20, 2**20])
     return _one_node("Add", ["x", "w"], [huge])
+
+
+def _image_node(op, inputs=("x",), initializers=(), shape=("n", 2, 4, 4), outputs=("y",),
+                opset=17, **attrs):
+    """A node 'bad' of an image x: (n, 2, 4, 4) unless told."""
+    model = _model([helper.make_node(op, list(inputs), list(outputs), name="bad", **attrs)],
+                   [_tensor("x", list(shape))], [_tensor(o, ["?"] * len(shape)) for o in outputs],
+                   initializers)
+    model.opset_import[0].version = opset
+    return model
+
+
+def _weight(*shape):
+    return numpy_helper.from_array(np.ones(shape, np.float32), "w")
 
 
 BAD = {
@@ -520,6 +615,45 @@ BAD = {
                           reduction="mul"),
         "node 'bad' (ScatterElements), opset 17: reduction 'mul' is not supported, only "
         "'none' and 'add'"),
+    "Conv over 1-D": (lambda: _image_node("Conv", ["x", "w"], [_weight(3, 2, 2)],
+                                          shape=("n", 2, 5)),
+                      "node 'bad' (Conv), opset 17: Conv of an input of rank 3: only 2-D Conv is "
+                      "supported (inputs N x C x H x W)"),
+    "MaxPool over 3-D": (lambda: _image_node("MaxPool", shape=("n", 2, 4, 4, 4),
+                                             kernel_shape=[2, 2, 2]),
+                         "node 'bad' (MaxPool), opset 17: MaxPool of an input of rank 5: only "
+                         "2-D MaxPool is supported"),
+    "kernel_shape not the weight's": (
+        lambda: _image_node("Conv", ["x", "w"], [_weight(3, 2, 2, 2)], kernel_shape=[3, 3]),
+        "node 'bad' (Conv), opset 17: kernel_shape [3, 3] differs from the weight's kernel "
+        "[2, 2]"),
+    "Conv's channels": (lambda: _image_node("Conv", ["x", "w"], [_weight(3, 4, 2, 2)]),
+                        "Given groups=1, weight of size [3, 4, 2, 2], expected input[None, 2, 4, "
+                        "4] to have 4 channels, but got 2 channels instead"),
+    "MaxPool's Indices": (lambda: _image_node("MaxPool", outputs=("y", "i"), kernel_shape=[2, 2]),
+                          "node 'bad' (MaxPool), opset 17: the Indices output (positions of the "
+                          "maxima) is not supported"),
+    "pool padding as large as the kernel": (
+        lambda: _image_node("AveragePool", kernel_shape=[2, 2], pads=[0, 2, 0, 0]),
+        "node 'bad' (AveragePool), opset 17: padding [[0, 0], [2, 0]] (before, after per axis) "
+        "must be smaller than the kernel [2, 2]"),
+    "ConvTranspose output past its windows": (
+        lambda: _image_node("ConvTranspose", ["x", "w"], [_weight(2, 1, 3, 3)], strides=[2, 2],
+                            output_padding=[2, 0]),
+        "node 'bad' (ConvTranspose), opset 17: an output of size 11 along spatial axis 0 "
+        "reaches 2 past the last window (output_padding or output_shape); 0 to stride - 1 (1) "
+        "are supported"),
+    "Col2Im into 3-D": (
+        lambda: _image_node("Col2Im", ["x", "size", "block"],
+                            [_int64s("size", [4, 4, 4]), _int64s("block", [2, 2, 2])],
+                            shape=("n", 8, 27), opset=18),
+        "node 'bad' (Col2Im), opset 18: an image of shape [4, 4, 4]: only 2-D images are "
+        "supported"),
+    "Pad reflecting past the axis": (
+        lambda: _image_node("Pad", ["x", "pads"], [_int64s("pads", [0, 0, 4, 0, 0, 0, 0, 0])],
+                            mode="reflect"),
+        "node 'bad' (Pad), opset 17: reflect pads of 4 along axis 2 of size 4: at most 3 are "
+        "supported"),
     "checker": (lambda: _one_node("Relu", ["x"], alpha=1.0),
                 "invalid ONNX model: Unrecognized attribute: alpha for operator Relu"),
 }

@@ -1,6 +1,6 @@
 """Converters of the ONNX ops that compute shapes, move data or index into it.
 
-Reshape, Flatten, Expand, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice, Gather,
+Reshape, Flatten, Expand, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice, Pad, Gather,
 GatherND, ScatterElements, NonZero, Trilu, Constant, Shape, Size, ConstantOfShape and Range:
 their shapes, axes and bounds are read from the builder at the two probe points
 (``shapes.py``), so a size known only at run time is carried by a reshape's -1, a shape
@@ -209,6 +209,60 @@ def _gathered(size: Dim, start: Dim, end: Dim, step: int) -> tuple[int, Dim]:
     return first, (max(end[0] - first, 0), max(end[1] - first, 0))
 
 
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _pad(b, node, xs, attrs):
+    """Pads (all begins, then all ends, over ``axes``): negative ones cut, positive ones
+    concatenated along each axis, filled as ``mode`` says."""
+    x = xs[0]
+    mode = attrs.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise ONNXError(f"mode {mode!r}: one of {', '.join(_PAD_MODES)} is expected")
+    if b.opset >= 11:
+        given = xs + [None] * 3
+        pads = b.static_ints(given[1], "Pad's pads")
+        axes = b.static_ints(given[3], "Pad's axes")
+        value = given[2]
+    else:
+        pads, axes = attrs["pads"], None
+        value = constant(np.array(attrs.get("value", 0.0), x.dtype))
+    axes = range(x.ndim) if axes is None else [axis_index(a, x.ndim) for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise ONNXError(f"{len(pads)} pads for {len(axes)} axes: a begin and an end per axis "
+                        "are expected")
+    value = constant(np.zeros((), x.dtype)) if value is None else value.reshape(()).to(x.dtype)
+    for axis, before, after in zip(axes, pads[:len(axes)], pads[len(axes):]):
+        x = _pad_axis(b, x, axis, before, after, mode, value)
+    return x
+
+
+def _pad_axis(b, x: Node, axis: int, before: int, after: int, mode: str, value: Node) -> Node:
+    lead = (slice(None),) * axis
+    if before < 0 or after < 0:
+        x = x[lead + (slice(max(-before, 0), after if after < 0 else None),)]
+    size = min(b.shape(x)[axis])  # (a size known only at run time: the smaller probe)
+    limit = {"reflect": size - 1, "wrap": size}.get(mode)
+    if limit is not None and max(before, after) > limit:
+        raise ONNXError(f"{mode} pads of {max(before, after)} along axis {axis} of size "
+                        f"{size}: at most {limit} are supported")
+
+    def side(count: int, first: bool) -> Node:
+        if mode == "constant":
+            dims = b.shape(x)
+            dims[axis] = (count, count)
+            return b.expand(value, dims)
+        if mode == "edge":
+            edge = x[lead + (slice(0, 1) if first else slice(-1, None),)]
+            return edge.expand(tuple(count if a == axis else -1 for a in range(x.ndim)))
+        if mode == "reflect":  # the mirror image, the edge itself left out
+            return x[lead + (slice(count, 0, -1) if first else slice(-2, -2 - count, -1),)]
+        return x[lead + (slice(-count, None) if first else slice(0, count),)]  # wrap
+
+    pieces = [side(before, True)] * (before > 0) + [x] + [side(after, False)] * (after > 0)
+    return functional.cat(pieces, axis) if len(pieces) > 1 else x
+
+
 def _trilu(b, node, xs, attrs):
     """The upper (or lower) triangle of the last two axes: a mask from the positions along
     them, so their sizes may be known only at run time (``ones(T, T).triu(1)``)."""
@@ -291,7 +345,7 @@ def _split(b, node, xs, attrs):
 MOVEMENT_CONVERTERS: dict[str, Converter] = {
     "Reshape": _reshape, "Flatten": _flatten, "Transpose": _transpose, "Expand": _expand,
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
-    "Slice": _slice, "Gather": _gather, "Constant": _constant, "Shape": _shape, "Size": _size,
-    "ConstantOfShape": _constant_of_shape, "Range": _range, "Trilu": _trilu,
+    "Slice": _slice, "Pad": _pad, "Gather": _gather, "Constant": _constant, "Shape": _shape,
+    "Size": _size, "ConstantOfShape": _constant_of_shape, "Range": _range, "Trilu": _trilu,
     "GatherND": _gather_nd, "ScatterElements": _scatter_elements, "NonZero": _non_zero,
 }

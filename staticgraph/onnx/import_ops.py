@@ -1,12 +1,13 @@
 """The converters: one function per ONNX op type, in ``CONVERTERS``.
 
 Each takes (builder, node, inputs, attributes) and returns a Node or a list of them (one per
-output). They build with the shared surface and ``functional`` only, so an imported model
-differentiates, trains and compiles like a graph built by hand, and composites that become
-primitives keep working. What a converter must know while importing (axes, a ratio) it reads
-from the builder at the two probe points (``shapes.py``). This module holds the arithmetic,
+output). They build with the shared surface and ``functional`` (and, for windows ONNX pads
+unequally, the convolution primitives themselves), so an imported model differentiates,
+trains and compiles like a graph built by hand, and composites that become primitives keep
+working. What a converter must know while importing (axes, a ratio) it reads from the
+builder at the two probe points (``shapes.py``). This module holds the arithmetic,
 reductions and neural-network ops; ``import_movement.py`` the ops that compute shapes, move
-data or index.
+data or index; ``import_conv.py`` convolutions, pooling and batch normalization.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from onnx import TensorProto
 from ..graph import Node
 from ..ops import dtypes, functional
 from .errors import ONNXError
+from .import_conv import CONV_CONVERTERS
 from .import_movement import MOVEMENT_CONVERTERS
 from .loading import onnx_dtype
 from .shapes import Converter, axis_index, product
@@ -29,7 +31,7 @@ IMPORT_TIME_INPUTS = {"Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "S
                       "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "ReduceMean": (1,),
                       "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
                       "ConstantOfShape": (0,), "Range": (0, 1, 2), "Dropout": (1, 2),
-                      "Trilu": (1,)}
+                      "Trilu": (1,), "Pad": (1, 3), "Col2Im": (1, 2)}
 
 
 def _method(name: str) -> Converter:
@@ -110,6 +112,18 @@ def _gelu(b, node, xs, attrs):
 
 def _softplus(b, node, xs, attrs):
     return functional.softplus(xs[0])
+
+
+def _leaky_relu(b, node, xs, attrs):
+    return functional.leaky_relu(xs[0], attrs.get("alpha", 0.01))
+
+
+def _elu(b, node, xs, attrs):
+    return functional.elu(xs[0], attrs.get("alpha", 1.0))
+
+
+def _hard_sigmoid(b, node, xs, attrs):
+    return (xs[0] * attrs.get("alpha", 0.2) + attrs.get("beta", 0.5)).clamp(0, 1)
 
 
 def _clip(b, node, xs, attrs):
@@ -271,11 +285,12 @@ CONVERTERS: dict[str, Converter] = {
     "Or": _method("__or__"), "Max": _variadic("maximum"), "Min": _variadic("minimum"),
     "Sum": _variadic("add"), "Where": _where, "Clip": _clip, "Cast": _cast, "CastLike": _cast_like,
     "Softmax": _softmax("softmax"), "LogSoftmax": _softmax("log_softmax"), "Gelu": _gelu,
-    "Softplus": _softplus, "LayerNormalization": _layer_normalization, "MatMul": _matmul,
+    "Softplus": _softplus, "LeakyRelu": _leaky_relu, "Elu": _elu,
+    "HardSigmoid": _hard_sigmoid, "LayerNormalization": _layer_normalization, "MatMul": _matmul,
     "Gemm": _gemm, "ReduceSum": _reduce("sum", 13), "ReduceMean": _reduce("mean", 18),
     "ReduceMax": _reduce("amax", 18), "ReduceMin": _reduce("amin", 18),
     "ReduceProd": _reduce("prod", 18), "ArgMax": _arg("argmax"), "ArgMin": _arg("argmin"),
     "Identity": _identity, "Dropout": _dropout,
     "NegativeLogLikelihoodLoss": _negative_log_likelihood_loss,
-    **MOVEMENT_CONVERTERS,
+    **MOVEMENT_CONVERTERS, **CONV_CONVERTERS,
 }

@@ -17,6 +17,7 @@ one ONNX operator.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -88,9 +89,10 @@ class Windows:
         where = [(p, q, (slice(p * dh, p * dh + sh * (ho - 1) + 1, sh),
                          slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)))
                  for p in range(kh) for q in range(kw)]
-        if not self.overlapping:
+        if not self.overlapping:  # (``out`` is padded already: its windows, unpadded)
             out = np.zeros((n, c, *padded), cols.dtype)
-            self.view(out, writeable=True)[...] = cols
+            unpadded = dataclasses.replace(self, padding=((0, 0), (0, 0)))
+            unpadded.view(out, writeable=True)[...] = cols
         elif wo >= SHORT_ROW:
             out = np.zeros((n, c, *padded), cols.dtype)
             for p, q, (rows, columns) in where:
