@@ -465,6 +465,11 @@ SPECS: list[OpSpec] = [
       _in((2, 4, 3, 3), (4, 1, 3, 3), (2,)),
       lambda x, w, b: _np_conv_transpose2d(x, w, b, (2, 2), (1, 1), (1, 1), 2),
       "ConvolutionBackward0", tags=frozenset({"parameters"})),
+    S("conv_transpose2d_apart", lambda F, x, w: F.conv_transpose2d(x, w, stride=3, padding=1,
+                                                                   output_padding=1),
+      _in((1, 2, 2, 3), (2, 3, 3, 3)),  # (windows that do not overlap: one strided copy)
+      lambda x, w: _np_conv_transpose2d(x, w, np.zeros(3), (3, 3), (1, 1), (1, 1), 1),
+      "ConvolutionBackward0", tags=frozenset({"parameters"})),
     S("max_pool2d", lambda F, x: F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True),
       _in((2, 3, 6, 7)), lambda x: _np_pool(x, (3, 3), (2, 2), ((1, 2), (1, 1)),
                                             lambda w: w.max((2, 3))),

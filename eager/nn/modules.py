@@ -59,6 +59,10 @@ def _addindent(text: str, spaces: int) -> str:
     return "\n".join([first, *(" " * spaces + line for line in rest)])
 
 
+# Where a Module keeps its registered members, in torch's names.
+_STORES = ("_parameters", "_buffers", "_modules")
+
+
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     """What ``load_state_dict`` returns."""
 
@@ -69,17 +73,21 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
 
 
 class Module:
-    """Base of all layers: attributes that are Parameters or Modules are registered, so
-    ``parameters()``, ``state_dict()``, ``zero_grad()`` and printing find them."""
+    """Base of all layers: attributes that are Parameters or Modules are registered, as are
+    buffers (``register_buffer``), so ``parameters()``, ``state_dict()``, ``to()``,
+    ``zero_grad()`` and printing find them."""
 
     training: bool
     _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _non_persistent_buffers_set: set[str]
     _modules: dict[str, Module | None]
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
+        for store in _STORES:
+            object.__setattr__(self, store, {})
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -89,22 +97,33 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- registration ----------------------------------------------------------------------
-    def _register(self, store: str, name: str, value: Any) -> None:
-        """Put ``value`` under ``name`` in ``store``, and nowhere else."""
+    def _register(self, store: str, name: str, value: Any, *, replace: bool = False) -> None:
+        """Put ``value`` under ``name`` in ``store``, with torch's checks and messages. An
+        assignment (``replace``) first takes the name from whatever else held it."""
+        kind = store[1:-1]
         members = self.__dict__.get(store)
         if members is None:
-            raise AttributeError(f"cannot assign {store[1:]} before Module.__init__() call")
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
         if not isinstance(name, str):
-            raise TypeError(f"{store[1:-1]} name should be a string. Got {_typename(name)}")
-        if "." in name or name == "":
-            raise KeyError(f"{store[1:-1]} name can't contain \".\" or be empty, got {name!r}")
-        if hasattr(type(self), name):  # a method or property would hide the member
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain "."')
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if replace:
+            self._forget(name, keep=store)
+        if name not in members and hasattr(self, name):
             raise KeyError(f"attribute '{name}' already exists")
-        for other in ("_parameters", "_modules"):
-            if other != store:
-                self.__dict__[other].pop(name, None)
-        self.__dict__.pop(name, None)
         members[name] = value
+
+    def _forget(self, name: str, keep: str | None = None) -> None:
+        """Remove ``name`` from every store but ``keep``, and from the plain attributes."""
+        for store in _STORES:
+            if store != keep:
+                self.__dict__[store].pop(name, None)
+        if keep != "_buffers":
+            self._non_persistent_buffers_set.discard(name)
+        self.__dict__.pop(name, None)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
@@ -112,38 +131,60 @@ class Module:
                             f"'{name}' (eager.nn.Parameter or None required)")
         self._register("_parameters", name, param)
 
+    def register_buffer(self, name: str, tensor: Tensor | None,
+                        persistent: bool = True) -> None:
+        """Register state that is not a parameter (batch norm's running statistics): it is
+        in ``buffers()``, converted by ``to()``, and in ``state_dict()`` if ``persistent``."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                            "(eager.Tensor or None required)")
+        self._register("_buffers", name, tensor)
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
+
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         self._register("_modules", name, module)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        for store, kind in (("_parameters", Parameter), ("_modules", Module)):
+        # torch's order: a Parameter or Module value registers (taking the name from a
+        # buffer or plain attribute); a registered name only takes its kind, or None.
+        for store, kind, what in (("_parameters", Parameter, "parameter"),
+                                  ("_modules", Module, "child module")):
             if isinstance(value, kind):
-                self._register(store, name, value)
+                self._register(store, name, value, replace=True)
                 return
             if name in self.__dict__.get(store, ()):
-                if value is not None:  # a registered name only takes its kind, or None
-                    raise TypeError(f"cannot assign '{_typename(value)}' as {store[1:-1]} "
-                                    f"'{name}' (eager.nn.{kind.__name__} or None expected)")
+                if value is not None:
+                    raise TypeError(f"cannot assign '{_typename(value)}' as {what} '{name}' "
+                                    f"(eager.nn.{kind.__name__} or None expected)")
                 self.__dict__[store][name] = None
                 return
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                                "(eager.Tensor or None expected)")
+            buffers[name] = value
+            return
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: registered members live outside __dict__.
-        for store in ("_parameters", "_modules"):
+        for store in _STORES:
             members = self.__dict__.get(store, {})
             if name in members:
                 return members[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
-        for store in ("_parameters", "_modules"):
-            if name in self.__dict__[store]:
-                del self.__dict__[store][name]
-                return
-        object.__delattr__(self, name)
+        if any(name in self.__dict__[store] for store in _STORES):
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
 
     # -- traversal -------------------------------------------------------------------------
     def named_modules(self, memo: set[Module] | None = None, prefix: str = "",
@@ -174,29 +215,50 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def _named_members(self, store: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool) -> Iterator[tuple[str, Any]]:
+        """The tensors of ``store`` in this module (and those below if ``recurse``), by
+        dotted name."""
         modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) \
             if recurse else [(prefix, self)]
         seen: set[int] = set()  # ids: a Tensor's == is elementwise
         for module_prefix, module in modules:
-            for name, param in module._parameters.items():
-                if param is None or (remove_duplicate and id(param) in seen):
+            for name, value in module.__dict__[store].items():
+                if value is None or (remove_duplicate and id(value) in seen):
                     continue
-                seen.add(id(param))
-                yield _join(module_prefix, name), param
+                seen.add(id(value))
+                yield _join(module_prefix, name), value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def _all_parameters(self) -> Iterator[tuple[str, Module, str, Parameter]]:
-        """``(key, module, name, param)`` for every state_dict entry: shared modules and
-        parameters appear under each of their names, as in torch."""
-        for module_prefix, module in self.named_modules(remove_duplicate=False):
-            for name, param in module._parameters.items():
-                if param is not None:
-                    yield _join(module_prefix, name), module, name, param
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Every buffer, persistent or not, by dotted name."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def _all_parameters(self, buffers: bool = False) -> Iterator[tuple[str, Module, str, Tensor]]:
+        """``(key, module, name, tensor)`` for every parameter, and with ``buffers`` every
+        persistent buffer: the state_dict's entries in its order (each module's parameters,
+        then its buffers, then its children's); shared modules and tensors appear under each
+        of their names, as in torch."""
+        for prefix, module in self.named_modules(remove_duplicate=False):
+            members = list(module._parameters.items())
+            if buffers:
+                members += [(name, buffer) for name, buffer in module._buffers.items()
+                            if name not in module._non_persistent_buffers_set]
+            for name, value in members:
+                if value is not None:
+                    yield _join(prefix, name), module, name, value
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn`` on every submodule (children first, depth first) and then on this
@@ -217,8 +279,9 @@ class Module:
     def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
-        for module in self.modules():
-            module.training = mode
+        self.training = mode
+        for module in self.children():
+            module.train(mode)
         return self
 
     def eval(self) -> Module:
@@ -228,14 +291,22 @@ class Module:
         _zero_grad(self.parameters(), set_to_none)
 
     def to(self, dtype: Any) -> Module:
-        """Convert the floating-point parameters (and their grads) in place, as torch's
-        ``module.to(dtype)``; the Parameter objects stay the same."""
+        """Convert the floating-point parameters (and their grads) in place and replace the
+        floating-point buffers by converted ones, as torch's ``module.to(dtype)``: the
+        Parameter objects stay the same, integer buffers (``num_batches_tracked``) too."""
         dtype = dtypes.as_dtype(dtype)
+        if not dtypes.is_floating(dtype):
+            raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but "
+                            f"got desired dtype=eager.{dtype.name}")
         for param in self.parameters():
             if dtypes.is_floating(param.dtype):
                 param._data = param._data.astype(dtype, copy=False)
                 if param.grad is not None:
                     param.grad = param.grad.detach().to(dtype)
+        for module in self.modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None and dtypes.is_floating(buffer.dtype):
+                    module._buffers[name] = buffer.to(dtype)
         return self
 
     def float(self) -> Module:
@@ -245,18 +316,18 @@ class Module:
         return self.to(dtypes.float64)
 
     def state_dict(self, *, keep_vars: bool = False) -> OrderedDict[str, Tensor]:
-        """Every parameter by its dotted name; detached (sharing memory) unless
-        ``keep_vars``."""
-        return OrderedDict((key, param if keep_vars else param.detach())
-                           for key, _, _, param in self._all_parameters())
+        """Every parameter and persistent buffer by its dotted name; detached (sharing
+        memory) unless ``keep_vars``."""
+        return OrderedDict((key, value if keep_vars else value.detach())
+                           for key, _, _, value in self._all_parameters(buffers=True))
 
     def load_state_dict(self, state_dict: Mapping[str, Tensor],
                         strict: bool = True) -> _IncompatibleKeys:
-        """Copy ``state_dict``'s values into the parameters, in place; with ``strict``,
-        missing or unexpected keys are an error, in torch's words."""
+        """Copy ``state_dict``'s values into the parameters and persistent buffers, in place;
+        with ``strict``, missing or unexpected keys are an error, in torch's words."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        entries = list(self._all_parameters())
+        entries = list(self._all_parameters(buffers=True))
         missing = [key for key, *_ in entries if key not in state_dict]
         expected = {key for key, *_ in entries}
         unexpected = [key for key in state_dict if key not in expected]
