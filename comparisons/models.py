@@ -32,9 +32,9 @@ def mlp_loss(x, labels, w1, b1, w2, b2, w3, b3):
 
 def cnn_weights(seed: int = 0) -> list[np.ndarray]:
     """torch.nn.Conv2d's and Linear's initialisation (uniform within 1/sqrt(fan_in)) of the
-    digits CNN: conv 1->8 3x3, conv 8->16 3x3, linear 64->10 as an (in, out) matrix."""
+    digits CNN: conv 1->16 3x3, conv 16->32 3x3, linear 128->10 as an (in, out) matrix."""
     rng = np.random.default_rng(seed)
-    shapes = [((8, 1, 3, 3), (8,), 9), ((16, 8, 3, 3), (16,), 72), ((64, 10), (10,), 64)]
+    shapes = [((16, 1, 3, 3), (16,), 9), ((32, 16, 3, 3), (32,), 144), ((128, 10), (10,), 128)]
     weights = []
     for kernel, bias, fan_in in shapes:
         bound = 1 / np.sqrt(fan_in)

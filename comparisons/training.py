@@ -42,7 +42,7 @@ def logits_of(x, w1, b1, w2, b2):
 
 
 def cnn_logits_of(F, x, c1, k1, c2, k2, w, b):
-    """conv 8@3x3, relu, 2x2 max pool, conv 16@3x3, relu, 2x2 max pool, linear: written once
+    """conv 16@3x3, relu, 2x2 max pool, conv 32@3x3, relu, 2x2 max pool, linear: written once
     with ``F``, torch.nn.functional's names (ours for eager and graphs, torch's for torch)."""
     h = F.max_pool2d(F.conv2d(x.reshape(-1, 1, 8, 8), c1, k1, padding=1).relu(), 2)
     h = F.max_pool2d(F.conv2d(h, c2, k2, padding=1).relu(), 2)
@@ -59,7 +59,7 @@ class Model:
 
 MLP = Model("MLP", f"MLP {'-'.join(map(str, SIZES))}", lambda: mlp_weights(SIZES),
             lambda F, x, *params: logits_of(x, *params))
-CNN = Model("CNN", "CNN conv 8@3x3-pool-conv 16@3x3-pool-10", cnn_weights, cnn_logits_of)
+CNN = Model("CNN", "CNN conv 16@3x3-pool-conv 32@3x3-pool-10", cnn_weights, cnn_logits_of)
 
 
 @dataclass
