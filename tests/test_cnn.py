@@ -10,6 +10,7 @@ import pytest
 
 import eager
 import staticgraph as sg
+from staticgraph import DTypeError, ShapeError
 from staticgraph.graph import Role
 from staticgraph.ops import P
 from staticgraph.passes import DEFAULT_PASSES
@@ -207,3 +208,27 @@ def test_batch_norm_stays_where_its_input_is_read_again_or_it_trains() -> None:
             (dw,) = sg.gradients(y.sum(), [w])  # the gradient reads the conv's output too
         program = sg.Session(g).compiled([y, dw], {x: IMAGES}).specialized
         assert P.batch_norm in [n.prim for n in fold_channel_affine(program).nodes]
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: F.conv2d(x, np.zeros((6, 2, 3, 3), np.float32)), ShapeError,
+     r"Given groups=1, weight of size \[6, 2, 3, 3\], expected input\[8, 4, 5, 5\] to have 2 "
+     "channels, but got 4 channels instead"),
+    (lambda x: F.conv2d(x, np.zeros((6, 4, 3, 3))), DTypeError,
+     r"Input type \(torch.FloatTensor\) and weight type \(torch.DoubleTensor\) should be the "
+     "same"),
+    (lambda x: F.conv2d(x, np.zeros((6, 4, 3, 3), np.float32), stride=2, padding="same"),
+     ValueError, "padding='same' is not supported for strided convolutions"),
+    (lambda x: F.conv2d(x, np.zeros((6, 4, 7, 7), np.float32)), ShapeError,
+     r"Calculated padded input size per channel: \(5 x 5\). Kernel size: \(7 x 7\). Kernel "
+     "size can't be greater than actual input size"),
+    (lambda x: F.max_pool2d(x, 2, padding=2), ValueError,
+     "pad should be at most half of effective kernel size, but got pad=2, kernel_size=2 and "
+     "dilation=1"),
+])
+def test_convolutions_refuse_what_torch_refuses_in_both_modes(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call(eager.tensor(IMAGES))
+    with sg.Graph().as_default():
+        with pytest.raises(error, match=message):
+            call(sg.placeholder(IMAGES.shape, name="x"))

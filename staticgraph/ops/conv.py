@@ -171,30 +171,42 @@ def _per_group(value, groups: int):
 
 def _check_same_dtype(x, w) -> np.dtype:
     if x.dtype != w.dtype:
-        raise dtypes.DTypeError(f"Input type ({dtypes.torch_name(x.dtype)}) and weight type "
-                                f"({dtypes.torch_name(w.dtype)}) should be the same")
+        raise dtypes.DTypeError(f"Input type (torch.{dtypes.torch_name(x.dtype)}Tensor) and "
+                                f"weight type (torch.{dtypes.torch_name(w.dtype)}Tensor) "
+                                "should be the same")
     if not dtypes.is_floating(x.dtype):
         raise dtypes.DTypeError("convolutions compute in floating point, got "
                                 + dtypes.torch_name(x.dtype))
     return x.dtype
 
 
-def _conv_shape(x, w, *bias, windows: Windows, groups: int, has_bias: bool) -> Shape:
-    _image(x, "conv2d")
+def _check_operands(what: str, x, w, bias: tuple, groups: int, transposed: bool) -> int:
+    """A convolution's image, weight and bias fit together (torch's messages); returns the
+    number of output channels."""
+    _image(x, what)
     if w.ndim != 4 or None in w.shape:
-        raise ShapeError(f"conv2d expects a known 4-D weight (out, in / groups, kh, kw), got "
-                         f"{tuple(w.shape)}")
-    if x.shape[1] is not None and x.shape[1] != w.shape[1] * groups:
-        raise ShapeError(f"Given groups={groups}, weight of size {list(w.shape)}, expected "
-                         f"input{list(x.shape)} to have {w.shape[1] * groups} channels, but "
-                         f"got {x.shape[1]} channels instead")
+        layout = "(in, out / groups, kh, kw)" if transposed else "(out, in / groups, kh, kw)"
+        raise ShapeError(f"{what} expects a known 4-D weight {layout}, got {tuple(w.shape)}")
+    in_channels = w.shape[0] if transposed else w.shape[1] * groups
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
+    if x.shape[1] is not None and x.shape[1] != in_channels:
+        given = "transposed=1" if transposed else f"groups={groups}"
+        raise ShapeError(f"Given {given}, weight of size {list(w.shape)}, expected "
+                         f"input{list(x.shape)} to have {in_channels} channels, but got "
+                         f"{x.shape[1]} channels instead")
     if w.shape[0] % groups:
-        raise ShapeError(f"the {w.shape[0]} output channels of conv2d do not divide into "
-                         f"{groups} groups")
-    if has_bias and tuple(bias[0].shape) != (w.shape[0],):
-        raise ShapeError(f"conv2d's bias needs shape ({w.shape[0]},), got {tuple(bias[0].shape)}")
+        raise ShapeError(f"the {w.shape[0]} {'input' if transposed else 'output'} channels "
+                         f"of {what} do not divide into {groups} groups")
+    if bias and tuple(bias[0].shape) != (out_channels,):
+        raise ShapeError(f"{what}'s bias needs shape ({out_channels},), got "
+                         f"{tuple(bias[0].shape)}")
+    return out_channels
+
+
+def _conv_shape(x, w, *bias, windows: Windows, groups: int, has_bias: bool) -> Shape:
+    out_channels = _check_operands("conv2d", x, w, bias, groups, transposed=False)
     n, _, *_, ho, wo = _windows_shape(x, windows, "conv2d")
-    return n, w.shape[0], ho, wo
+    return n, out_channels, ho, wo
 
 
 def _conv_kernel(x, w, *bias, windows: Windows, groups: int, has_bias: bool):
@@ -236,21 +248,7 @@ def _conv_vjp(g, out, x, w, *bias, windows: Windows, groups: int, has_bias: bool
 
 def _conv_transpose_shape(x, w, *bias, windows: Windows, groups: int, has_bias: bool,
                           size: Pair) -> Shape:
-    _image(x, "conv_transpose2d")
-    if w.ndim != 4 or None in w.shape:
-        raise ShapeError(f"conv_transpose2d expects a known 4-D weight (in, out / groups, kh, "
-                         f"kw), got {tuple(w.shape)}")
-    if x.shape[1] is not None and x.shape[1] != w.shape[0]:
-        raise ShapeError(f"Given transposed=1, weight of size {list(w.shape)}, expected "
-                         f"input{list(x.shape)} to have {w.shape[0]} channels, but got "
-                         f"{x.shape[1]} channels instead")
-    if w.shape[0] % groups:
-        raise ShapeError(f"the {w.shape[0]} input channels of conv_transpose2d do not divide "
-                         f"into {groups} groups")
-    out_channels = w.shape[1] * groups
-    if has_bias and tuple(bias[0].shape) != (out_channels,):
-        raise ShapeError(f"conv_transpose2d's bias needs shape ({out_channels},), got "
-                         f"{tuple(bias[0].shape)}")
+    out_channels = _check_operands("conv_transpose2d", x, w, bias, groups, transposed=True)
     if windows.out_size(size) != tuple(x.shape[2:]):
         raise ShapeError(f"conv_transpose2d: an output of size {tuple(size)} does not give "
                          f"back an input of size {tuple(x.shape[2:])}")
