@@ -36,7 +36,7 @@ def test_the_generator_covers_the_operator_surface() -> None:
     tags: set[str] = set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for seed in range(40):
+        for seed in range(60):
             prog, runs = generate(seed, max_ops=20)
             tags |= {op.tag for op in prog.ops}
             assert {r.batch for r in runs} >= {0, 1}
@@ -45,7 +45,8 @@ def test_the_generator_covers_the_operator_surface() -> None:
               "sum", "mean", "amax", "amin", "prod", "reshape", "transpose", "permute",
               "unsqueeze", "slice", "gather", "matmul", "where", "cast", "cat", "softmax",
               "log_softmax", "layer_norm", "gelu", "cross_entropy", "mse_loss", "sin", "cos",
-              "floor", "remainder", "floor_divide", "cumsum", "var", "std", "norm"}
+              "floor", "remainder", "floor_divide", "cumsum", "var", "norm", "conv2d",
+              "max_pool2d", "avg_pool2d"}
     assert wanted <= tags, sorted(wanted - tags)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import eager
 
 from .ops_elementwise import t_binary, t_cast, t_intmix, t_unary, t_where
-from .ops_layers import t_assign, t_composite, t_matmul
+from .ops_layers import t_assign, t_composite, t_conv, t_matmul
 from .ops_shapes import t_concat, t_index, t_movement, t_reduce
 from .programs import BATCH, NEEDED_B, PROBE_B, In, Info, K, Op, Program, Run, const, prune, sample
 from .surface import DTYPES, EAGER_F, TORCH_F, torch
@@ -195,7 +195,7 @@ GENERATOR_ERRORS: Counter = Counter()  # the fuzzer's own bugs while generating
 
 TEMPLATES = [(t_unary, 6), (t_binary, 6), (t_where, 2), (t_reduce, 3), (t_movement, 3),
              (t_index, 2), (t_matmul, 2), (t_cast, 1.5), (t_intmix, 0.7), (t_concat, 1),
-             (t_composite, 2.5)]
+             (t_composite, 2.5), (t_conv, 1)]
 
 
 def generate(seed: int, max_ops: int = 40, min_ops: int = 5) -> tuple[Program, list[Run]]:

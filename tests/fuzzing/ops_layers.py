@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .programs import BATCH, K, const, float_with_axes, picks
 
 if TYPE_CHECKING:
@@ -36,6 +38,39 @@ def t_matmul(g: Generator, a: str) -> bool:
         return g.try_op(expr, (a, partner) + ((bias,) if bias else ()), "linear")
     else:
         return g.try_op(str(rng.choice(["{0} @ {1}", "{0}.matmul({1})"])), (a, partner), "matmul")
+
+
+def _image_size(n: int) -> tuple[int, int]:
+    """n pixels as an image (h, w), as square as n allows."""
+    h = max(d for d in range(1, int(n ** 0.5) + 1) if n % d == 0)
+    return h, n // h
+
+
+@picks(lambda n, i: i.dtype.startswith("float") and len(i.shape) >= 2 and i.shape[0] == BATCH
+       and all(const(d) for d in i.shape[1:]))
+def t_conv(g: Generator, a: str) -> bool:
+    """A batch's rows as one-channel images, then a convolution, a pool or an activation of
+    convolutional networks."""
+    rng = g.rng
+    h, w = _image_size(int(np.prod([const(d) for d in g.shape(a)[1:]])))
+    image = f"{{0}}.reshape(-1, 1, {h}, {w})"
+    kind = str(rng.choice(["conv2d", "max_pool2d", "avg_pool2d", "activation"]))
+    k = int(rng.integers(1, min(h, w) + 2))  # (with padding 1 a kernel may pass the edge)
+    pad = int(rng.integers(0, k // 2 + 1))
+    if min(h, w) + 2 * pad < k:
+        return False
+    if kind == "conv2d":
+        out = int(rng.integers(1, 4))
+        weight = g.new_input((out, 1, k, k), g.dtype(a))
+        stride = int(rng.integers(1, 3))
+        return g.try_op(f"F.conv2d({image}, {{1}}, stride={stride}, padding={pad})",
+                        (a, weight), "conv2d")
+    if kind in ("max_pool2d", "avg_pool2d"):
+        ceil = bool(rng.random() < 0.3)
+        return g.try_op(f"F.{kind}({image}, {k}, padding={pad}, ceil_mode={ceil})", (a,), kind)
+    act = str(rng.choice(["F.leaky_relu({0}, 0.2)", "F.silu({0})", "F.elu({0}, 0.5)",
+                          "F.hardtanh({0}, -0.5, 0.5)"]))
+    return g.try_op(act.format(image), (a,), act[2:act.index("(")])
 
 
 @picks(float_with_axes)

@@ -30,7 +30,8 @@ KNOWN_DIFFERENCES = {
 
 DTYPES = ("float64", "float32", "int64", "int32", "int16", "uint8", "bool")
 FUNCS = ("gelu", "layer_norm", "cross_entropy", "mse_loss", "linear", "cat", "stack", "where",
-         "softmax", "log_softmax", "softplus", "relu")
+         "softmax", "log_softmax", "softplus", "relu", "conv2d", "max_pool2d", "avg_pool2d",
+         "leaky_relu", "silu", "elu", "hardtanh")
 
 
 def _identity_assign(variable, value):
@@ -49,7 +50,9 @@ if torch is not None:
         gelu=_tf.gelu, layer_norm=_tf.layer_norm, cross_entropy=_tf.cross_entropy,
         mse_loss=_tf.mse_loss, linear=_tf.linear, cat=torch.cat, stack=torch.stack,
         where=torch.where, softmax=torch.softmax, log_softmax=torch.log_softmax,
-        softplus=_tf.softplus, relu=torch.relu, tensor=torch.tensor, assign=_identity_assign,
+        softplus=_tf.softplus, relu=torch.relu, conv2d=_tf.conv2d, max_pool2d=_tf.max_pool2d,
+        avg_pool2d=_tf.avg_pool2d, leaky_relu=_tf.leaky_relu, silu=_tf.silu, elu=_tf.elu,
+        hardtanh=_tf.hardtanh, tensor=torch.tensor, assign=_identity_assign,
         **{d: getattr(torch, d) for d in DTYPES})
 
 
