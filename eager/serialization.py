@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from staticgraph.files import atomic_write
 from staticgraph.ops import dtypes
 
 from .nn.modules import Module, Parameter, _typename
@@ -98,20 +98,8 @@ def save(obj: Any, f: File) -> None:
     if not isinstance(f, (str, os.PathLike)):
         f.write(data)
         return
-    directory = os.path.dirname(os.path.abspath(f))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {os.fspath(f)}: there is no directory "
-                                f"{directory}")
-    # A fresh name beside f, opened as open() would (mkstemp's files are private, 0600).
-    tmp = os.path.join(directory, f".{os.path.basename(f)}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(tmp, "xb") as out:
-            out.write(data)
-        os.replace(tmp, f)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(f) as out:
+        out.write(data)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .compiler import BACKENDS, Compiled
+from .files import atomic_write
 from .graph import Graph, GraphError, Node, Role, _shape_str, get_default_graph
 from .ops.autodiff import toposort
 from .passes import DEFAULT_PASSES, check_passes
@@ -226,20 +226,10 @@ class Session:
         file, written whole or not at all."""
         self._check_open()
         arrays = {v.name: np.asarray(self._value(v)) for v in self._variables(variables)}
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(f"cannot save to {os.fspath(path)}: there is no directory "
-                                    f"{directory}")
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staticgraph-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as archive:
-                for name, array in arrays.items():  # np.savez would reserve the name "file"
-                    with archive.open(f"{name}.npy", "w") as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(path) as f, zipfile.ZipFile(f, "w") as archive:
+            for name, array in arrays.items():  # np.savez would reserve the name "file"
+                with archive.open(f"{name}.npy", "w") as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
     def restore(self, path: str | os.PathLike, variables: Sequence[Node] | None = None) -> None:
         """Load the values of ``variables`` (default: every Variable of the graph) saved by

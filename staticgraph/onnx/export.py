@@ -11,7 +11,6 @@ file:line that built it.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..files import atomic_write
 from ..graph import Node, Role, placeholder
 from ..ops.autodiff import as_list
 from ..ops.shapes import Shape
@@ -360,13 +360,6 @@ def _value_info(name: str, shape: Shape, dtype: np.dtype, axes: dict[int, str],
 
 
 def _write(model: onnx.ModelProto, path: str | os.PathLike) -> None:
-    """Write to a temporary file beside ``path``, then rename: whole or not at all."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=".staticgraph-", suffix=".onnx")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Whole or not at all."""
+    with atomic_write(path) as f:
+        f.write(model.SerializeToString())
