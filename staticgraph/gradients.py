@@ -10,14 +10,6 @@ from .graph import GraphError, Node, user_location
 from .ops import autodiff, dtypes
 
 
-def ones_like(node: Node) -> Node:
-    return node._fill(1)
-
-
-def zeros_like(node: Node) -> Node:
-    return node._fill(0)
-
-
 def _weight(y: Node, w: Any) -> Node:
     w = y._operand(w, y.dtype)
     if len(w.shape) != len(y.shape) or any(
@@ -44,7 +36,7 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     for n in ys + xs:
         if not isinstance(n, Node) or n.graph is not ys[0].graph:
             raise GraphError(f"gradients: {n!r} is not a node of the graph of {ys[0].name!r}")
-    seeds = [(y, ones_like(y) if w is None else _weight(y, w)) for y, w in zip(ys, weights)]
+    seeds = [(y, y._fill(1) if w is None else _weight(y, w)) for y, w in zip(ys, weights)]
 
     def parents(node: Node) -> tuple[Node, ...]:
         # Nothing flows back through sources, state ops, non-differentiable primitives
@@ -58,5 +50,5 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
     grads = autodiff.backprop(seeds, parents, pullback, targets=set(xs))
     result = [grads.get(x) if dtypes.is_floating(x.dtype) else None for x in xs]
     if unconnected == "zero":
-        result = [zeros_like(x) if g is None else g for x, g in zip(xs, result)]
+        result = [x._fill(0) if g is None else g for x, g in zip(xs, result)]
     return result
