@@ -13,6 +13,7 @@ from conftest import requires_opencl
 from opspecs import SPEC_IDS, SPECS, OpSpec, spec_graph
 
 import staticgraph as sg
+from staticgraph.ops import functional as F
 from staticgraph.runtime import opencl
 from staticgraph.runtime.opencl import DeviceArray, OpenCLUnavailable
 
@@ -32,6 +33,63 @@ def test_op_specs_and_their_gradients_match_the_numpy_runtime(spec: OpSpec) -> N
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+# The specs whose programs lay out windows with im2col and add them back with col2im (a
+# pool whose windows tile the image reshapes it instead).
+WINDOWED = ["conv2d", "conv2d_strided_grouped", "conv2d_same", "conv_transpose2d",
+            "conv_transpose2d_apart", "max_pool2d", "max_pool2d_padded", "max_pool2d_dilated",
+            "avg_pool2d"]
+
+
+@requires_opencl
+@pytest.mark.parametrize("paths,dtype", [("device", np.float64), ("gpu_paths", np.float32)],
+                         ids=["float64", "gpu_paths"])
+@pytest.mark.parametrize("name", WINDOWED)
+def test_convolutions_and_pools_gather_their_windows_on_the_device(name, paths, dtype,
+                                                                   request) -> None:
+    """im2col and col2im are device kernels (padding, stride, dilation, ceil_mode's extra
+    row, -inf padding for max pooling), forward and backward; where matmul is the tiled
+    kernel too (the GPU paths), the whole program stays on the device."""
+    if paths == "gpu_paths":
+        request.getfixturevalue("gpu_paths")
+    built = spec_graph(SPECS[SPEC_IDS.index(name)], dtype)
+    feeds = dict(zip(built.placeholders, built.arrays))
+    fetches = [built.out, *built.grads]
+    compiled = sg.Session(built.out.graph, backend="opencl").compiled(fetches, feeds)
+    windows = [n for n in compiled.graph.nodes if n.op in ("im2col", "col2im")]
+    assert {n.op for n in windows} == {"im2col", "col2im"}
+    assert not set(windows) & set(compiled.placement.on_host)
+    if paths == "gpu_paths":
+        assert not compiled.executable.on_host
+    got, want = _both(built.out.graph, fetches, feeds)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-12 if dtype == np.float64 else 1e-5,
+                                   atol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@requires_opencl
+def test_windows_apart_and_windows_wholly_in_the_padding() -> None:
+    """Pixels no window covers get no gradient (stride past the dilated kernel), and a
+    window that lies wholly in the padding reads only padding."""
+    rng = np.random.default_rng(12)
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((2, 3, 7, 8), "float64", name="x")
+        w = sg.placeholder((4, 3, 2, 2), "float64", name="w")
+        conv, pool = F.conv2d(x, w, stride=3, padding=3, dilation=2), F.max_pool2d(x, 2, 3)
+        fetches = [conv, pool, *sg.gradients((conv * conv).sum(), [x, w]),
+                   *sg.gradients((pool * pool).sum(), [x])]
+    feeds = {x: rng.standard_normal((2, 3, 7, 8)), w: rng.standard_normal((4, 3, 2, 2))}
+    compiled = sg.Session(g, backend="opencl").compiled(fetches, feeds)
+    assert not {n.op for n in compiled.placement.on_host} & {"im2col", "col2im"}
+    got, want = _both(g, fetches, feeds)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert (got[0][:, :, 0] == 0).all()  # the first row of windows: all padding
+    pool_grad = got[-1]  # rows and columns 2 and 5 lie between the pool's windows
+    assert not pool_grad[:, :, 2::3].any() and not pool_grad[:, :, :, 2::3].any()
+    assert pool_grad[:, :, :2, :2].any()
 
 
 def _normalised():

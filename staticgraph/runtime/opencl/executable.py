@@ -30,7 +30,9 @@ from ..numpy import Recycler
 from .codegen import (
     Launch,
     Rendered,
+    col2im_launch,
     contiguous_strides,
+    im2col_launch,
     matmul_launch,
     reduction_launch,
     size,
@@ -235,6 +237,14 @@ class OpenCLExecutable(Executable):
                                                  node.dtype)
                     self._launch_one(launch, [part], node, what, "movement")
                 at += part.shape[axis]
+        elif how is How.IM2COL:
+            launch = im2col_launch(x.shape, node.params["windows"], node.params["pad_value"],
+                                   node.dtype)
+            self._launch_one(launch, inputs, node, what, "movement")
+        elif how is How.COL2IM:
+            launch = col2im_launch(x.shape, node.params["windows"], node.params["size"],
+                                   node.dtype)
+            self._launch_one(launch, inputs, node, what, "movement")
         # (How.VIEW: no kernel; launches read the buffer of the value it views)
 
     def _launch_one(self, launch: Launch, inputs: list[Node], output: Node, what: str,

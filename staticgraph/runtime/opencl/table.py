@@ -7,7 +7,9 @@ renderer): how each primitive becomes OpenCL C.
 - ``VIEW``: the same bytes read with another shape (reshape); no kernel at all.
 - ``INDEX_MAP``: a strided copy whose strides and offset numpy's own view of the primitive
   gives (transpose, broadcasts, basic slicing); ``CONCAT`` copies each part into its place.
-- ``SUM_TO`` and ``MATMUL``: their own kernels.
+- ``SUM_TO``, ``MATMUL``, ``IM2COL`` and ``COL2IM``: their own kernels (the last two lay
+  out a convolution's or a pool's windows and add them back: every conv and pool decomposes
+  into them, matmuls and the expressions above).
 - ``HOST``: the primitive's numpy kernel runs on the host between device kernels, its
   operands read back and its result written to the device (data-dependent shapes, scatter,
   the composites when they are not decomposed). Where an ``EXPR`` has no expression for the
@@ -39,6 +41,8 @@ class How(enum.Enum):
     CONCAT = "concat"
     SUM_TO = "sum_to"
     MATMUL = "matmul"
+    IM2COL = "im2col"
+    COL2IM = "col2im"
     HOST = "host"
 
 
@@ -320,9 +324,9 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.softmax: HOST, P.log_softmax: HOST, P.gelu: HOST, P.layer_norm: HOST,
     P.nll_loss: HOST, P.mse_loss: HOST, P.gather: HOST,
     P.binary_cross_entropy: HOST, P.conv2d: HOST, P.conv_transpose2d: HOST,
-    P.max_pool2d: HOST, P.avg_pool2d: HOST,
-    # convolutions' windows: on the host for now (their matmuls run as device kernels)
-    P.im2col: HOST, P.col2im: HOST, P.batch_norm: HOST,
+    P.max_pool2d: HOST, P.avg_pool2d: HOST, P.batch_norm: HOST,
+    # convolutions' windows: a gather each (see codegen's im2col_launch, col2im_launch)
+    P.im2col: OpenCLLowering(How.IM2COL), P.col2im: OpenCLLowering(How.COL2IM),
     P.after: VIEW, P.uniform_like: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
