@@ -75,8 +75,11 @@ class Windows:
         return any(s < d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride,
                                                           self.dilation))
 
-    def scatter(self, cols: np.ndarray, size: Pair) -> np.ndarray:
-        """col2im: every window's values added back where the window lies, padding cut off.
+    def scatter(self, cols: np.ndarray, size: Pair, out: np.ndarray | None = None
+                ) -> np.ndarray:
+        """col2im: every window's values added back where the window lies, padding cut off;
+        into ``out`` where given (the numpy runtime's planned buffer: where there is no
+        padding to cut off, the adds go straight into it).
         Windows that do not overlap (pooling's) are one strided copy; overlapping ones are
         kh * kw strided adds. Each add's inner loop runs along a row of Wo pixels: where
         rows are short (deep layers' small images), the image is laid out (H, W, N * C)
@@ -89,22 +92,33 @@ class Windows:
         where = [(p, q, (slice(p * dh, p * dh + sh * (ho - 1) + 1, sh),
                          slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)))
                  for p in range(kh) for q in range(kw)]
-        if not self.overlapping:  # (``out`` is padded already: its windows, unpadded)
-            out = np.zeros((n, c, *padded), cols.dtype)
+
+        def blank() -> np.ndarray:
+            if out is not None and padded == tuple(size):
+                out.fill(0)
+                return out
+            return np.zeros((n, c, *padded), cols.dtype)
+        if not self.overlapping:  # (``image`` is padded already: its windows, unpadded)
+            image = blank()
             unpadded = dataclasses.replace(self, padding=((0, 0), (0, 0)))
-            unpadded.view(out, writeable=True)[...] = cols
+            unpadded.view(image, writeable=True)[...] = cols
         elif wo >= SHORT_ROW:
-            out = np.zeros((n, c, *padded), cols.dtype)
+            image = blank()
             for p, q, (rows, columns) in where:
-                out[:, :, rows, columns] += cols[:, :, p, q]
+                image[:, :, rows, columns] += cols[:, :, p, q]
         else:
             pixels = np.ascontiguousarray(cols.transpose(2, 3, 4, 5, 0, 1))
             pixels = pixels.reshape(kh, kw, ho, wo, n * c)
-            image = np.zeros((*padded, n * c), cols.dtype)
+            channels_last = np.zeros((*padded, n * c), cols.dtype)
             for p, q, (rows, columns) in where:
-                image[rows, columns] += pixels[p, q]
-            out = image.reshape(*padded, n, c).transpose(2, 3, 0, 1)
-        return np.ascontiguousarray(out[:, :, pt:pt + size[0], pl:pl + size[1]])
+                channels_last[rows, columns] += pixels[p, q]
+            image = channels_last.reshape(*padded, n, c).transpose(2, 3, 0, 1)
+        cropped = image[:, :, pt:pt + size[0], pl:pl + size[1]]
+        if out is None:
+            return np.ascontiguousarray(cropped)
+        if cropped is not out:
+            np.copyto(out, cropped)
+        return out
 
 
 def _image(x, what: str) -> tuple[int, int]:
