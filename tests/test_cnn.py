@@ -232,3 +232,19 @@ def test_convolutions_refuse_what_torch_refuses_in_both_modes(call, error, messa
     with sg.Graph().as_default():
         with pytest.raises(error, match=message):
             call(sg.placeholder(IMAGES.shape, name="x"))
+
+
+def test_conv_transpose_refuses_output_padding_past_the_stride_in_both_modes() -> None:
+    weight = np.ones((4, 2, 3, 3), np.float32)
+    for x in (eager.tensor(IMAGES), sg.placeholder(IMAGES.shape, graph=sg.Graph())):
+        with pytest.raises(NotImplementedError, match=r"output_padding \(1, 1\) must be "
+                                                      r"smaller than the stride \(1, 1\)"):
+            F.conv_transpose2d(x, weight, stride=1, dilation=2, output_padding=1)
+
+
+def test_binary_cross_entropy_refuses_non_probabilities_in_compiled_graphs_too() -> None:
+    with sg.Graph().as_default() as g:
+        p = sg.placeholder((2,), name="p")
+        loss = F.binary_cross_entropy(p, sg.constant(np.ones(2, np.float32)))
+    with pytest.raises(sg.RunError, match="all elements of input should be between 0 and 1"):
+        sg.Session(g).run(loss, {p: [0.5, 1.5]})  # (decomposed: the check is kept)

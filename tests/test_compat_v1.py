@@ -678,3 +678,16 @@ def test_nn_dropout_draws_at_run_time_from_the_sessions_generator() -> None:
         np.testing.assert_array_equal(sess.run(kept, {x: ones}), first)
     with pytest.raises(ValueError, match="one of keep_prob and rate"):
         tf.nn.dropout(x)
+
+
+def test_nn_dropout_takes_keep_prob_from_a_placeholder_as_tf1_tutorials_do() -> None:
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 2000])
+    keep_prob = tf.placeholder(tf.float32, [])
+    kept = tf.nn.dropout(x, keep_prob)
+    ones = np.ones((2, 2000), np.float32)
+    with tf.Session(seed=1) as sess:
+        train = sess.run(kept, {x: ones, keep_prob: 0.5})
+        test = sess.run(kept, {x: ones, keep_prob: 1.0})
+    assert abs((train == 0).mean() - 0.5) < 0.03 and set(np.unique(train)) == {0.0, 2.0}
+    np.testing.assert_array_equal(test, ones)

@@ -274,6 +274,11 @@ def convert_gather(ctx: Context) -> str:
                     axis=ctx.params["axis"])
 
 
+def convert_unchecked(ctx: Context) -> str:
+    """A value checked when it runs: ONNX has no assertion, so the value itself."""
+    return ctx.input(0)
+
+
 def convert_batch_norm(ctx: Context) -> str:
     """BatchNormalization in inference mode (scale and bias are required: ones and zeros stand
     in); in training, the decomposition (the batch's statistics)."""
@@ -341,6 +346,7 @@ CONVERTERS: dict[Primitive, Converter] = {
     P.gather: convert_gather,
     P.binary_cross_entropy: convert_decomposed,  # ONNX has no binary cross-entropy operator
     P.batch_norm: convert_batch_norm,
+    P.check_range: convert_unchecked,
     # convolutional networks
     **CONV_CONVERTERS,
 }

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import special
 
 from . import dtypes
-from .elementwise import broadcast_shape, promoted_float, same_shape
+from .elementwise import broadcast_shape, check_range, promoted_float, same_shape
 from .indexing import check_index
 from .primitive import Kind, Primitive, Saves
 from .shapes import Shape, ShapeError
@@ -244,6 +244,16 @@ def _batch_norm_shape(x, *rest, axes, eps, training, has_weight, has_bias) -> Sh
     return x.shape
 
 
+def _batch_norm_dtype(x, *rest, **_) -> np.dtype:
+    """torch's CPU rule: the statistics and the affine parameters in the input's dtype
+    (which a folded convolution's weights then keep)."""
+    dtype = promoted_float(x)
+    if any(value.dtype != dtype for value in rest):
+        raise dtypes.DTypeError("mixed dtype (CPU): expect parameter to have scalar type of "
+                                + dtypes.torch_name(dtype))
+    return dtype
+
+
 def _batch_norm_as_affine(x, *rest, axes, eps, training, has_weight, has_bias):
     """In evaluation, (x - mean) / sqrt(var + eps) * weight + bias is x * scale + shift."""
     if training:
@@ -261,7 +271,7 @@ def _batch_norm_as_affine(x, *rest, axes, eps, training, has_weight, has_bias):
 # (functional.batch_norm), not this value's.
 batch_norm = Primitive(
     name="batch_norm", kind=Kind.OPAQUE, kernel=_float_kernel(_batch_norm_kernel),
-    shape_rule=_batch_norm_shape, dtype_rule=promoted_float, vjps=_batch_norm_vjp,
+    shape_rule=_batch_norm_shape, dtype_rule=_batch_norm_dtype, vjps=_batch_norm_vjp,
     saves=Saves.INPUTS, grad_name="NativeBatchNormBackward0",
     decomposition=_batch_norm_decomposition, channel_affine=_batch_norm_as_affine)
 
@@ -388,15 +398,18 @@ mse_loss = Primitive(
     dtype_rule=promoted_float, vjps=_mse_loss_vjp, saves=Saves.INPUTS,
     grad_name="MseLossBackward0", decomposition=_mse_loss_decomposition)
 
+_NOT_PROBABILITIES = "all elements of input should be between 0 and 1"
+
+
 def _bce_kernel(x, target, *weight, reduction: str):
-    if ((x < 0) | (x > 1)).any():  # (nan passes, as in torch)
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    check_range.kernel(x, 0.0, 1.0, _NOT_PROBABILITIES)
     # torch clamps each log at -100, so that a certain wrong answer costs 100, not inf
     loss = -(target * np.maximum(np.log(x), -100) + (1 - target) * np.maximum(np.log1p(-x), -100))
     return _reduce_loss_array(loss * weight[0] if weight else loss, reduction)
 
 
 def _bce_decomposition(x, target, *weight, reduction: str):
+    x = x._apply(check_range, x, low=0.0, high=1.0, message=_NOT_PROBABILITIES)
     loss = -(target * x.log().clamp(min=-100) + (1 - target) * (1 - x).log().clamp(min=-100))
     return reduce_loss(loss * weight[0] if weight else loss, reduction)
 

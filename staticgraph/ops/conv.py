@@ -113,11 +113,12 @@ class Windows:
             for p, q, (rows, columns) in where:
                 channels_last[rows, columns] += pixels[p, q]
             image = channels_last.reshape(*padded, n, c).transpose(2, 3, 0, 1)
+        if image is out:  # (nothing to cut off: the adds went straight into it)
+            return out
         cropped = image[:, :, pt:pt + size[0], pl:pl + size[1]]
         if out is None:
             return np.ascontiguousarray(cropped)
-        if cropped is not out:
-            np.copyto(out, cropped)
+        np.copyto(out, cropped)
         return out
 
 

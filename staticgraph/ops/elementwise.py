@@ -233,6 +233,19 @@ after = Primitive(name="after", kind=Kind.OPAQUE, kernel=lambda x, *_: x,
                   vjps=lambda g, out, x, *_, index: g, diff_inputs=(0,))
 
 
+def _check_range_kernel(x, low: float, high: float, message: str):
+    if ((x < low) | (x > high)).any():  # (a NaN passes, as in torch)
+        raise RuntimeError(message)
+    return x
+
+
+# x itself, once every element lies in [low, high]: a decomposed composite keeps its
+# kernel's refusal (binary_cross_entropy of values that are not probabilities).
+check_range = Primitive(name="check_range", kind=Kind.OPAQUE, kernel=_check_range_kernel,
+                        shape_rule=lambda x, **_: x.shape, dtype_rule=lambda x, **_: x.dtype,
+                        vjps=(lambda g, out, x, **_: g,))
+
+
 def _uniform_kernel(like, key, stream: int):
     """Uniform numbers in [0, 1) of like's shape and float dtype, a function of (key,
     stream) alone: the same key gives the same numbers; another run, another key."""
@@ -418,5 +431,6 @@ logical_not = Primitive(name="logical_not", kind=E, kernel=np.logical_not,
 
 PRIMITIVES = (add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, tanh, sigmoid,
               relu, threshold_backward, abs, sign, erf, floor, sin, cos, floor_divide, remainder,
-              softplus, leaky_relu, silu, elu, hardtanh, after, uniform_like, clamp, where, cast,
+              softplus, leaky_relu, silu, elu, hardtanh, after, check_range, uniform_like,
+              clamp, where, cast,
               fill, stop_gradient, eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_not)

@@ -13,6 +13,7 @@ from .callers import warn_user
 from .conv import Windows
 from .primitives import P
 from .shapes import ShapeError
+from .surface import Surface
 
 # torch.nn.functional's names: eager.nn.functional and staticgraph.nn.functional are these.
 NN_FUNCTIONAL = ["relu", "gelu", "softplus", "sigmoid", "tanh", "leaky_relu", "silu", "elu",
@@ -22,49 +23,49 @@ NN_FUNCTIONAL = ["relu", "gelu", "softplus", "sigmoid", "tanh", "leaky_relu", "s
                  "binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
-def softmax(x, dim: int = -1):
-    return x._apply(P.softmax, x, axis=x._axis(dim))
+def softmax(input, dim: int = -1):
+    return input._apply(P.softmax, input, axis=input._axis(dim))
 
 
-def log_softmax(x, dim: int = -1):
-    return x._apply(P.log_softmax, x, axis=x._axis(dim))
+def log_softmax(input, dim: int = -1):
+    return input._apply(P.log_softmax, input, axis=input._axis(dim))
 
 
-def gelu(x, approximate: str = "none"):
+def gelu(input, approximate: str = "none"):
     if approximate not in ("none", "tanh"):
-        raise x._error("gelu", ValueError, "approximate argument must be either none or tanh, "
-                       f"got {approximate!r}")
-    return x._apply(P.gelu, x, approximate=approximate)
+        raise input._error("gelu", ValueError, "approximate argument must be either none or "
+                           f"tanh, got {approximate!r}")
+    return input._apply(P.gelu, input, approximate=approximate)
 
 
-def sigmoid(x):
-    return x.sigmoid()
+def sigmoid(input):
+    return input.sigmoid()
 
 
-def tanh(x):
-    return x.tanh()
+def tanh(input):
+    return input.tanh()
 
 
-def relu(x):
-    return x.relu()
+def relu(input):
+    return input.relu()
 
 
-def leaky_relu(x, negative_slope: float = 0.01):
-    return x._apply(P.leaky_relu, x, negative_slope=float(negative_slope))
+def leaky_relu(input, negative_slope: float = 0.01):
+    return input._apply(P.leaky_relu, input, negative_slope=float(negative_slope))
 
 
-def silu(x):
-    return x._apply(P.silu, x)
+def silu(input):
+    return input._apply(P.silu, input)
 
 
-def elu(x, alpha: float = 1.0):
-    return x._apply(P.elu, x, alpha=float(alpha))
+def elu(input, alpha: float = 1.0):
+    return input._apply(P.elu, input, alpha=float(alpha))
 
 
-def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0):
     if min_val > max_val:
-        raise x._error("hardtanh", ValueError, "min_val cannot be greater than max_val")
-    return x._apply(P.hardtanh, x, min_val=float(min_val), max_val=float(max_val))
+        raise input._error("hardtanh", ValueError, "min_val cannot be greater than max_val")
+    return input._apply(P.hardtanh, input, min_val=float(min_val), max_val=float(max_val))
 
 
 def batch_norm(input, running_mean: Any, running_var: Any, weight: Any = None, bias: Any = None,
@@ -107,24 +108,25 @@ def batch_norm(input, running_mean: Any, running_var: Any, weight: Any = None, b
     return out._updated(*updates)
 
 
-def dropout(input, p: float = 0.5, training: Any = True):
+def dropout(input, p: Any = 0.5, training: Any = True):
     """Each element zeroed with probability ``p``, the rest scaled by 1 / (1 - p) so the
-    expected value is unchanged; the identity when not training (a bool value of the graph
-    may decide at run time)."""
-    if not 0.0 <= p <= 1.0:
+    expected value is unchanged; the identity when not training. ``training`` and ``p`` may
+    be values of the graph (placeholders: TF1's keep_prob), decided at run time."""
+    fixed = not isinstance(p, Surface)
+    if fixed and not 0.0 <= p <= 1.0:
         raise input._error("dropout", ValueError, "dropout probability has to be between 0 "
                            f"and 1, but got {p}")
-    if training is False or p == 0:
+    if training is False or (fixed and p == 0):
         return input
-    if p == 1:
+    if fixed and p == 1:
         kept = input * 0
     else:
         kept = input * (input._uniform_like() >= p).to(input.dtype) * (1 / (1 - p))
     return kept if training is True else kept.where(input._operand(training), input)
 
 
-def softplus(x, beta: float = 1.0, threshold: float = 20.0):
-    return x._apply(P.softplus, x, beta=float(beta), threshold=float(threshold))
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):
+    return input._apply(P.softplus, input, beta=float(beta), threshold=float(threshold))
 
 
 def layer_norm(x, normalized_shape: int | Sequence[int], weight: Any = None, bias: Any = None,
@@ -311,6 +313,10 @@ def conv_transpose2d(input, weight, bias: Any = None, stride=1, padding=0, outpu
                            f"{extra[0]} output_padding_width: {extra[1]} stride_height: "
                            f"{stride[0]} stride_width: {stride[1]} dilation_height: "
                            f"{dilation[0]} dilation_width: {dilation[1]}")
+    if any(e >= s for e, s in zip(extra, stride)):  # (rows no input pixel's window reaches)
+        raise input._error("conv_transpose2d", NotImplementedError,
+                           f"output_padding {extra} must be smaller than the stride {stride}: "
+                           "torch also allows it up to the dilation, which is not supported")
     kernel = tuple(weight.shape[2:])
     size = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1 for n, s, p, d, k, e in
                  zip(input.shape[2:], stride, padding, dilation, kernel, extra))

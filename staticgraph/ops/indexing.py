@@ -246,7 +246,7 @@ def _gather_shape(x, index, axis: int) -> Shape:
     for d, (i, n) in enumerate(zip(index.shape, x.shape)):
         if d != axis and None not in (i, n) and i > n:
             raise RuntimeError(f"Size does not match at dimension {d} expected index "
-                               f"{list(index.shape)} to be smaller than self {list(x.shape)} "
+                               f"{list(index.shape)} to be no larger than self {list(x.shape)} "
                                f"apart from dimension {axis}")
     return index.shape
 

@@ -246,7 +246,7 @@ class Surface:
         """The variance over ``dim``, divided by n - correction (torch's default 1: Bessel's
         correction; ``unbiased=False`` is correction 0)."""
         if not dtypes.is_floating(self.dtype):
-            raise self._error("var", TypeError, "std and var only support floating point and "
+            raise self._error("var", RuntimeError, "std and var only support floating point and "
                               f"complex dtypes, got {dtypes.torch_name(self.dtype)}")
         if correction is None:
             correction = 0 if unbiased is False else 1

@@ -160,7 +160,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.col2im: NumpyLowering(lambda cols, out, windows, size: windows.scatter(cols, size, out)),
     P.batch_norm: ALLOCATES,
     # a control dependency returns its first input; random numbers are drawn anew
-    P.after: VIEWS, P.uniform_like: ALLOCATES,
+    P.after: VIEWS, P.uniform_like: ALLOCATES, P.check_range: VIEWS,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

@@ -38,8 +38,8 @@ def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: Any = 
         raise TypeError("tf.nn.dropout's noise_shape is not supported")
     if (keep_prob is None) == (rate is None):
         raise ValueError("give tf.nn.dropout one of keep_prob and rate")
-    p = rate if rate is not None else 1 - keep_prob
-    return functional.dropout(as_node(x), float(p), training=True)
+    p = rate if rate is not None else 1 - keep_prob  # (a placeholder's 1 - p is a node)
+    return functional.dropout(as_node(x), p, training=True)
 
 
 def l2_loss(t: Any) -> Node:

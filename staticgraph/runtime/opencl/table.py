@@ -327,7 +327,7 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.max_pool2d: HOST, P.avg_pool2d: HOST, P.batch_norm: HOST,
     # convolutions' windows: a gather each (see codegen's im2col_launch, col2im_launch)
     P.im2col: OpenCLLowering(How.IM2COL), P.col2im: OpenCLLowering(How.COL2IM),
-    P.after: VIEW, P.uniform_like: HOST,
+    P.after: VIEW, P.uniform_like: HOST, P.check_range: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
