@@ -21,6 +21,13 @@ class LRScheduler:
         self.last_epoch = last_epoch
         self.step()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the optimizer and LambdaLR's functions (a file holds no code)."""
+        return {k: v for k, v in vars(self).items() if k not in ("optimizer", "lr_lambdas")}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        vars(self).update(state_dict)
+
     def get_lr(self) -> list[float]:
         raise NotImplementedError
 

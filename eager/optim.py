@@ -60,6 +60,37 @@ class Optimizer:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
 
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: ``state`` by each parameter's position across the groups (its
+        tensors by reference, as torch's), ``param_groups`` with positions for params."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        index = {id(p): k for k, p in enumerate(params)}
+        groups = [{**{k: v for k, v in group.items() if k != "params"},
+                   "params": [index[id(p)] for p in group["params"]]}
+                  for group in self.param_groups]
+        return {"state": {index[id(p)]: dict(s) for p, s in self.state.items()},
+                "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the hyperparameters and per-parameter state of ``state_dict`` (from
+        ``state_dict()``, here or in a saved file), matched by position."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(mine["params"])
+               for g, mine in zip(groups, self.param_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match "
+                             "the size of optimizer's group")
+        params = {k: p for g, mine in zip(groups, self.param_groups)
+                  for k, p in zip(g["params"], mine["params"])}
+        self.state = defaultdict(dict)
+        for k, saved in state_dict["state"].items():
+            param = params[int(k)]
+            self.state[param] = {name: value.to(param.dtype).clone() if isinstance(value, Tensor)
+                                 else value for name, value in saved.items()}
+        for g, mine in zip(groups, self.param_groups):
+            mine.update({k: v for k, v in g.items() if k != "params"})
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         _zero_grad((p for group in self.param_groups for p in group["params"]), set_to_none)
 

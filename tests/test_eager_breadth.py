@@ -781,3 +781,42 @@ def test_tutorial_program_gives_torchs_losses_from_the_same_weights():
     np.testing.assert_allclose(norms, expected[1], rtol=1e-4)
     for (name, p), (_, q) in zip(net.named_parameters(), twin.named_parameters()):
         np.testing.assert_allclose(_np(p), _np(q), rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_optimizer_and_scheduler_state_dicts_resume_training_as_torch_checkpoints_do(
+        tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w0, data = rng.standard_normal(3), rng.standard_normal((6, 3))
+
+    def run(lib, steps, checkpoint=None, restore=None, first=0):
+        w = lib.tensor(w0.copy(), requires_grad=True)
+        opt = lib.optim.Adam([w], lr=0.1)
+        sched = lib.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+        if restore is not None:
+            saved = eager.load(restore)
+            with lib.no_grad():
+                w.copy_(lib.tensor(saved["w"].numpy()))
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+        for k in range(first, first + steps):
+            opt.zero_grad()
+            ((lib.tensor(data[k]) * w).sin().sum()).backward()
+            opt.step()
+            sched.step()
+        if checkpoint is not None:
+            eager.save({"w": w.detach(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict()}, checkpoint)
+        return w.detach().numpy(), opt
+    straight, opt = run(eager, 6)
+    run(eager, 3, checkpoint=tmp_path / "ckpt.pt")
+    resumed, _ = run(eager, 3, restore=tmp_path / "ckpt.pt", first=3)
+    np.testing.assert_allclose(resumed, straight, rtol=1e-12)
+    want, torch_opt = run(torch, 6)
+    np.testing.assert_allclose(straight, want, rtol=1e-10)
+    ours, theirs = opt.state_dict(), torch_opt.state_dict()
+    assert ours["state"].keys() == theirs["state"].keys()
+    assert ours["state"][0].keys() == theirs["state"][0].keys()
+    assert ours["param_groups"][0]["params"] == theirs["param_groups"][0]["params"]
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        opt.load_state_dict({"state": {}, "param_groups": []})
