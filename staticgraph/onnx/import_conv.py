@@ -70,21 +70,11 @@ def _padding(attrs: dict, size: Pair, kernel: Pair, stride: Pair,
 
 
 def _windows(attrs: dict, size: Pair, kernel: Pair, ceil_mode: bool = False) -> Windows:
-    """The windows ONNX's attributes place on an image of ``size``. ceil_mode adds the
-    padding after that a last, partial window needs, if it starts in the image or in the
-    padding before (pooling's rule in ONNX and torch alike)."""
+    """The windows ONNX's attributes place on an image of ``size`` (``Windows.pooling``)."""
     stride, dilation = _pair(attrs, "strides"), _pair(attrs, "dilations")
-    padding = []
-    for n, k, s, d, (before, after) in zip(size, kernel, stride, dilation,
-                                            _padding(attrs, size, kernel, stride, dilation)):
-        span = d * (k - 1) + 1
-        if ceil_mode:
-            count = -(-(n + before + after - span) // s) + 1
-            if (count - 1) * s >= n + before:
-                count -= 1
-            after = max(after, (count - 1) * s + span - n - before)
-        padding.append((before, after))
-    return Windows(kernel, stride, tuple(padding), dilation)
+    return Windows.pooling(size, kernel, stride,
+                           tuple(_padding(attrs, size, kernel, stride, dilation)), dilation,
+                           ceil_mode)
 
 
 def _biases(xs: list) -> list[Node]:

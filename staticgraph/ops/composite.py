@@ -201,7 +201,7 @@ def _batch_norm_kernel(x, *rest, axes, eps, training, has_weight, has_bias):
     if training:
         mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
     else:
-        mean, var = (s.reshape((1, -1) + (1,) * (x.ndim - 2)) for s in stats)
+        mean, var = (_per_channel(s, x.ndim) for s in stats)
     y = (x - mean) / np.sqrt(var + eps)
     y = y if weight is None else y * weight.reshape(mean.shape)
     return (y if bias is None else y + bias.reshape(mean.shape)).astype(x.dtype, copy=False)

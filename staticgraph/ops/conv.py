@@ -63,6 +63,23 @@ class Windows:
             x, (*x.shape[:2], *self.kernel, ho, wo),
             (sn, sc, sh * dh, sw * dw, sh * th, sw * tw), writeable=writeable)
 
+    @classmethod
+    def pooling(cls, size: Pair, kernel: Pair, stride: Pair, padding: tuple[Pair, Pair],
+                dilation: Pair, ceil_mode: bool) -> Windows:
+        """A pool's windows on an image of ``size``. ceil_mode adds the padding after that a
+        last, partial window needs, if that window starts in the image or in the padding
+        before (the rule of torch and ONNX alike)."""
+        pads = []
+        for n, k, s, (before, after), d in zip(size, kernel, stride, padding, dilation):
+            span = d * (k - 1) + 1
+            if ceil_mode:
+                count = -(-(n + before + after - span) // s) + 1
+                if (count - 1) * s >= n + before:
+                    count -= 1
+                after = max(after, (count - 1) * s + span - n - before)
+            pads.append((before, after))
+        return cls(kernel, stride, tuple(pads), dilation)
+
     def tiles(self, size: Pair) -> bool:
         """The windows tile an image of ``size`` exactly (2x2 pooling of even sizes): they
         are then a reshape of it, (N, C, Ho, kh, Wo, kw), with nothing to copy."""

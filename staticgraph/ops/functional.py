@@ -337,14 +337,8 @@ def _pool_windows(x, name: str, kernel_size, stride, padding, dilation, ceil_mod
     if x.ndim != 4 or None in x.shape[2:]:
         raise x._error(name, ShapeError, f"{name} expects a 4-D input (N, C, H, W) of known "
                        f"height and width, got shape {tuple(x.shape)}")
-    pads = []
-    for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation):
-        span = n + 2 * p - d * (k - 1) - 1
-        out = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (out - 1) * s >= n + p:  # the last window must start in the image
-            out -= 1
-        pads.append((p, max(p, (out - 1) * s + d * (k - 1) + 1 - n - p)))
-    return Windows(kernel, stride, tuple(pads), dilation)
+    return Windows.pooling(x.shape[2:], kernel, stride, tuple((p, p) for p in padding),
+                           dilation, ceil_mode)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
