@@ -163,37 +163,18 @@ def _np_setitem(x, index, value):
     return y
 
 
-# Free functions of each mode, under one set of names.
-EAGER_F = SimpleNamespace(gelu=shared.gelu, layer_norm=shared.layer_norm,
-                          cross_entropy=shared.cross_entropy, mse_loss=shared.mse_loss,
-                          linear=shared.linear, cat=shared.cat, stack=shared.stack,
-                          where=shared.where, softmax=shared.softmax,
-                          log_softmax=shared.log_softmax, softplus=shared.softplus,
-                          nll_loss=shared.nll_loss,
-                          binary_cross_entropy=shared.binary_cross_entropy,
-                          leaky_relu=shared.leaky_relu, silu=shared.silu, elu=shared.elu,
-                          hardtanh=shared.hardtanh, conv2d=shared.conv2d,
-                          conv_transpose2d=shared.conv_transpose2d,
-                          max_pool2d=shared.max_pool2d, avg_pool2d=shared.avg_pool2d,
-                          adaptive_avg_pool2d=shared.adaptive_avg_pool2d,
-                          batch_norm=shared.batch_norm,
+# Free functions of each mode, under one set of names: torch.nn.functional's (the shared ones
+# in eager, the same names in torch), torch's cat/stack/where, and an arange of a size.
+NN_NAMES = [n for n in shared.NN_FUNCTIONAL if n not in ("sigmoid", "tanh", "relu")]
+EAGER_F = SimpleNamespace(**{n: getattr(shared, n) for n in NN_NAMES + ["cat", "stack", "where"]},
                           arange_like=lambda x, axis: x._arange_like(axis))
 
 
 def torch_f():
     import torch
     import torch.nn.functional as tf
-    return SimpleNamespace(gelu=tf.gelu, layer_norm=tf.layer_norm, cross_entropy=tf.cross_entropy,
-                           mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat,
-                           stack=torch.stack, where=torch.where, softmax=torch.softmax,
-                           log_softmax=torch.log_softmax, softplus=tf.softplus,
-                           nll_loss=tf.nll_loss, binary_cross_entropy=tf.binary_cross_entropy,
-                           leaky_relu=tf.leaky_relu, silu=tf.silu, elu=tf.elu,
-                           hardtanh=tf.hardtanh, conv2d=tf.conv2d,
-                           conv_transpose2d=tf.conv_transpose2d,
-                           max_pool2d=tf.max_pool2d, avg_pool2d=tf.avg_pool2d,
-                           adaptive_avg_pool2d=tf.adaptive_avg_pool2d,
-                           batch_norm=tf.batch_norm,
+    return SimpleNamespace(**{n: getattr(tf, n) for n in NN_NAMES},
+                           cat=torch.cat, stack=torch.stack, where=torch.where,
                            arange_like=lambda x, axis: torch.arange(x.shape[axis]))
 
 
