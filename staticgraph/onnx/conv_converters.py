@@ -81,19 +81,23 @@ def convert_max_pool2d(ctx: Context) -> str:
 
 
 def convert_avg_pool2d(ctx: Context) -> str:
-    """AveragePool. ceil_mode's extra padding after never counts in torch's divisor, even with
-    count_include_pad: there, the average of the elements in the image is rescaled by a
-    constant (elements in the image / elements counted) per window."""
+    """AveragePool. Where ONNX's divisor is not torch's (ceil_mode's extra padding after,
+    which torch never counts even with count_include_pad; a divisor_override), the average
+    of the elements in the image is rescaled by a constant per window: the elements in the
+    image over torch's divisor."""
     windows, include = ctx.params["windows"], ctx.params["count_include_pad"]
+    override = ctx.params.get("divisor_override")
     geometry = _geometry(windows)
     del geometry["dilations"]  # (AveragePool has them only from opset 19; they are all 1)
     extra = any(after > before for before, after in windows.padding)
-    pooled = ctx.emit("AveragePool", ctx.input(0), count_include_pad=int(include and not extra),
+    exact = override is None and not (include and extra)
+    pooled = ctx.emit("AveragePool", ctx.input(0), count_include_pad=int(include and exact),
                       **geometry)
-    if not (include and extra):
+    if exact:
         return pooled
     size = ctx.shape(0)[2:]
-    ratio = avg_pool_divisor(windows, size, False) / avg_pool_divisor(windows, size, True)
+    ratio = avg_pool_divisor(windows, size, False) / \
+        avg_pool_divisor(windows, size, include, override)
     return ctx.emit("Mul", pooled, ctx.const(ratio.astype(ctx.node.dtype)))
 
 

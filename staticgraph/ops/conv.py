@@ -430,10 +430,13 @@ max_pool2d = Primitive(
     decomposition=_max_pool_decomposition)
 
 
-def avg_pool_divisor(windows: Windows, size: Pair, count_include_pad: bool) -> np.ndarray:
+def avg_pool_divisor(windows: Windows, size: Pair, count_include_pad: bool,
+                     divisor_override: int | None = None) -> np.ndarray:
     """What each window's sum is divided by (Ho, Wo), as torch's avg_pool2d: the window's
-    size within the symmetric padding, or within the image itself; ceil_mode's extra row or
-    column after the padding never counts."""
+    size within the symmetric padding, or within the image itself (ceil_mode's extra row or
+    column after the padding never counts), or ``divisor_override`` for every window."""
+    if divisor_override is not None:
+        return np.full(windows.out_size(size), divisor_override)
     counts = []
     for n, k, s, (before, _), out in zip(size, windows.kernel, windows.stride,
                                          windows.padding, windows.out_size(size)):
@@ -444,19 +447,22 @@ def avg_pool_divisor(windows: Windows, size: Pair, count_include_pad: bool) -> n
     return np.outer(*counts)
 
 
-def _avg_pool_kernel(x, windows: Windows, count_include_pad: bool):
-    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad).astype(x.dtype)
-    return _fold_positions(x, windows, 0.0, np.add) / divisor
+def _avg_pool_kernel(x, windows: Windows, count_include_pad: bool,
+                     divisor_override: int | None = None):
+    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad, divisor_override)
+    return _fold_positions(x, windows, 0.0, np.add) / divisor.astype(x.dtype)
 
 
-def _avg_pool_decomposition(x, windows: Windows, count_include_pad: bool):
-    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad)
+def _avg_pool_decomposition(x, windows: Windows, count_include_pad: bool,
+                            divisor_override: int | None = None):
+    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad, divisor_override)
     return _fold_positions(x, windows, 0.0, lambda a, b: a + b) / \
         x._lift(divisor.astype(x.dtype))
 
 
-def _avg_pool_vjp(g, out, x, windows: Windows, count_include_pad: bool):
-    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad)
+def _avg_pool_vjp(g, out, x, windows: Windows, count_include_pad: bool,
+                  divisor_override: int | None = None):
+    divisor = avg_pool_divisor(windows, x.shape[2:], count_include_pad, divisor_override)
     share = g / g._lift(divisor.astype(g.dtype))
     kh, kw = windows.kernel
     return _back_to_image([[share] * kw] * kh, _pooled_axes(x, windows), x, windows)

@@ -348,10 +348,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True):
+               count_include_pad: bool = True, divisor_override: int | None = None):
     windows = _pool_windows(input, "avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (not isinstance(divisor_override, int)
+                                         or divisor_override == 0):
+        raise input._error("avg_pool2d", ValueError, "divisor must be not zero, got "
+                           f"{divisor_override!r}")
     return input._apply(P.avg_pool2d, input, windows=windows,
-                        count_include_pad=bool(count_include_pad))
+                        count_include_pad=bool(count_include_pad),
+                        divisor_override=divisor_override)
 
 
 def adaptive_avg_pool2d(input, output_size):
