@@ -298,7 +298,7 @@ def _conv_transpose_kernel(x, w, *bias, windows: Windows, groups: int, has_bias:
     n, _, h, wd = x.shape
     kh, kw = windows.kernel
     wt = w.reshape(groups, w.shape[0] // groups, -1).transpose(0, 2, 1)
-    cols = np.matmul(wt, x.reshape(n, groups, -1, h * wd))     # (N, G, out/G * kh * kw, L)
+    cols = np.matmul(wt, x.reshape(n, groups, x.shape[1] // groups, h * wd))  # (N, G, K, L)
     out = windows.scatter(cols.reshape(n, w.shape[1] * groups, kh, kw, h, wd), size)
     return out + bias[0].reshape(1, -1, 1, 1) if has_bias else out
 
@@ -398,7 +398,10 @@ def _fold_positions(x, windows: Windows, pad_value: float, combine):
 
 
 def _max_pool_kernel(x, windows: Windows):
-    return _fold_positions(x, windows, -np.inf, np.maximum)  # (NaN wins, as torch's)
+    pooled = _fold_positions(x, windows, -np.inf, np.maximum)  # (NaN wins, as torch's)
+    # A 1x1 window is x itself, a view; a kernel's result is its own memory (the table's
+    # ALLOCATES: the memory plan relies on it).
+    return pooled.copy() if np.may_share_memory(pooled, x) else pooled
 
 
 def _max_pool_decomposition(x, windows: Windows):

@@ -32,6 +32,13 @@ _UFUNCS = {np.add: "__add__", np.subtract: "__sub__", np.multiply: "__mul__",
            np.greater: "__gt__", np.greater_equal: "__ge__"}
 
 
+def _root_at_zero_is_flat(value, p: float):
+    """value ** (1 / p), whose gradient is zero where value is 0 (where, twice: the root is
+    never taken of 0, whose derivative is infinite); a NaN stays NaN."""
+    zero = value == 0
+    return (value.where(~zero, 1) ** (1 / p)).where(~zero, 0)
+
+
 class Surface:
     __slots__ = ()
     __array_priority__ = 1000  # make numpy defer `ndarray + tensor` to us
@@ -258,7 +265,10 @@ class Surface:
 
     def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
             correction: float | None = None):
-        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+        """The root of ``var``; its gradient where the values are all equal is zero, as
+        torch's, not the nan of differentiating a root at 0."""
+        return _root_at_zero_is_flat(self.var(dim, unbiased, keepdim, correction=correction),
+                                     2)
 
     def norm(self, p: float | str = "fro", dim=None, keepdim: bool = False):
         """The vector p-norm over ``dim`` (all elements by default; "fro" is 2). Its gradient
@@ -274,10 +284,7 @@ class Surface:
             return (a != 0).to(self.dtype).sum(axes, keepdim)
         if p == 1:
             return a.sum(axes, keepdim)
-        total = (a * a if p == 2 else a ** p).sum(axes, keepdim)
-        nonzero = total > 0
-        root = total.where(nonzero, 1) ** (1 / p)  # where, twice: no 0 ** (1/p - 1) = inf
-        return root.where(nonzero, 0)
+        return _root_at_zero_is_flat((a * a if p == 2 else a ** p).sum(axes, keepdim), p)
 
     def any(self, dim=None, keepdim: bool = False):
         return (self != 0).sum(self._reduced_axes(dim), keepdim) > 0
