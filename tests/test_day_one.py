@@ -475,3 +475,14 @@ def test_binary_cross_entropy_matches_torch_at_the_edges() -> None:
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())  # finite at 0 and 1
     with pytest.raises(RuntimeError, match="all elements of input should be between 0 and 1"):
         eager.nn.functional.binary_cross_entropy(eager.tensor([1.5]), eager.tensor([1.0]))
+
+
+def test_float_functions_of_small_integers_compute_in_float32_as_torch() -> None:
+    torch = pytest.importorskip("torch")
+    data = np.array([[0, 1, 3], [4, 5, 9]], np.uint8)
+    want = torch.tensor(data).exp().sin().numpy()
+    np.testing.assert_array_equal(eager.tensor(data).exp().sin().numpy(), want)
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder((2, 3), "uint8", name="x")
+        y = x.exp().sin()  # (numpy alone computes exp of uint8 in float16)
+    np.testing.assert_allclose(sg.Session(g).run(y, {x: data}), want, rtol=1e-6)

@@ -69,7 +69,18 @@ def sigmoid_kernel(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, r, e * r).astype(x.dtype, copy=False)
 
 
+def _in_default_float(kernel: Callable) -> Callable:
+    """Integers and bools computed in the default float, as torch does (numpy would pick
+    float16 for small integers: exp of a uint8 4 would be 54.59, not 54.598)."""
+    def run(x):
+        return kernel(x.astype(dtypes.DEFAULT_FLOAT) if x.dtype.kind in "biu" else x)
+    run.__name__ = getattr(kernel, "__name__", "kernel")
+    return run
+
+
 def _unary(name: str, kernel, vjp, saves=Saves.INPUTS, dtype_rule=promoted_float) -> Primitive:
+    if dtype_rule is promoted_float:
+        kernel = _in_default_float(kernel)
     return Primitive(name=name, kind=E, kernel=kernel, shape_rule=same_shape,
                      dtype_rule=dtype_rule, vjps=(vjp,), saves=saves,
                      grad_name=name.capitalize() + "Backward0")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from ..graph import Node, Role
 from ..ops import P, Primitive
@@ -54,7 +55,9 @@ class NumpyLowering:
             return self.ufunc
         if self.into is not self.ufunc:  # it promotes as torch does itself (comparisons)
             return self.into
-        return functools.partial(self.ufunc, casting="unsafe")
+        # computed in the result's dtype, as torch computes (numpy's loop for small ints
+        # would be float16's)
+        return functools.partial(self.ufunc, casting="unsafe", dtype=out)
 
 
 @functools.cache
@@ -111,7 +114,7 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.exp: _ufunc(np.exp), P.log: _ufunc(np.log),
     P.sqrt: _ufunc(np.sqrt), P.tanh: _ufunc(np.tanh),
     P.abs: _ufunc(np.abs), P.sign: NumpyLowering(sign_kernel),
-    P.erf: _ufunc(P.erf.kernel),  # scipy.special.erf
+    P.erf: _ufunc(special.erf),
     P.floor: _ufunc(np.floor), P.sin: _ufunc(np.sin), P.cos: _ufunc(np.cos),
     # (their kernels, which refuse an integer division by zero as torch does)
     P.floor_divide: _own_out(P.floor_divide), P.remainder: _own_out(P.remainder),
