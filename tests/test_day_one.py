@@ -481,7 +481,8 @@ def test_float_functions_of_small_integers_compute_in_float32_as_torch() -> None
     torch = pytest.importorskip("torch")
     data = np.array([[0, 1, 3], [4, 5, 9]], np.uint8)
     want = torch.tensor(data).exp().sin().numpy()
-    np.testing.assert_array_equal(eager.tensor(data).exp().sin().numpy(), want)
+    # (float32 libm and torch's vectorised sin agree to a bit or two; float16 was 2.6e-3 off)
+    np.testing.assert_allclose(eager.tensor(data).exp().sin().numpy(), want, rtol=1e-6)
     with sg.Graph().as_default() as g:
         x = sg.placeholder((2, 3), "uint8", name="x")
         y = x.exp().sin()  # (numpy alone computes exp of uint8 in float16)
