@@ -55,9 +55,12 @@ class NumpyLowering:
             return self.ufunc
         if self.into is not self.ufunc:  # it promotes as torch does itself (comparisons)
             return self.into
-        # computed in the result's dtype, as torch computes (numpy's loop for small ints
-        # would be float16's)
-        return functools.partial(self.ufunc, casting="unsafe", dtype=out)
+        loop = _resolved(self.ufunc, inputs)
+        if loop is not None and loop.kind == "f" == out.kind and loop.itemsize < out.itemsize:
+            # numpy's loop for small integers is float16's: compute in the result's dtype, as
+            # torch and the reference kernel do
+            return functools.partial(self.ufunc, casting="unsafe", dtype=out)
+        return functools.partial(self.ufunc, casting="unsafe")
 
 
 @functools.cache
