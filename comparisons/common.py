@@ -117,6 +117,18 @@ def how_timed(ctx: SimpleNamespace) -> str:
             f"{NOISY_QUARTILES}x their lower quartile.")
 
 
+def run_section(description: str, name: str, run: Callable, argv: list[str] | None) -> dict:
+    """One section as a script of its own (``python -m comparisons.<name>``): its times
+    taken as the main job's are, its text printed, its results written to ``<name>.json``."""
+    args = arguments(description, argv)
+    with measuring(args) as ctx:
+        print(how_timed(ctx))
+        section = run(ctx)
+    print(section["text"])
+    print(f"\nwrote {write_json(args.out, name, section['data'])}")
+    return section["data"]
+
+
 def write_json(out: Path, name: str, results: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"

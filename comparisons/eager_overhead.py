@@ -12,7 +12,7 @@ import numpy as np
 
 import eager
 
-from .common import arguments, how_timed, interleaved, measuring, shown, table, write_json
+from .common import interleaved, run_section, shown, table
 
 CHAIN_OPS = 100  # 20 rounds of 5 elementwise ops
 
@@ -84,13 +84,7 @@ def run(ctx) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = arguments(__doc__.splitlines()[0], argv)
-    with measuring(args) as ctx:
-        print(how_timed(ctx))
-        section = run(ctx)
-    print(section["text"])
-    print(f"\nwrote {write_json(args.out, 'eager_overhead', section['data'])}")
-    return section["data"]
+    return run_section(__doc__.splitlines()[0], "eager_overhead", run, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ inference against onnxruntime on the same machine, side by side.
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 
 import numpy as np
@@ -19,8 +18,7 @@ import eager.onnx
 import staticgraph as sg
 from eager import nn
 
-from .common import (arguments, how_timed, interleaved, measuring, optional, shown, table,
-                     write_json)
+from .common import interleaved, optional, run_section, shown, table
 from .training import BATCH, CNN, LR, build_graph, load_digits
 
 INFERENCE_SIZES = (784, 1024, 1024, 10)  # the MLP, batch 256
@@ -183,13 +181,8 @@ def _format(value) -> str:
     return str(value)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = arguments(__doc__.splitlines()[0], sys.argv[1:] if argv is None else argv)
-    with measuring(args) as ctx:
-        print(how_timed(ctx))
-        out = run(ctx)
-    print(out["text"])
-    print(f"wrote {write_json(ctx.out, 'onnx', out['data'])}")
+def main(argv: list[str] | None = None) -> dict:
+    return run_section(__doc__.splitlines()[0], "onnx", run, argv)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import numpy as np
 import staticgraph as sg
 
 from . import plots
-from .common import (Timing, arguments, how_timed, interleaved, measuring, shown, table,
-                     target_row, write_json)
+from .common import Timing, interleaved, run_section, shown, table, target_row
 from .models import elementwise_chain, gelu_tanh, layer_norm, mlp_loss, mlp_weights, torch_version
 
 RUNTIMES = ("numpy", "opencl")
@@ -219,13 +218,7 @@ def run(ctx) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = arguments(__doc__.splitlines()[0], argv)
-    with measuring(args) as ctx:
-        print(how_timed(ctx))
-        out = run(ctx)
-    print(out["text"])
-    print(f"\nwrote {write_json(args.out, 'runtimes', out['data'])}")
-    return out["data"]
+    return run_section(__doc__.splitlines()[0], "runtimes", run, argv)
 
 
 if __name__ == "__main__":
