@@ -14,6 +14,7 @@ from . import nn, ops, optim
 from .api import *  # noqa: F403  (sg.exp, sg.sum, sg.softmax, ...)
 from .api import __all__ as api_names
 from .api import as_node
+from .control import cond, scan, while_loop
 from .gradients import gradients
 from .graph import (Graph, GraphError, Node, Variable, assign, constant, get_default_graph,
                     global_variables_initializer, group, name_scope, placeholder,
@@ -30,7 +31,8 @@ __all__ = ["nn", "ops", "optim", "as_node", "gradients", "Graph", "GraphError", 
            "assign", "constant", "get_default_graph", "global_variables_initializer", "group",
            "name_scope", "placeholder", "reset_default_graph", "variables_initializer",
            "ShapeError", "DTypeError", "RunError", "Function", "Session", "compile",
-           "get_default_session", "trace", "get_num_threads", "set_num_threads", *api_names]
+           "get_default_session", "trace", "cond", "while_loop", "scan", "get_num_threads",
+           "set_num_threads", *api_names]
 
 
 def __getattr__(name: str):

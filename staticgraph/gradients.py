@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .graph import GraphError, Node, user_location
+from .graph import GraphError, Node, Role, user_location
 from .ops import autodiff, dtypes
 
 
@@ -37,14 +37,23 @@ def gradients(ys: Node | Sequence[Node], xs: Node | Sequence[Node],
         if not isinstance(n, Node) or n.graph is not ys[0].graph:
             raise GraphError(f"gradients: {n!r} is not a node of the graph of {ys[0].name!r}")
     seeds = [(y, y._fill(1) if w is None else _weight(y, w)) for y, w in zip(ys, weights)]
+    from .control.grad import Cotangents, control_vjp  # (which builds on this function)
 
     def parents(node: Node) -> tuple[Node, ...]:
         # Nothing flows back through sources, state ops, non-differentiable primitives
         # (comparisons, argmax) or values that are not floating point (a cast to int).
+        if node.role is Role.CONTROL:
+            return node.inputs
+        if node.role is Role.OUTPUT:  # one result of a control node
+            return node.inputs if dtypes.is_floating(node.dtype) else ()
         differentiable = node.prim is not None and node.prim.differentiable
         return node.inputs if differentiable and dtypes.is_floating(node.dtype) else ()
 
-    def pullback(node: Node, g: Node, needs: Sequence[bool]) -> list:
+    def pullback(node: Node, g: Any, needs: Sequence[bool]) -> list:
+        if node.role is Role.OUTPUT:
+            return [Cotangents({node.params["index"]: g})]
+        if node.role is Role.CONTROL:
+            return control_vjp(node, g, needs)
         return autodiff.vjp(node.prim, g, node, node.inputs, node.params, needs)
 
     grads = autodiff.backprop(seeds, parents, pullback, targets=set(xs))

@@ -34,7 +34,9 @@ class Role(enum.Enum):
     ASSIGN = "assign"            # sets a Variable (inputs: the variable, the new value)
     GROUP = "group"              # runs its inputs, has no value
     FUSED = "fused"              # a fused kernel of a compiled program (``node.fused``)
-    OUTPUT = "output"            # one result of a fused kernel (``params["index"]``)
+    CONTROL = "control"          # cond, while loop or scan over subgraphs (``node.control``)
+    OUTPUT = "output"            # one result of a fused kernel or of control flow
+                                 # (``params["index"]``)
 
 
 SOURCES = (Role.PLACEHOLDER, Role.CONSTANT, Role.VARIABLE)  # where values come from
@@ -62,14 +64,14 @@ class Node(Surface):
     shared surface, torch names) build more nodes."""
 
     __slots__ = ("graph", "role", "prim", "inputs", "params", "shape", "dtype", "name",
-                 "location", "value", "trainable", "origin", "fused", "__weakref__")
+                 "location", "value", "trainable", "origin", "fused", "control", "__weakref__")
     _surface_priority = 1  # node + eager tensor: the tensor becomes a constant
 
     def __init__(self, graph: Graph, role: Role, inputs: tuple[Node, ...], params: dict,
                  shape: Shape, dtype: np.dtype, name: str, prim: Primitive | None = None,
                  value: np.ndarray | None = None, trainable: bool = False,
                  location: str | None = None, origin: Node | None = None,
-                 fused: Any = None) -> None:
+                 fused: Any = None, control: Any = None) -> None:
         self.graph, self.role, self.prim, self.inputs = graph, role, prim, inputs
         self.params, self.shape, self.dtype, self.name = params, tuple(shape), dtype, name
         self.value, self.trainable = value, trainable
@@ -77,22 +79,30 @@ class Node(Surface):
         # The user's node this one was compiled from (compiled graphs are copies).
         self.origin = origin
         self.fused = fused  # a FUSED node's kernel (staticgraph.program.FusedKernel)
+        self.control = control  # a CONTROL node's cond/loop (staticgraph.control.flow)
 
     @property
     def op(self) -> str:
-        """The primitive's name, or the role of a node that applies none (``placeholder``)."""
-        return self.prim.name if self.prim is not None else self.role.value
+        """The primitive's name, the control flow's (``while_loop``), or the role of a node
+        that applies neither (``placeholder``)."""
+        if self.prim is not None:
+            return self.prim.name
+        return self.control.kind if self.control is not None else self.role.value
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     def _apply(self, prim: Primitive, *inputs: Node, grad_name: str | None = None, **params):
-        graph = self.graph
+        graph = _graph_for(self.graph)
+        if graph.enclosing is not None:  # inside a body: what it reads from outside, it captures
+            inputs = tuple(graph.capture_outer(x) if x.graph is not graph and graph.sees(x.graph)
+                           else x for x in inputs)
         for x in inputs:
             if x.graph is not graph:
                 raise GraphError(f"{prim.name}: {x.name!r} belongs to another graph than "
-                                 f"{self.name!r}; built at {user_location()}")
+                                 f"{self.name!r}{_body_hint(x, graph)}; built at "
+                                 f"{user_location()}")
         location, origin = graph._building_for or (user_location(), None)
         shape, dtype = infer(prim, inputs, params, location)
         return graph.add(Node(graph, Role.OP, inputs, params, shape, dtype,
@@ -106,7 +116,7 @@ class Node(Surface):
             if self.graph.captures is not None:  # sg.trace: read it at each call
                 return self.graph.capture(value)
             value = value.detach().numpy()
-        return constant(value, dtype, graph=self.graph)
+        return constant(value, dtype, graph=_graph_for(self.graph))
 
     def _error(self, op: str, kind: type[Exception], message: str) -> Exception:
         return kind(f"{op} at {user_location()}: {message}")
@@ -136,7 +146,9 @@ class Node(Surface):
         raise TypeError(
             f"the truth value of graph node {self.name!r} (built at {self.location}) is not "
             "known until the graph runs: Python `if`/`while` cannot depend on it. Use "
-            "sg.where for a data-dependent choice, or run the Python function eagerly.")
+            "sg.cond(pred, true_fn, false_fn) for a data-dependent branch, "
+            "sg.while_loop(cond, body, loop_vars) for a data-dependent loop, sg.where for an "
+            "elementwise choice, or run the Python function eagerly.")
 
     def __len__(self) -> int:
         if not self.shape or self.shape[0] is None:
@@ -177,6 +189,20 @@ def infer(prim: Primitive, inputs: tuple[Node, ...], params: dict,
         raise type(exc)(f"{prim.name} at {where}: {exc} (inputs: {described})") from None
 
 
+def _graph_for(graph: Graph) -> Graph:
+    """Where an op on values of ``graph`` is built: the body being built (sg.cond,
+    sg.while_loop, sg.scan), when ``graph`` encloses it; else ``graph`` itself."""
+    building = get_default_graph()
+    return building if building.enclosing is not None and building.sees(graph) else graph
+
+
+def _body_hint(node: Node, graph: Graph) -> str:
+    if node.graph.enclosing is not None and not graph.sees(node.graph):
+        return (" (it was built inside a control-flow body: use it there, or return it from "
+                "the body)")
+    return ""
+
+
 def _shape_str(shape: Shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
         ("," if len(shape) == 1 else "") + ")"
@@ -199,6 +225,18 @@ class Graph:
         # While sg.trace builds this graph: the eager tensors the function reads (a module's
         # weights), each a placeholder fed with the tensor's value at every call.
         self.captures: dict[int, tuple[Any, Node]] | None = None
+        # The graph a control-flow body is built inside (None at the top level).
+        self.enclosing: Graph | None = None
+
+    def sees(self, graph: Graph) -> bool:
+        """``graph`` is this graph or one it is built inside (a body sees its enclosing
+        graphs' nodes)."""
+        g: Graph | None = self
+        while g is not None:
+            if g is graph:
+                return True
+            g = g.enclosing
+        return False
 
     def capture(self, tensor: Any) -> Node:
         """The placeholder standing for an eager tensor a traced function reads."""
@@ -370,6 +408,10 @@ def name_scope(name: str):
 def _source(role: Role, shape: Shape, dtype: np.dtype, name: str | None, graph: Graph | None,
             **kwargs: Any) -> Node:
     graph = graph if graph is not None else get_default_graph()
+    if graph.enclosing is not None and role is not Role.CONSTANT:
+        raise GraphError(f"a {role.value} cannot be created inside a control-flow body (at "
+                         f"{user_location()}): create it outside sg.cond / sg.while_loop / "
+                         "sg.scan, and read it inside")
     return graph.add(Node(graph, role, (), {}, shape, dtype,
                           graph.unique_name(name or role.value), **kwargs))
 
@@ -448,6 +490,10 @@ def assign(variable: Node, value: Any) -> Node:
     if not isinstance(variable, Node) or variable.role is not Role.VARIABLE:
         raise TypeError(f"assign needs a Variable, got {variable!r}")
     value = variable._operand(value, variable.dtype)
+    if value.graph is not variable.graph:
+        raise GraphError(f"assign at {user_location()}: {variable.name!r} cannot be assigned "
+                         "inside a control-flow body (sg.cond, sg.while_loop, sg.scan): a "
+                         "body computes values; return the new value and assign it outside")
     check_assigned_shape(variable, value.shape, user_location(), ShapeError)
     graph = variable.graph
     return graph.add(Node(graph, Role.ASSIGN, (variable, value), {}, variable.shape,

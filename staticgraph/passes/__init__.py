@@ -19,7 +19,7 @@ from .decompose import decompose
 from .fold_affine import fold_channel_affine
 from ..program import Program
 from .fusion import fuse
-from .rewrite import copy_node
+from .rewrite import copy_node, rewrite
 from .simplify import simplify
 
 PASSES: dict[str, Callable[[Program], Program]] = {
@@ -64,7 +64,13 @@ def specialize(fetches: Sequence[Node],
                                       params={}, shape=feed_shapes[node], value=None)
             continue
         inputs = tuple(mapping[i] for i in node.inputs)
-        if node.role is not Role.OP:
+        if node.role is Role.CONTROL:
+            mapping[node] = copy_node(graph, node, inputs, control=node.control.specialized(
+                [i.shape for i in inputs], node.location))
+        elif node.role is Role.OUTPUT and inputs[0].role is Role.CONTROL:
+            shape = inputs[0].control.out_types[node.params["index"]][0]
+            mapping[node] = copy_node(graph, node, inputs, shape=shape)
+        elif node.role is not Role.OP:
             mapping[node] = copy_node(graph, node, inputs)
         else:
             shape, _ = infer(node.prim, inputs, node.params, node.location)
@@ -82,11 +88,27 @@ def optimize(graph: Program, passes: Sequence[str],
     for name in passes:
         if name == "plan_memory":
             continue
-        graph = PASSES[name](graph)
+        graph = PASSES[name](in_bodies(graph, PASSES[name]))
         report.nodes.append((name, len(graph)))
         if debug:
             check_invariants(graph, name)
     return graph, report
+
+
+def in_bodies(graph: Program, apply: Callable[[Program], Program]) -> Program:
+    """``graph`` with ``apply`` run inside every control-flow body (nested ones first): every
+    pass runs in bodies as it runs on the graph around them."""
+    if not any(n.role is Role.CONTROL for n in graph.nodes):
+        return graph
+
+    def rule(node: Node, inputs: tuple[Node, ...], new: Program) -> Node | None:
+        if node.role is not Role.CONTROL:
+            return None
+        bodies = [b.with_program(apply(in_bodies(b.program, apply)))
+                  for b in node.control.bodies]
+        return copy_node(new, node, inputs, control=node.control.with_bodies(bodies))
+
+    return rewrite(graph, rule)
 
 
 def check_invariants(graph: Program, after: str) -> None:

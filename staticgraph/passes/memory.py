@@ -36,6 +36,7 @@ class MemoryPlan:
     reused: int = 0                             # values that got a buffer freed earlier
     peak_bytes: int = 0                         # buffers plus the largest set of live fresh values
     last_use: dict[Node, int] = field(default_factory=dict)
+    reuse: bool = True                          # buffers are shared (else each its own)
 
     def describe(self) -> str:
         total = sum(self.buffer_bytes)
@@ -81,12 +82,12 @@ def nbytes(node: Node) -> int:
 def _storage_kind(node: Node, aliasing: Aliasing) -> str:
     if node.role in SOURCES:
         return EXTERNAL
-    if node.role in (Role.GROUP, Role.FUSED):
+    if node.role in (Role.GROUP, Role.FUSED, Role.CONTROL):
         return NONE
     if node.role is Role.ASSIGN:
         return FRESH  # it becomes the session's new value
-    if node.role is Role.OUTPUT:
-        return BUFFER  # written by its fused kernel
+    if node.role is Role.OUTPUT:  # written by its fused kernel; made by a loop's last trip
+        return BUFFER if node.inputs[0].role is Role.FUSED else FRESH
     if aliasing.views(node):
         return VIEW
     return BUFFER if aliasing.writes_into(node) and None not in node.shape else FRESH
@@ -126,7 +127,7 @@ def plan_memory(graph: Program, aliasing: Aliasing, reuse: bool = True) -> Memor
     for n in order:  # a fused kernel writes all its outputs when it runs
         produced_by.setdefault(n.inputs[0] if n.role is Role.OUTPUT else n, []).append(n)
 
-    plan = MemoryPlan(storage, {}, base_of, last_use=last_use)
+    plan = MemoryPlan(storage, {}, base_of, last_use=last_use, reuse=reuse)
     if reuse and aliasing.hands_over_fresh:
         _fresh_in_place(order, produced_by, plan, aliasing)
     free: list[int] = []
@@ -165,7 +166,7 @@ def _fresh_in_place(order, produced_by, plan: MemoryPlan, aliasing: Aliasing) ->
     taken: set[Node] = set()
     for i, producer in enumerate(order):
         for value in produced_by.get(producer, ()):
-            if storage[value] != FRESH or producer.role is Role.ASSIGN:
+            if storage[value] != FRESH or producer.role in (Role.ASSIGN, Role.CONTROL):
                 continue
             for x in aliasing.in_place_inputs(value, producer, plan.base_of):
                 if storage.get(x) in (BUFFER, FRESH) and last_use[x] == i and \

@@ -20,7 +20,8 @@ def copy_node(graph: Program, node: Node, inputs: Sequence[Node], **changes) -> 
     """``node`` rebuilt in ``graph`` on ``inputs``; ``changes`` override its fields."""
     fields = dict(role=node.role, prim=node.prim, params=node.params, shape=node.shape,
                   dtype=node.dtype, value=node.value, trainable=node.trainable,
-                  location=node.location, origin=origin_of(node), fused=node.fused)
+                  location=node.location, origin=origin_of(node), fused=node.fused,
+                  control=node.control)
     fields.update(changes)
     return graph.add(Node(graph, inputs=tuple(inputs), name=graph.unique_name(node.name),
                           **fields))

@@ -4,7 +4,7 @@ checked against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -46,13 +46,37 @@ def evaluate(steps: Sequence[Node], values: dict[Node, np.ndarray],
             values[node] = updates[node.inputs[0]] = _checked_assign(node, values)
         elif role is Role.GROUP:
             values[node] = None
-        elif role is Role.OUTPUT:  # one result of a fused kernel
+        elif role is Role.OUTPUT:  # one result of a fused kernel or control flow
             values[node] = values[node.inputs[0]][node.params["index"]]
         elif role is Role.FUSED:
             values[node] = node.fused.kernel(*(values[i] for i in node.inputs))
+        elif role is Role.CONTROL:
+            values[node] = node.control.run([values[i] for i in node.inputs],
+                                            _interpreted(node.control.bodies),
+                                            wanted_outputs(node, steps))
     return updates
 
 
+def wanted_outputs(node: Node, steps: Sequence[Node]) -> set[int]:
+    """The results of a CONTROL node that something reads (a loop records its history only
+    when a gradient does)."""
+    return {n.params["index"] for n in steps if n.role is Role.OUTPUT and n.inputs[0] is node}
+
+
+def _interpreted(bodies) -> Callable[[int, list], list]:
+    """Call a body by evaluating its nodes one by one (the reference)."""
+    prepared = []
+    for body in bodies:
+        placeholders = [n for n in body.program.nodes if n.role is Role.PLACEHOLDER]
+        steps = [n for n in body.program.nodes if n.role is not Role.PLACEHOLDER]
+        prepared.append((placeholders, body.feed_order(placeholders), steps, body.outputs))
+
+    def call(index: int, args: list) -> list:
+        placeholders, order, steps, outputs = prepared[index]
+        values = {p: args[i] for p, i in zip(placeholders, order)}
+        evaluate(steps, values, {})
+        return [values[o] for o in outputs]
+    return call
 def run_kernel(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
     try:
         out = node.prim.kernel(*arrays, **node.params)
@@ -77,7 +101,8 @@ class InterpretedExecutable(Executable):
 
     def __init__(self, graph: Program) -> None:
         super().__init__(graph)
-        self.kernels_per_run = sum(n.role in (Role.OP, Role.FUSED) for n in graph.nodes)
+        self.kernels_per_run = sum(n.role in (Role.OP, Role.FUSED, Role.CONTROL)
+                                   for n in graph.nodes)
         self._steps = [n for n in graph.nodes if n.role is not Role.PLACEHOLDER]
 
     def run(self, feeds: Sequence[np.ndarray], variables: Sequence[np.ndarray]):

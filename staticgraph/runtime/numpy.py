@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..graph import Node, Role, check_assigned_shape
-from ..passes.memory import BUFFER, FRESH, VIEW, MemoryPlan
+from ..control.body import Body
+from ..passes.memory import BUFFER, FRESH, VIEW, MemoryPlan, plan_memory
 from ..program import Program
 from .fused import render_fused
 from .interpreter import Executable, RunError
-from .numpy_table import NUMPY
+from .numpy_table import NUMPY, NumpyAliasing
 
 _ids = itertools.count()
 
@@ -27,17 +28,22 @@ class Recycler:
     """Arrays a run hands out (fetched values) are new every run, since the caller may keep
     them. One the caller has already dropped, though, can be handed out again: CPython's
     reference count says so exactly. This saves the page faults of mapping fresh memory for
-    large outputs (16 MB of layer_norm output costs more to map than to compute)."""
+    large outputs (16 MB of layer_norm output costs more to map than to compute). It keeps
+    two: a loop body's result is the next trip's argument, so its trips alternate between
+    them (ping-pong), allocating nothing after the second."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.shape, self.dtype, self.array = shape, dtype, None
+        self.shape, self.dtype, self.arrays = shape, dtype, []
 
     def __call__(self) -> np.ndarray:
-        # references: self.array, the argument of getrefcount; anything more is someone's.
-        # A read-only array was a Variable's value, frozen by its session: never again ours.
-        array = self.array
-        if array is None or sys.getrefcount(array) > 3 or not array.flags.writeable:
-            self.array = array = np.empty(self.shape, self.dtype)
+        # references: self.arrays, `array`, the argument of getrefcount; anything more is
+        # someone's. A read-only array was a Variable's value, frozen by its session: never
+        # again ours.
+        for array in self.arrays:
+            if sys.getrefcount(array) <= 3 and array.flags.writeable:
+                return array
+        array = np.empty(self.shape, self.dtype)
+        self.arrays = [*self.arrays[-1:], array]
         return array
 
 
@@ -55,6 +61,7 @@ class NumpyExecutable(Executable):
         super().__init__(graph)
         self.plan = plan
         self.fused_sources: dict[str, str] = {}
+        self.bodies: dict[Node, list[CompiledBody]] = {}  # each CONTROL node's, compiled
         self.scratch_bytes = 0
         self._namespace: dict[str, Any] = {"np": np, "_fix": _fix}
         self._buffers = [np.empty(size, np.uint8) for size in plan.buffer_bytes]
@@ -72,11 +79,15 @@ class NumpyExecutable(Executable):
             with np.errstate(all="ignore"):  # inf and nan as torch gives them, no warnings
                 return self._run(feeds, variables)
         except Exception as exc:
-            node = self._failing_node(sys.exc_info()[2])
-            if node is None:
-                raise
-            raise RunError(f"{node.op} node {node.name!r} (built at {node.location}) failed at "
-                           f"run time: {type(exc).__name__}: {exc}") from None
+            raise self.run_error(exc) from None
+
+    def run_error(self, exc: Exception) -> Exception:
+        """What to raise for ``exc`` raised by the generated code: which node failed."""
+        node = self._failing_node(sys.exc_info()[2])
+        if node is None or isinstance(exc, RunError):  # (a body's node, named already)
+            return exc
+        return RunError(f"{node.op} node {node.name!r} (built at {node.location}) failed at "
+                        f"run time: {type(exc).__name__}: {exc}")
 
     def _failing_node(self, tb) -> Node | None:
         node = None
@@ -109,7 +120,7 @@ class NumpyExecutable(Executable):
         order = self.graph.nodes
         dying: dict[int, list[Node]] = {}
         for n in order:  # locals to `del` after their last use, so fresh arrays are freed
-            if plan.storage[n] in (FRESH, VIEW) and n.role not in (Role.OUTPUT, Role.ASSIGN):
+            if plan.storage[n] in (FRESH, VIEW) and n.role is not Role.ASSIGN:
                 dying.setdefault(plan.last_use[n], []).append(n)
         fed = {n: k for k, n in enumerate(self.placeholders)}  # (nodes compare elementwise:
         held = {n: k for k, n in enumerate(self.variables)}    # dicts, not list.index)
@@ -130,6 +141,8 @@ class NumpyExecutable(Executable):
                 self._render_assign(node)
             elif role is Role.FUSED:
                 self._render_fused(node)  # (its OUTPUT nodes are named there)
+            elif role is Role.CONTROL:
+                self._render_control(node)  # (its OUTPUT nodes are named there)
             dead = [names[n] for n in dying.get(i, ()) if n not in fetched]
             if dead:
                 self._emit(f"del {', '.join(dead)}")
@@ -196,3 +209,42 @@ class NumpyExecutable(Executable):
         self.kernels_per_run += 1
         args = ", ".join([self._names[x] for x in node.inputs] + targets)
         self._emit(f"{function}({args})  # {kernel.name}: {kernel.describe()}", node)
+
+    def _render_control(self, node: Node) -> None:
+        control = node.control
+        bodies = self.bodies[node] = [CompiledBody(b, self.plan.reuse) for b in control.bodies]
+        outputs = sorted((n for n in self.graph.nodes
+                          if n.role is Role.OUTPUT and n.inputs[0] is node),
+                         key=lambda n: n.params["index"])
+        run = self._bind("control", functools.partial(
+            control.run, call=_call_of(bodies), wanted={o.params["index"] for o in outputs}))
+        self.kernels_per_run += 1
+        args = ", ".join(self._names[x] for x in node.inputs)
+        results = self._local(node)
+        self._emit(f"{results} = {run}([{args}])  # {node.name} = {node.op}  "
+                   f"[{node.location}]", node)
+        for o in outputs:
+            self._emit(f"{self._local(o)} = {results}[{o.params['index']}]")
+        self._emit(f"del {results}")
+
+
+def _call_of(bodies: list[CompiledBody]):
+    return lambda index, args: bodies[index](args)
+
+
+class CompiledBody:
+    """A control-flow body as generated code over its own memory plan (made once: its
+    buffers serve every trip); calling it is one call of that code."""
+
+    def __init__(self, body: Body, reuse: bool) -> None:
+        self.body = body
+        self.plan = plan_memory(body.program, NumpyAliasing, reuse=reuse)
+        self.executable = NumpyExecutable(body.program, self.plan)
+        self._order = body.feed_order(self.executable.placeholders)
+        self._run = self.executable._run
+
+    def __call__(self, args: list) -> list:
+        try:
+            return self._run([args[i] for i in self._order], ())[0]
+        except Exception as exc:
+            raise self.executable.run_error(exc) from None
