@@ -148,7 +148,8 @@ class WhileLoop(ControlFlow):
 
     def typed(self, shapes, location) -> WhileLoop:
         _check_carried(self.kind, self.step, shapes[:self.n_vars], location)
-        finals = [(tuple(s), o.dtype) for s, o in zip(shapes, self.step.outputs)]
+        n = self.n_vars
+        finals = [(tuple(s), o.dtype) for s, o in zip(shapes[:n], self.step.outputs[:n])]
         return dataclasses.replace(self, out_types=tuple(finals + _stacked(None, finals)))
 
     def specialized(self, shapes, location) -> WhileLoop:
@@ -201,7 +202,7 @@ class Scan(ControlFlow):
         nc = self.n_carry
         _check_carried(self.kind, self.body, shapes[:nc], location)
         length = shapes[nc][0]
-        carry = [(tuple(s), o.dtype) for s, o in zip(shapes, self.body.outputs)]
+        carry = [(tuple(s), o.dtype) for s, o in zip(shapes[:nc], self.body.outputs[:nc])]
         ys = _stacked(length, _output_types(self.body, nc))
         return dataclasses.replace(self, out_types=tuple(carry + ys + _stacked(length, carry)))
 

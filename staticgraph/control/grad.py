@@ -105,6 +105,16 @@ class _Element:
         self.shape, self.dtype, self.name = stacked.shape[1:], stacked.dtype, stacked.name
 
 
+def _plus_history(before_cts: list[Node], carried: list[int], seen: list[int],
+                  history_cts: list[Node]) -> list[Node]:
+    """A recorded value before a trip is that trip's input: its own cotangent (from whatever
+    read the history) adds to the one pulled back through the trip."""
+    total = list(before_cts)
+    for k, i in enumerate(seen):
+        total[carried.index(i)] = total[carried.index(i)] + history_cts[k]
+    return total
+
+
 def _while_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
     loop: WhileLoop = node.control
     n = loop.n_vars
@@ -119,13 +129,12 @@ def _while_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
 
     def step(carry, x, outer):
         before, history_cts = x[:n], x[n:]
-        for k, i in enumerate(seen):
-            carry[carried.index(i)] = carry[carried.index(i)] + history_cts[k]
         after = inline(loop.step, [*before, *outer])[:n]
         grads = gradients([after[i] for i in carried],
                           [*(before[i] for i in carried), *(outer[j] for j in summed)],
                           carry, unconnected="zero")
-        return grads[:len(carried)], grads[len(carried):], []
+        return _plus_history(grads[:len(carried)], carried, seen, history_cts), \
+            grads[len(carried):], []
 
     final, sums, _ = _reverse_scan(node, carry_start, [captured[j] for j in summed],
                                    [*histories, *(cts[n + i] for i in seen)], captured, step,
@@ -156,15 +165,14 @@ def _scan_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
     def step(carry, x, outer):
         before, element = x[:nc], x[nc:nc + nx]
         y_cts, history_cts = x[nc + nx:nc + nx + len(ys_given)], x[nc + nx + len(ys_given):]
-        for k, i in enumerate(seen):
-            carry[carried.index(i)] = carry[carried.index(i)] + history_cts[k]
         outs = inline(scan.body, [*before, *element, *outer])
         grads = gradients([*(outs[i] for i in carried), *(outs[nc + j] for j in ys_given)],
                           [*(before[i] for i in carried), *(element[k] for k in into_xs),
                            *(outer[j] for j in summed)],
                           [*carry, *y_cts], unconnected="zero")
         nk, nxs = len(carried), len(into_xs)
-        return grads[:nk], grads[nk + nxs:], grads[nk:nk + nxs]
+        return _plus_history(grads[:nk], carried, seen, history_cts), grads[nk + nxs:], \
+            grads[nk:nk + nxs]
 
     final, sums, x_cts = _reverse_scan(
         node, carry_start, [captured[j] for j in summed],
