@@ -97,7 +97,8 @@ class Compiled:
 
     @property
     def planned_peak_bytes(self) -> int:
-        """The memory plan's peak plus the fused kernels' scratch."""
+        """The memory plan's peak plus the fused kernels' scratch and control-flow bodies'
+        memory."""
         return self.memory.peak_bytes + getattr(self.executable, "scratch_bytes", 0)
 
     @property
@@ -110,22 +111,13 @@ class Compiled:
         return [n for n in self.graph.nodes if n.role is Role.FUSED]
 
     def explain(self) -> str:
-        """Pass by pass: node counts, the fused kernels and what is in them, the memory plan."""
+        """Pass by pass: node counts, the fused kernels and what is in them, the memory plan;
+        each control-flow body's own, nested under its node."""
         lines = ["passes: " + " -> ".join(f"{name} {count}" for name, count in self.report.nodes)]
-        fused = self.fused_kernels
-        lines.append(f"kernels per run: {self.executable.kernels_per_run} "
-                     f"({len(fused)} fused)")
-        for node in fused:
-            k = node.fused
-            kind = "reduce" if k.reduces else "elementwise"
-            lines.append(f"  {k.name} [{kind}, {k.rows} rows]: {k.describe()}"
-                         f"  -> {', '.join(k.output_names())}")
-        lines.append("memory: " + self.memory.describe())
-        if self.memory.in_place:
-            lines.append("  in place: " + ", ".join(f"{a} over {b}"
-                                                     for a, b in self.memory.in_place))
+        lines += _schedule(self.graph, self.executable, self.memory, "run")
         scratch = getattr(self.executable, "scratch_bytes", 0)
-        lines.append(f"  fused kernels' scratch: {format_bytes(scratch)}; planned peak "
+        lines.append(f"  fused kernels' scratch and bodies' memory: {format_bytes(scratch)}; "
+                     f"planned peak "
                      f"{format_bytes(self.planned_peak_bytes)} vs "
                      f"{format_bytes(self.no_reuse_bytes)} with every value of the graph as "
                      "built in its own allocation")
@@ -136,3 +128,29 @@ class Compiled:
                 lines.append("  on the host: " + "; ".join(ex.on_host))
             lines.append("OpenCL C:\n" + ex.source)
         return "\n".join(lines)
+
+
+def _schedule(graph, executable: Executable, memory, per: str, indent: str = "") -> list[str]:
+    """The kernels, fused kernels, memory plan and control-flow bodies of one program."""
+    fused = [n for n in graph.nodes if n.role is Role.FUSED]
+    lines = [f"{indent}kernels per {per}: {executable.kernels_per_run} ({len(fused)} fused)"]
+    for node in fused:
+        k = node.fused
+        kind = "reduce" if k.reduces else "elementwise"
+        lines.append(f"{indent}  {k.name} [{kind}, {k.rows} rows]: {k.describe()}"
+                     f"  -> {', '.join(k.output_names())}")
+    for node in graph.nodes:
+        if node.role is not Role.CONTROL:
+            continue
+        lines.append(f"{indent}  {node.op} {node.name!r} (built at {node.location}):")
+        compiled = getattr(executable, "bodies", {}).get(node, [None] * len(node.control.bodies))
+        for name, body, ex in zip(node.control.body_names, node.control.bodies, compiled):
+            lines.append(f"{indent}    {name}: {len(body.program)} nodes")
+            if ex is not None:
+                lines += _schedule(body.program, ex.executable, ex.plan, "call",
+                                   indent + "      ")
+    lines.append(f"{indent}memory: " + memory.describe())
+    if memory.in_place:
+        lines.append(f"{indent}  in place: " + ", ".join(f"{a} over {b}"
+                                                         for a, b in memory.in_place))
+    return lines

@@ -13,6 +13,11 @@ from .ops import Primitive
 from .ops.shapes import Shape
 
 
+def origin_of(node: Node) -> Node:
+    """The user's node that ``node`` stands for (compiled graphs are copies)."""
+    return node.origin if node.origin is not None else node
+
+
 class Program(Graph):
     """A graph specialised to one run: ``outputs`` are the values the run returns (fetches,
     in order); passes build new Programs with ``add`` / ``unique_name``."""

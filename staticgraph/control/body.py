@@ -13,8 +13,7 @@ import numpy as np
 
 from ..graph import Graph, GraphError, Node, Role, _shape_str, constant, infer
 from ..ops.shapes import Shape
-from ..program import Program
-from ..passes.rewrite import origin_of
+from ..program import Program, origin_of
 
 
 class Subgraph(Program):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..graph import Node, Role, ShapeError
 from ..ops.shapes import Shape
-from ..passes.rewrite import origin_of
+from ..program import origin_of
 from .body import Body
 
 Type = tuple[Shape, np.dtype]
@@ -78,6 +78,7 @@ class ControlFlow:
     """What the three kinds share; ``out_types`` are (shape, dtype) of each result."""
 
     kind: ClassVar[str]
+    body_names: ClassVar[tuple[str, ...]]  # what each body is, for explain()
     out_types: tuple[Type, ...] = ()
 
     @property
@@ -107,6 +108,7 @@ class ControlFlow:
 @dataclass(frozen=True, eq=False)
 class Cond(ControlFlow):
     kind: ClassVar[str] = "cond"
+    body_names: ClassVar[tuple[str, ...]] = ("false branch", "true branch")
     branches: tuple[Body, Body] = ()  # (false, true): indexed by the predicate
 
     @property
@@ -133,6 +135,7 @@ class Cond(ControlFlow):
 @dataclass(frozen=True, eq=False)
 class WhileLoop(ControlFlow):
     kind: ClassVar[str] = "while_loop"
+    body_names: ClassVar[tuple[str, ...]] = ("test", "body (and the next test)")
     test: Body | None = None
     step: Body | None = None
     n_vars: int = 0
@@ -182,6 +185,7 @@ class WhileLoop(ControlFlow):
 @dataclass(frozen=True, eq=False)
 class Scan(ControlFlow):
     kind: ClassVar[str] = "scan"
+    body_names: ClassVar[tuple[str, ...]] = ("body",)
     body: Body | None = None
     n_carry: int = 0
     n_xs: int = 0

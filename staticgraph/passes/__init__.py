@@ -17,6 +17,7 @@ from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
 from .decompose import decompose
 from .fold_affine import fold_channel_affine
+from .hoist import hoist_invariants
 from ..program import Program
 from .fusion import fuse
 from .rewrite import copy_node, rewrite
@@ -28,11 +29,12 @@ PASSES: dict[str, Callable[[Program], Program]] = {
     "simplify": simplify,
     "fold_constants": fold_constants,
     "cse": eliminate_common_subexpressions,
+    "hoist": hoist_invariants,
     "dce": eliminate_dead_code,
     "fuse": fuse,
 }
-DEFAULT_PASSES = ("fold_channel_affine", "decompose", "simplify", "fold_constants", "cse", "dce",
-                  "fuse", "plan_memory")
+DEFAULT_PASSES = ("fold_channel_affine", "decompose", "simplify", "fold_constants", "cse",
+                  "hoist", "dce", "fuse", "plan_memory")
 
 
 @dataclass

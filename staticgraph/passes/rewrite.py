@@ -8,12 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ..graph import Node, Role
 from ..ops import Primitive
-from ..program import Program
-
-
-def origin_of(node: Node) -> Node:
-    """The user's node that ``node`` stands for."""
-    return node.origin if node.origin is not None else node
+from ..program import Program, origin_of
 
 
 def copy_node(graph: Program, node: Node, inputs: Sequence[Node], **changes) -> Node:

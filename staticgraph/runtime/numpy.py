@@ -213,6 +213,9 @@ class NumpyExecutable(Executable):
     def _render_control(self, node: Node) -> None:
         control = node.control
         bodies = self.bodies[node] = [CompiledBody(b, self.plan.reuse) for b in control.bodies]
+        # a body's buffers live as long as this executable: count them with the scratch
+        self.scratch_bytes += sum(b.plan.peak_bytes + b.executable.scratch_bytes
+                                  for b in bodies)
         outputs = sorted((n for n in self.graph.nodes
                           if n.role is Role.OUTPUT and n.inputs[0] is node),
                          key=lambda n: n.params["index"])

@@ -38,6 +38,7 @@ from .codegen import (
     size,
     strided_copy_launch,
 )
+from .control import HostLoop
 from .device import Device, _cl
 from .fused import render_fused
 from .placement import READ_BY_HOST, Placement, index_map, kernel_of
@@ -100,6 +101,8 @@ class OpenCLExecutable(Executable):
         self._buffers = [self._alloc(n) for n in plan.buffer_bytes]
         self._buffer_of: dict[Node, object] = {}
         self._host_nodes = set(on_host)
+        self._loops: dict[Node, HostLoop] = {}  # each CONTROL node's, its bodies compiled
+        self.bodies = {}  # each CONTROL node's compiled bodies (for explain)
         self._deferred = {n for n, why in on_host.items() if why == READ_BY_HOST}
         self._steps: list = []  # _Step, or a node run on the host
         self._spares: dict[Node, list] = {}      # Variable -> its two buffers
@@ -111,14 +114,24 @@ class OpenCLExecutable(Executable):
         assigned = {a.inputs[1] for a in self.assigns}
         self._fetched = {} if not self._shared else {
             b: Recycler(b.shape, b.dtype) for b in (self._base(o) for o in graph.outputs)
-            if plan.storage.get(b) == FRESH and b not in self._host_nodes and
+            if plan.storage.get(b) == FRESH and self._on_device(b) and
             b not in assigned and b.role in (Role.OP, Role.OUTPUT)}
         self._over_host: dict[Node, tuple] = {}  # fetched value -> (weakref to array, buffer)
         self._empty = self._alloc(1)  # what an empty value's kernels are given
         self._render()
+        for node, loop in self._loops.items():  # (after the launches: run once per trip)
+            self.bodies[node] = loop.bodies
+            self.scratch_bytes += loop.bytes
+            self.sources += loop.sources()
+            self.on_host += loop.on_host()
         self.source = "\n\n".join(f"// {what}\n{src}" for what, src in self.sources)
 
     # -- set-up ----------------------------------------------------------------------------
+    def _on_device(self, node: Node) -> bool:
+        """Is ``node`` computed by a device kernel (not a host step or its result)?"""
+        producer = node.inputs[0] if node.role is Role.OUTPUT else node
+        return producer not in self._host_nodes
+
     def _alloc(self, nbytes_: int):
         return self._cl.Buffer(self.device.context, self._cl.mem_flags.READ_WRITE,
                                max(int(nbytes_), 1))
@@ -145,6 +158,9 @@ class OpenCLExecutable(Executable):
                 self._render_op(node)
             elif node.role is Role.FUSED and node not in self._host_nodes:
                 self._render_fused(node)
+            elif node.role is Role.CONTROL:
+                self._loops[node] = HostLoop(node, self.graph, self.device, plan.reuse)
+                self._steps.append(node)
             elif node.role in (Role.OP, Role.FUSED):
                 self._steps.append(node)
             elif node.role is Role.ASSIGN:
@@ -313,8 +329,9 @@ class OpenCLExecutable(Executable):
                               for a in step.args])
                 clock.lap(step.category)
             else:
-                self._run_on_host(step, host, buffer_of)
-                clock.lap("matmul" if step.prim is P.matmul else "host")
+                self._run_on_host(step, host, buffer_of, timings)
+                clock.lap("matmul" if step.prim is P.matmul else
+                          "control" if step.role is Role.CONTROL else "host")
         for node, array in fetched.items():  # the device's writes made visible in the array
             if array.nbytes:
                 mapped, _ = cl.enqueue_map_buffer(queue, buffer_of[node], cl.map_flags.READ,
@@ -388,7 +405,8 @@ class OpenCLExecutable(Executable):
         maps.append(array)
         return array
 
-    def _run_on_host(self, node: Node, host: dict, buffer_of: dict) -> None:
+    def _run_on_host(self, node: Node, host: dict, buffer_of: dict,
+                     timings: dict[str, float] | None) -> None:
         if node in self._deferred:
             return  # computed by each host step that reads it
         maps: list[np.ndarray] = []
@@ -396,6 +414,8 @@ class OpenCLExecutable(Executable):
         try:
             if node.role is Role.FUSED:
                 value = node.fused.kernel(*arrays)
+            elif node.role is Role.CONTROL:
+                value = self._loops[node](arrays, timings)
             else:
                 value = run_kernel(node, arrays)
             if any(np.may_share_memory(v, m) for v in _leaves(value) for m in maps):
@@ -410,7 +430,7 @@ class OpenCLExecutable(Executable):
         for target, array in results:
             buffer = buffer_of.get(target)
             host[target] = array
-            if buffer is not None and None not in target.shape and array.size:
+            if buffer is not None and None not in target.shape and np.size(array):
                 self._cl.enqueue_copy(self.device.queue, buffer,
                                       np.asarray(array, target.dtype, order="C"))
 
@@ -431,11 +451,15 @@ class OpenCLExecutable(Executable):
 
 
 def _leaves(value) -> list[np.ndarray]:
-    return list(value) if isinstance(value, tuple) else [value]
+    """The arrays of a host step's value: one, a fused kernel's tuple, or control flow's list
+    (None for a result nothing reads)."""
+    return [v for v in value if v is not None] if isinstance(value, (tuple, list)) else [value]
 
 
 def _copied(value):
-    return tuple(np.array(v) for v in value) if isinstance(value, tuple) else np.array(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(None if v is None else np.array(v) for v in value)
+    return np.array(value)
 
 
 class _Clock:
@@ -444,14 +468,18 @@ class _Clock:
     def __init__(self, queue, timings: dict[str, float] | None) -> None:
         self.queue, self.timings = queue, timings
         self.last = time.perf_counter()
+        self.counted = sum(timings.values()) if timings is not None else 0.0
 
     def lap(self, category: str) -> None:
+        """Add the time since the last lap to ``category``, less what a loop's bodies added
+        to ``timings`` themselves meanwhile (their own clocks' laps)."""
         if self.timings is None:
             return
         self.queue.finish()
         now = time.perf_counter()
-        self.timings[category] = self.timings.get(category, 0.0) + now - self.last
-        self.last = now
+        nested = sum(self.timings.values()) - self.counted
+        self.timings[category] = self.timings.get(category, 0.0) + now - self.last - nested
+        self.counted, self.last = sum(self.timings.values()), now
 
 
 def _sizes(sizes: int | tuple[int, ...]) -> tuple[int, ...]:

@@ -59,18 +59,24 @@ def _supported(device: Device, dtypes: Sequence[np.dtype]) -> bool:
     return all(device.c_type(d) is not None for d in dtypes)
 
 
-def check_dtypes(graph: Program, device: Device) -> None:
-    """float64 needs cl_khr_fp64: say so at compile time, naming the node."""
+def check_dtypes(graph: Program, device: Device, inside: str = "") -> None:
+    """float64 needs cl_khr_fp64: say so at compile time, naming the node (a node of a
+    control-flow body too: its kernels are this device's)."""
     if device.has_fp64:
         return
     for n in graph.nodes:
         if n.dtype == np.float64:
-            raise TypeError(f"{n.op} node {n.name!r} (built at {n.location}) is float64, "
-                            f"which {device.name} cannot compute (no cl_khr_fp64): build the "
-                            "graph in float32 or choose another device")
+            raise TypeError(f"{n.op} node {n.name!r}{inside} (built at {n.location}) is "
+                            f"float64, which {device.name} cannot compute (no cl_khr_fp64): "
+                            "build the graph in float32 or choose another device")
+        if n.role is Role.CONTROL:  # (before its results: the body's node is the cause)
+            for body in n.control.bodies:
+                check_dtypes(body.program, device,
+                             f" in the body of {n.op} node {n.name!r}{inside}")
 
 
 READ_BY_HOST = "a view read only by host steps"
+CONTROL_FLOW = "control flow: the loop on the host, each body's steps as kernels"
 
 
 def host_steps(graph: Program, device: Device) -> dict[Node, str]:
@@ -79,7 +85,9 @@ def host_steps(graph: Program, device: Device) -> dict[Node, str]:
     transposes in a backward pass, for the host's matmul), not a copy on the device."""
     reasons = {}
     for node in graph.nodes:
-        if node.role in (Role.OP, Role.FUSED):
+        if node.role is Role.CONTROL:
+            reasons[node] = CONTROL_FLOW
+        elif node.role in (Role.OP, Role.FUSED):
             why = _why_on_host(node, device)
             if why is not None:
                 reasons[node] = why
