@@ -2,7 +2,8 @@
 
 The subgraph the outputs need is copied (``passes.specialize`` with the inputs' own shapes,
 so ``None`` sizes stay unknown) and simplified (``simplify``, ``cse``, ``dce``; no fusion),
-then each node is written by its primitive's converter (``converters.CONVERTERS``).
+then each node is written by its primitive's converter (``converters.CONVERTERS``), control
+flow by ``control_converters.py`` (If, Loop, Scan over subgraphs written the same way).
 Placeholders become graph inputs with symbolic sizes, Variables and constants initializers.
 ONNX node names are the graph's node names and each node's doc_string is the user's
 file:line that built it.
@@ -26,6 +27,7 @@ from ..passes import optimize, specialize
 from ..passes.rewrite import origin_of
 from ..program import Program
 from ..session import Session
+from .control_converters import write_control
 from .converters import CONVERTERS, NOT_EXPORTABLE, Converter, onnx_type
 from .errors import ONNXError
 
@@ -282,7 +284,7 @@ def _value_names(model: _Model, program: Program, inputs: list[Node], in_names: 
             values[node] = model.fresh(origin.name, model.values)
     out_names = _output_names(model, outputs, output_names)
     for node, name in zip(program.outputs, out_names):
-        if node.role is Role.OP and node not in values:
+        if node.role in (Role.OP, Role.OUTPUT) and node not in values:
             values[node] = name
     for node in program.nodes:
         if node not in values:
@@ -317,7 +319,9 @@ def _write_nodes(model: _Model, program: Program, values: dict[Node, str],
             context = Context(model, node, [values[i] for i in node.inputs])
             values[node] = context.finish(_converter(node, node.location)(context),
                                           values[node])
-        elif node.role is not Role.PLACEHOLDER:
+        elif node.role is Role.CONTROL:  # its OUTPUT nodes name the ONNX node's outputs
+            write_control(model, program, node, values, _write_nodes)
+        elif node.role not in (Role.PLACEHOLDER, Role.OUTPUT):
             raise ONNXError(f"{node.op} {node.name!r} (built at {node.location}) changes "
                             "state; an ONNX model has none: export the values, not the "
                             "updates")

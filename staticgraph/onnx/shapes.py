@@ -23,6 +23,7 @@ length.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -50,6 +51,12 @@ class _Standin:
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.shape, self.dtype, self.ndim = shape, dtype, len(shape)
+
+
+def _captured(node: Node) -> Node | None:
+    """The node of an enclosing graph that a body's placeholder stands for, if it is one."""
+    captured = getattr(node.graph, "captured", {}) if node.role is Role.PLACEHOLDER else {}
+    return next((outer for outer, param in captured.items() if param is node), None)
 
 
 def _primes(start: int) -> Iterator[int]:
@@ -132,7 +139,32 @@ class Builder:
                 self._probe(node)
         self._probed = len(nodes)
 
+    def inside(self, body: Graph) -> Builder:
+        """A builder for a control-flow body being built inside this one's graph: it shares
+        what is known of every node (so a value the body reads from outside keeps its probe
+        values), and the sizes it learns stay in the body (a donor there is not visible
+        outside). The body's arguments get their sizes with ``set_shape``."""
+        child = copy.copy(self)
+        child.graph, child._probed = body, 0
+        child.sizes, child.atoms = dict(self.sizes), list(self.atoms)
+        return child
+
+    def set_shape(self, node: Node, dims: Sequence[Dim | None]) -> None:
+        """``node``'s sizes where no primitive's rule gives them (a body's argument, a
+        control-flow result): as given, or a new size known only at run time where None."""
+        pairs = [d if d is not None else self._new_atom(node, axis) for axis, d in
+                 enumerate(dims)]
+        self.probes[node] = _at_points(pairs)
+
     def _probe(self, node: Node) -> None:
+        outer = _captured(node)
+        if outer is not None:  # a body's stand-in for a value of an enclosing graph
+            if outer not in self.probes:
+                self._probe(outer)
+            self.probes[node] = self.probes[outer]
+            if outer in self.known:
+                self.known[node] = self.known[outer]
+            return
         if node.role is not Role.OP:  # a constant or Variable: its own shape and value
             self.probes[node] = (node.shape, node.shape)
             if node.role is Role.CONSTANT and node.value.size <= _KNOWN_LIMIT:

@@ -129,6 +129,14 @@ def check_invariants(graph: Program, after: str) -> None:
             if (tuple(shape), dtype) != (node.shape, node.dtype):
                 raise GraphError(f"after {after}: {node.name!r} says {node.shape} {node.dtype} "
                                  f"but its rules give {tuple(shape)} {dtype}")
+        if node.role is Role.OUTPUT and node.inputs[0].role is Role.CONTROL:
+            shape, dtype = node.inputs[0].control.out_types[node.params["index"]]
+            if (shape, dtype) != (node.shape, node.dtype):
+                raise GraphError(f"after {after}: {node.name!r} says {node.shape} {node.dtype} "
+                                 f"but its control flow gives {shape} {dtype}")
+        if node.role is Role.CONTROL:
+            for name, body in zip(node.control.body_names, node.control.bodies):
+                check_invariants(body.program, f"{after}, in {node.name!r}'s {name}")
         seen.add(node)
         names.add(node.name)
     absent = [o.name for o in graph.outputs if o not in seen]

@@ -85,5 +85,5 @@ class HostLoop:
         """What the bodies run on the host, and why."""
         for body in self.bodies:
             for line in body.executable.on_host:
-                yield f"{line} (in {body.name})"
+                yield f"{body.name}: {line}"
 

@@ -105,6 +105,33 @@ class Device:
         return program
 
 
+class DeviceArray:
+    """A Variable's value living in a device buffer. ``np.asarray`` reads it back."""
+
+    def __init__(self, buffer, shape: tuple[int, ...], dtype: np.dtype, device: Device) -> None:
+        self.buffer, self.shape, self.dtype, self.device = buffer, shape, np.dtype(dtype), device
+        self._host: np.ndarray | None = None
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self._host is None:
+            host = np.empty(self.shape, self.dtype)
+            if host.size:
+                _cl().enqueue_copy(self.device.queue, host, self.buffer)
+            host.flags.writeable = False
+            self._host = host
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            return self._host.astype(dtype)
+        return self._host.copy() if copy else self._host
+
+    def detach(self) -> None:
+        """Keep the value on the host: its buffer is about to be written again."""
+        np.asarray(self)
+        self.buffer = None
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name}, {self.device.name})"
+
+
 def devices() -> list:
     """Every OpenCL device of every platform, GPUs first."""
     cl = _cl()

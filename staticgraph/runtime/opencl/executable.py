@@ -7,7 +7,8 @@ handed to the session as a ``DeviceArray``, so the next run reads it where it is
 session reads it back only when asked (``sess.run(var)``, ``save``, ONNX export). A step the
 device has no kernel for (a data-dependent shape, a scatter, matmul on a CPU device, where
 the host's BLAS is faster) runs its numpy kernel on the host, its operands read back and
-its result written to the device where a kernel reads it.
+its result written to the device where a kernel reads it. Control flow is such a step too:
+the loop runs on the host, its bodies compiled as executables of their own (``control``).
 """
 
 from __future__ import annotations
@@ -39,37 +40,10 @@ from .codegen import (
     strided_copy_launch,
 )
 from .control import HostLoop
-from .device import Device, _cl
+from .device import Device, DeviceArray, _cl
 from .fused import render_fused
 from .placement import READ_BY_HOST, Placement, index_map, kernel_of
 from .table import OPENCL, How, prelude
-
-
-class DeviceArray:
-    """A Variable's value living in a device buffer. ``np.asarray`` reads it back."""
-
-    def __init__(self, buffer, shape: tuple[int, ...], dtype: np.dtype, device: Device) -> None:
-        self.buffer, self.shape, self.dtype, self.device = buffer, shape, np.dtype(dtype), device
-        self._host: np.ndarray | None = None
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        if self._host is None:
-            host = np.empty(self.shape, self.dtype)
-            if host.size:
-                _cl().enqueue_copy(self.device.queue, host, self.buffer)
-            host.flags.writeable = False
-            self._host = host
-        if dtype is not None and np.dtype(dtype) != self.dtype:
-            return self._host.astype(dtype)
-        return self._host.copy() if copy else self._host
-
-    def detach(self) -> None:
-        """Keep the value on the host: its buffer is about to be written again."""
-        np.asarray(self)
-        self.buffer = None
-
-    def __repr__(self) -> str:
-        return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name}, {self.device.name})"
 
 
 @dataclass
@@ -332,12 +306,16 @@ class OpenCLExecutable(Executable):
                 self._run_on_host(step, host, buffer_of, timings)
                 clock.lap("matmul" if step.prim is P.matmul else
                           "control" if step.role is Role.CONTROL else "host")
-        for node, array in fetched.items():  # the device's writes made visible in the array
-            if array.nbytes:
-                mapped, _ = cl.enqueue_map_buffer(queue, buffer_of[node], cl.map_flags.READ,
-                                                  0, array.shape, array.dtype)
-                del mapped
-            host[node] = array
+        # The device's writes made visible in the arrays: every map enqueued, then one wait
+        # (a wait costs PoCL 50-100 us; a loop body's trip fetches several small values).
+        maps = [cl.enqueue_map_buffer(queue, buffer_of[node], cl.map_flags.READ, 0,
+                                      array.shape, array.dtype, is_blocking=False)[0]
+                for node, array in fetched.items() if array.nbytes]
+        if maps:
+            queue.finish()
+        for mapped in maps:
+            mapped.base.release(queue)
+        host.update(fetched)
         outputs = [self._host_value(o, host, buffer_of) for o in self.graph.outputs]
         updates = [self._update(a, host, buffer_of) for a in self.assigns]
         queue.finish()
