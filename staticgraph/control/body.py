@@ -26,6 +26,14 @@ class Subgraph(Program):
         self._scopes = [name]
         self.params: list[Node] = []
         self.captured: dict[Node, Node] = {}  # enclosing graph's node -> its parameter here
+        self.closed = False  # a finished body takes no more nodes
+
+    def add(self, node: Node) -> Node:
+        if self.closed:
+            raise GraphError(f"at {node.location}: a value built inside a control-flow body "
+                             f"({self._scopes[0]}) is used after the body was finished; use it "
+                             "inside the body's function, or return it from the body")
+        return super().add(node)
 
     def parameter(self, shape: Shape, dtype: np.dtype, name: str) -> Node:
         node = self.add(Node(self, Role.PLACEHOLDER, (), {}, shape, dtype,
@@ -112,6 +120,7 @@ def close(bodies: Sequence[Subgraph], outputs: Sequence[Sequence[Node]],
         for node in outer:
             body.capture_outer(node)
         body.outputs = list(results)
+        body.closed = True
         params = body.params[:leading] + [body.captured[n] for n in outer]
         closed.append(Body(tuple(params), body))
     return closed, outer

@@ -46,6 +46,7 @@ def _backward_body(graph, name: str, params: Sequence[Node],
     with body.as_default():
         args = [body.parameter(p.shape, p.dtype, p.name.rsplit("/", 1)[-1]) for p in params]
         body.outputs = make(args)
+    body.closed = True
     return Body(tuple(args), body)
 
 

@@ -8,6 +8,8 @@ differentiates, trains and compiles like a graph built by hand. The parts:
   and the shape donors that carry them into the graph (``Builder``);
 - ``import_ops.py``: one converter per ONNX op type (``CONVERTERS``), those of the ops that
   compute shapes, move data or index in ``import_movement.py``;
+- ``import_control.py``: If, Loop and Scan, whose subgraphs are converted node by node as
+  the graph is (``convert_node``), with the enclosing scopes' values visible;
 - here: the graph's inputs and initializers, the nodes converted in order, ``ImportedModel``.
 """
 
@@ -20,14 +22,16 @@ import numpy as np
 import onnx
 
 from ..graph import Graph, Node, Variable, constant
-from ..ops import dtypes
-from ..ops.shapes import ShapeError
 from ..session import Session
 from .errors import ONNXError
-from .import_ops import CONVERTERS, IMPORT_TIME_INPUTS
-from .loading import (MAX_ALLOCATION_BYTES, attribute_value, describe, input_type, read_model,
-                      tensor_array)
+from .import_control import CONTROL_CONVERTERS, all_nodes, convert_node
+from .import_ops import CONVERTERS as OP_CONVERTERS
+from .import_ops import IMPORT_TIME_INPUTS
+from .loading import MAX_ALLOCATION_BYTES, input_type, read_model, tensor_array
 from .shapes import Builder
+
+# Every op type imported (If, Loop and Scan's converters also take the enclosing scope).
+CONVERTERS = {**OP_CONVERTERS, **CONTROL_CONVERTERS}
 
 __all__ = ["CONVERTERS", "IMPORT_TIME_INPUTS", "MAX_ALLOCATION_BYTES", "ImportedModel",
            "import_model", "import_time_inputs"]
@@ -73,15 +77,16 @@ def import_model(model: str | os.PathLike | bytes | onnx.ModelProto, *, trainabl
         values: dict[str, Node] = {}
         inputs, variables = _add_sources(builder, model.graph, trainable, values)
         for node in order:
-            _convert(builder, node, values)
+            convert_node(builder, node, values)
         outputs = [values[o.name] for o in model.graph.output]
     return ImportedModel(graph, inputs, outputs, variables, opset)
 
 
 def import_time_inputs(model: onnx.ModelProto) -> set[str]:
-    """Graph inputs that some node reads while importing (``IMPORT_TIME_INPUTS``)."""
+    """Graph inputs that some node, of the graph or a subgraph, reads while importing
+    (``IMPORT_TIME_INPUTS``)."""
     graph_inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
-    return {node.input[i] for node in model.graph.node
+    return {node.input[i] for node in all_nodes(model.graph)
             for i in IMPORT_TIME_INPUTS.get(node.op_type, ())
             if i < len(node.input) and node.input[i] in graph_inputs}
 
@@ -108,22 +113,3 @@ def _add_sources(builder: Builder, g: onnx.GraphProto, trainable: bool,
     if g.sparse_initializer:
         raise ONNXError("sparse initializers are not supported")
     return inputs, variables
-
-
-def _convert(builder: Builder, node: onnx.NodeProto, values: dict[str, Node]) -> None:
-    """Convert one ONNX node, entering its outputs in ``values``; any failure is an
-    ``ONNXError`` naming the node."""
-    xs = [values[name] if name else None for name in node.input]
-    attrs = {a.name: attribute_value(a) for a in node.attribute}
-    try:
-        result = CONVERTERS[node.op_type](builder, node, xs, attrs)
-    except ONNXError as exc:
-        raise ONNXError(f"{describe(node)}, opset {builder.opset}: {exc}") from None
-    except (ShapeError, dtypes.DTypeError, ValueError, TypeError, IndexError) as exc:
-        raise ONNXError(f"{describe(node)}, opset {builder.opset}, cannot be imported: "
-                        f"{exc}") from None
-    results = result if isinstance(result, (list, tuple)) else [result]
-    for name, value in zip(node.output, results):
-        if name:
-            values[name] = value
-    builder.probe_new_nodes()
