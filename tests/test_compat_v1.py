@@ -691,3 +691,18 @@ def test_nn_dropout_takes_keep_prob_from_a_placeholder_as_tf1_tutorials_do() -> 
         test = sess.run(kept, {x: ones, keep_prob: 1.0})
     assert abs((train == 0).mean() - 0.5) < 0.03 and set(np.unique(train)) == {0.0, 2.0}
     np.testing.assert_array_equal(test, ones)
+
+
+def test_tf1_control_flow_takes_tf1s_arguments(graph) -> None:
+    x = tf.placeholder(tf.float32, [3])
+    halved = tf.while_loop(lambda i, v: tf.reduce_sum(v * v) > 1.0, lambda i, v: (i + 1, v / 2),
+                           [tf.constant(0), x], parallel_iterations=1, back_prop=True,
+                           maximum_iterations=10)
+    sums = tf.scan(lambda a, e: a + e, x, reverse=True, swap_memory=False)
+    sign = tf.cond(tf.reduce_sum(x) > 0, lambda: tf.constant(1.0), lambda: tf.constant(-1.0))
+    with tf.Session() as sess:
+        trips, value, got, s = sess.run([*halved, sums, sign], {x: [3.0, 4.0, 0.0]})
+    assert trips == 3 and np.allclose(value, [0.375, 0.5, 0.0])
+    assert np.allclose(got, [7.0, 4.0, 0.0]) and s == 1.0
+    with pytest.raises(ValueError, match="shape_invariants is not supported"):
+        tf.while_loop(lambda v: v[0] > 0, lambda v: v, [x], shape_invariants=[None])

@@ -6,11 +6,14 @@ differentiates (its gradient a reverse scan) and exports again like one built by
 - ``If`` -> ``sg.cond`` whose branch functions import the branch subgraphs; a condition known
   while importing (a shape test an exporter wrote) imports only the branch taken, whose
   results may then differ in shape from the other's, as ONNX allows;
-- ``Loop`` -> ``sg.while_loop`` over (iteration, cond, *vars), its test ``i < M and cond``
-  (M and cond may be computed at run time). Scan outputs (per-trip values) are computed by
-  a Scan over the loop's recorded per-trip inputs (its histories, what its gradient reads
-  too) that imports the body again: the body runs twice per trip, but the trip count can
-  come from the data;
+- ``Loop`` that counts (M known while importing, even as a size known only at run time,
+  and the condition true before and after every trip: ``for i in range(M)``, what sg.scan
+  exports to) -> a Scan over 0..M-1, scan outputs its ys;
+- any other ``Loop`` -> ``sg.while_loop`` over (iteration, cond, *vars), its test
+  ``i < M and cond`` (M and cond may be computed at run time). Scan outputs (per-trip
+  values) are then computed by a Scan over the loop's recorded per-trip inputs (its
+  histories, what its gradient reads too) that imports the body again: the body runs twice
+  per trip, but the trip count can come from the data;
 - ``Scan`` (opset 9 on) -> a Scan node: state = carry, scan inputs = xs, scan outputs = ys;
   axes other than 0 are moved to the front and back, and inputs and outputs whose direction
   differs from the scan's are flipped.
@@ -143,6 +146,12 @@ def _loop(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope)
         raise ONNXError(f"the body gives {len(body.output)} outputs; the loop has {n} "
                         f"variables and {len(node.output) - n} scan outputs, so the body must "
                         f"give 1 + {len(node.output)} (the condition first)")
+    b.probe_new_nodes()
+    if limit is not None and limit in b.known and _known_true(b, go):
+        try:
+            return _counted_loop(b, node, body, scope, limit, initial)
+        except _Uncounted:
+            pass  # the body's condition is computed: a while loop
     start = [constant(np.int64(0)), constant(True) if go is None else go, *initial]
     b.probe_new_nodes()
 
@@ -167,6 +176,33 @@ def _loop(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope)
     ys = _scan_node(b, [], histories, lambda inner, args: _import_graph(
         inner, body, scope, args)[n + 1:], describe(node))
     return [*finals[2:], *ys]
+
+
+class _Uncounted(Exception):
+    """A Loop body whose condition is not known to stay true."""
+
+
+def _known_true(b: Builder, x: Node | None) -> bool:
+    return x is None or (x in b.known and all(bool(v) for v in b.known[x]))
+
+
+def _counted_loop(b: Builder, node: onnx.NodeProto, body: onnx.GraphProto, scope: Scope,
+                  limit: Node, initial: list[Node]) -> list[Node]:
+    """``for i in range(M)``: a Scan over the iteration numbers, the body's condition (with
+    a true condition in) known to stay true, else ``_Uncounted``."""
+    count = tuple(max(m, 0) for m in b.dims(limit, "Loop's M")[0])
+    n = len(initial)
+
+    def make(inner: Builder, args: list[Node]) -> list[Node]:
+        cond_out, *outs = _import_graph(inner, body, scope, [args[n], constant(True),
+                                                              *args[:n]])
+        inner.probe_new_nodes()
+        if not _known_true(inner, _scalar(cond_out)):
+            raise _Uncounted
+        return outs
+
+    return _scan_node(b, initial, [b.arange(count, "Loop's iteration numbers")], make,
+                      describe(node))
 
 
 def _scan(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope) -> list[Node]:

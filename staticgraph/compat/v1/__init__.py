@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ... import api
+from ... import control as _control
 from ...api import (abs, add, as_node, cast, clip_by_global_norm, clip_by_norm, concat, divide,
                     exp, expand_dims, log, matmul, maximum, minimum, multiply, negative, one_hot,
                     ones, ones_like, pow, reshape, sigmoid, sign, sqrt, square, squeeze, stack,
@@ -138,6 +139,32 @@ def argmax(input: Any, axis: int | None = None, *, dimension: int | None = None,
     """The index of the largest value along ``axis`` (TF1's default: 0)."""
     axis = _one_of("axis", axis, "dimension", dimension)
     return api.argmax(input, 0 if axis is None else axis).to(output_type)
+
+
+# -- control flow -------------------------------------------------------------------------------
+
+cond = _control.cond  # (TF1's arguments already)
+
+
+def while_loop(cond: Any, body: Any, loop_vars: Any, shape_invariants: Any = None,
+               parallel_iterations: int = 10, back_prop: bool = True, swap_memory: bool = False,
+               name: str | None = None, maximum_iterations: int | None = None,
+               return_same_structure: bool = True) -> Any:
+    """tf.while_loop's arguments; trips run one after another and gradients are always
+    there, so parallel_iterations, back_prop and swap_memory change nothing."""
+    if shape_invariants is not None:
+        raise ValueError("while_loop: shape_invariants is not supported: a loop variable keeps "
+                         "its shape in staticgraph (docs/control_flow.md)")
+    return _control.while_loop(cond, body, loop_vars, maximum_iterations,
+                               name=name or "while_loop")
+
+
+def scan(fn: Any, elems: Any, initializer: Any = None, parallel_iterations: int = 10,
+         back_prop: bool = True, swap_memory: bool = False, infer_shape: bool = True,
+         reverse: bool = False, name: str | None = None) -> Any:
+    """tf.scan's arguments (parallel_iterations, back_prop, swap_memory and infer_shape change
+    nothing, as for while_loop)."""
+    return _control.scan(fn, elems, initializer, reverse=reverse, name=name or "scan")
 
 
 # -- dtypes (last: ``bool`` is TF's name for the dtype) -------------------------------------------
