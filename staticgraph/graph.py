@@ -94,7 +94,7 @@ class Node(Surface):
         return len(self.shape)
 
     def _apply(self, prim: Primitive, *inputs: Node, grad_name: str | None = None, **params):
-        graph = _graph_for(self.graph)
+        graph = self._building_graph(prim.name)
         if graph.enclosing is not None:  # inside a body: what it reads from outside, it captures
             inputs = tuple(graph.capture_outer(x) if x.graph is not graph and graph.sees(x.graph)
                            else x for x in inputs)
@@ -116,7 +116,15 @@ class Node(Surface):
             if self.graph.captures is not None:  # sg.trace: read it at each call
                 return self.graph.capture(value)
             value = value.detach().numpy()
-        return constant(value, dtype, graph=_graph_for(self.graph))
+        return constant(value, dtype, graph=self._building_graph("a constant"))
+
+    def _building_graph(self, what: str) -> Graph:
+        """Where an op on this node is built (see ``_graph_for``); never a finished body."""
+        graph = _graph_for(self.graph)
+        if graph.closed:
+            raise GraphError(f"{what} at {user_location()}: {self.name!r} belongs to a finished "
+                             f"graph{_body_hint(self, get_default_graph())}")
+        return graph
 
     def _error(self, op: str, kind: type[Exception], message: str) -> Exception:
         return kind(f"{op} at {user_location()}: {message}")
@@ -197,9 +205,10 @@ def _graph_for(graph: Graph) -> Graph:
 
 
 def _body_hint(node: Node, graph: Graph) -> str:
+    """What to say of ``node`` used in ``graph``, when it is a control-flow body's value."""
     if node.graph.enclosing is not None and not graph.sees(node.graph):
-        return (" (it was built inside a control-flow body: use it there, or return it from "
-                "the body)")
+        return (" (it was built inside a control-flow body: use it inside the body's function, "
+                "or return it from the body)")
     return ""
 
 
@@ -225,8 +234,10 @@ class Graph:
         # While sg.trace builds this graph: the eager tensors the function reads (a module's
         # weights), each a placeholder fed with the tensor's value at every call.
         self.captures: dict[int, tuple[Any, Node]] | None = None
-        # The graph a control-flow body is built inside (None at the top level).
+        # The graph a control-flow body is built inside (None at the top level), and whether
+        # the body is finished (it then takes no more nodes).
         self.enclosing: Graph | None = None
+        self.closed = False
 
     def sees(self, graph: Graph) -> bool:
         """``graph`` is this graph or one it is built inside (a body sees its enclosing
@@ -490,7 +501,7 @@ def assign(variable: Node, value: Any) -> Node:
     if not isinstance(variable, Node) or variable.role is not Role.VARIABLE:
         raise TypeError(f"assign needs a Variable, got {variable!r}")
     value = variable._operand(value, variable.dtype)
-    if value.graph is not variable.graph:
+    if value.graph is not variable.graph or get_default_graph().enclosing is not None:
         raise GraphError(f"assign at {user_location()}: {variable.name!r} cannot be assigned "
                          "inside a control-flow body (sg.cond, sg.while_loop, sg.scan): a "
                          "body computes values; return the new value and assign it outside")

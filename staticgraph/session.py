@@ -14,7 +14,7 @@ import numpy as np
 
 from .compiler import BACKENDS, Compiled
 from .files import atomic_write
-from .graph import Graph, GraphError, Node, Role, _shape_str, get_default_graph
+from .graph import Graph, GraphError, Node, Role, _body_hint, _shape_str, get_default_graph
 from .ops.autodiff import toposort
 from .passes import DEFAULT_PASSES, check_passes
 
@@ -183,7 +183,8 @@ class Session:
                             "of them")
         if fetch.graph is not self.graph:
             raise GraphError(f"Fetch {fetch.name!r} (built at {fetch.location}) belongs to "
-                             "another graph than this session's")
+                             f"another graph than this session's"
+                             f"{_body_hint(fetch, self.graph)}")
         return fetch
 
     def _feeds(self, feed_dict: Mapping[Any, Any]) -> dict[Node, np.ndarray]:

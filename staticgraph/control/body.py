@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, GraphError, Node, Role, _shape_str, constant, infer
+from ..graph import Graph, GraphError, Node, Role, _body_hint, _shape_str, constant, infer
 from ..ops.shapes import Shape
 from ..program import Program, origin_of
 
@@ -26,8 +26,6 @@ class Subgraph(Program):
         self._scopes = [name]
         self.params: list[Node] = []
         self.captured: dict[Node, Node] = {}  # enclosing graph's node -> its parameter here
-        self.closed = False  # a finished body takes no more nodes
-
     def add(self, node: Node) -> Node:
         if self.closed:
             raise GraphError(f"at {node.location}: a value built inside a control-flow body "
@@ -104,7 +102,8 @@ def build(graph: Graph, name: str, fn: Callable[..., Any],
             nodes.append(body.capture_outer(node) if body.sees(node.graph) else node)
         for k, node in enumerate(nodes):
             if node.graph is not body:
-                raise GraphError(f"{where}: result {k} ({node.name!r}) belongs to another graph")
+                raise GraphError(f"{where}: result {k} ({node.name!r}) belongs to another "
+                                 f"graph{_body_hint(node, body)}")
     return body, nodes, sequence
 
 

@@ -160,7 +160,7 @@ def _loop(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope)
 
     def step(inner: Builder, args: list[Node]) -> list[Node]:
         cond_out, *new = _import_graph(inner, body, scope, args)[:n + 1]
-        return [args[0] + 1, _scalar(cond_out), *new]
+        return [args[0] + 1, args[1], *new]
 
     finals = while_loop(test, _body(b, start, [], step), start)
     for final, value in zip(finals, start):

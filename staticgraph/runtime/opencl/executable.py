@@ -303,7 +303,7 @@ class OpenCLExecutable(Executable):
                               for a in step.args])
                 clock.lap(step.category)
             else:
-                self._run_on_host(step, host, buffer_of, timings)
+                self._run_on_host(step, host, buffer_of, keep, timings)
                 clock.lap("matmul" if step.prim is P.matmul else
                           "control" if step.role is Role.CONTROL else "host")
         # The device's writes made visible in the arrays: every map enqueued, then one wait
@@ -369,7 +369,8 @@ class OpenCLExecutable(Executable):
 
     def _operand(self, node: Node, host: dict, buffer_of: dict, maps: list) -> np.ndarray:
         """An operand of a host step. A device that shares the host's memory maps the
-        buffer instead of copying it (released after the step)."""
+        buffer instead of copying it (released after the step; the step waits for every
+        map at once)."""
         if node in self._deferred:  # a view of operands mapped for this very step
             return run_kernel(node, [self._operand(x, host, buffer_of, maps)
                                      for x in node.inputs])
@@ -379,16 +380,21 @@ class OpenCLExecutable(Executable):
             return self._host_value(node, host, buffer_of)
         array, _ = self._cl.enqueue_map_buffer(self.device.queue, buffer_of[base],
                                                self._cl.map_flags.READ, 0, node.shape,
-                                               node.dtype)
+                                               node.dtype, is_blocking=False)
         maps.append(array)
         return array
 
-    def _run_on_host(self, node: Node, host: dict, buffer_of: dict,
+    def _run_on_host(self, node: Node, host: dict, buffer_of: dict, keep: list,
                      timings: dict[str, float] | None) -> None:
+        """Run ``node`` on the host; its results are copied to the device without waiting
+        (``keep`` holds them until the run ends): a wait costs PoCL 50-100 us, per host step
+        and per trip of a loop."""
         if node in self._deferred:
             return  # computed by each host step that reads it
         maps: list[np.ndarray] = []
         arrays = [self._operand(x, host, buffer_of, maps) for x in node.inputs]
+        if maps:
+            self.device.queue.finish()
         try:
             if node.role is Role.FUSED:
                 value = node.fused.kernel(*arrays)
@@ -409,8 +415,8 @@ class OpenCLExecutable(Executable):
             buffer = buffer_of.get(target)
             host[target] = array
             if buffer is not None and None not in target.shape and np.size(array):
-                self._cl.enqueue_copy(self.device.queue, buffer,
-                                      np.asarray(array, target.dtype, order="C"))
+                keep.append(np.asarray(array, target.dtype, order="C"))
+                self._cl.enqueue_copy(self.device.queue, buffer, keep[-1], is_blocking=False)
 
     def _assigned_on_host(self, assign: Node) -> bool:
         value = assign.inputs[1]
