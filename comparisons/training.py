@@ -119,8 +119,8 @@ def _train_by_run(lib, functional, model: Model, data, epochs: int, progress):
 def train_eager(data, epochs: int, progress, model: Model = MLP) -> tuple[Run, Step]:
     run, step = _train_by_run(eager, F, model, data, epochs, progress)
     idx = next(batches(len(data[1]), 1))  # measured on extra steps, after the test
-    run.peak_bytes = _peak(lambda: step(idx))
-    run.kernels_per_step = _count_eager_ops(lambda: step(idx))
+    run.peak_bytes = peak_bytes(lambda: step(idx))
+    run.kernels_per_step = count_eager_ops(lambda: step(idx))
     return run, step
 
 
@@ -147,7 +147,7 @@ def train_compiled(data, epochs: int, progress, model: Model = MLP
     run = _fit(step, len(y_train), epochs, progress)
     run.accuracy = float(np.mean(session.run(logits, {x: x_test}).argmax(1) == y_test))
     idx = next(batches(len(y_train), 1))  # measured on an extra step, after the test
-    run.peak_bytes = _peak(lambda: step(idx))
+    run.peak_bytes = peak_bytes(lambda: step(idx))
     compiled = session.compiled([loss, update], {x: x_train[idx], y: y_train[idx]})
     run.kernels_per_step = compiled.executable.kernels_per_run
     return run, step, compiled
@@ -176,7 +176,7 @@ def _count_torch_ops(torch, step) -> int:
     return Counting.count
 
 
-def _peak(step) -> int:
+def peak_bytes(step) -> int:
     """Bytes numpy allocated at the peak of one step (tracemalloc sees numpy's memory)."""
     tracemalloc.start()
     step()
@@ -185,7 +185,7 @@ def _peak(step) -> int:
     return peak
 
 
-def _count_eager_ops(step) -> int:
+def count_eager_ops(step) -> int:
     """Primitive kernels one eager step runs, forward and backward (counted by wrapping
     Tensor._apply for the duration of one step)."""
     count = 0

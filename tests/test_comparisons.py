@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import threadpoolctl
 
+import staticgraph as sg
 from comparisons import __main__ as main_job
-from comparisons import common, plots, training
+from comparisons import common, dynamic, plots, rnn, training
 from comparisons.common import Timing, arguments, how_timed, interleaved, measuring, shown
 
 
@@ -52,9 +55,12 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
     for timing in (saved["training"]["MLP"]["eager"]["step_ms"],
                    saved["training"]["CNN"]["torch"]["step_ms"],
                    saved["compiler"]["mlp"]["eager_ms"],
-                   saved["dynamic"]["compile_cost"]["compiled_step_ms"]):
+                   saved["dynamic"]["compile_cost"]["compiled_step_ms"],
+                   saved["dynamic"]["rnn"]["ms"]["compiled"]):
         assert 0 < timing["min"] <= timing["median"] <= timing["max"] and timing["runs"] >= 3
         assert f"({timing['min']:#.3g}-" in report
+    assert saved["dynamic"]["control_flow"]["trips"] == [2, 9, 22]
+    assert "recomputes each trip's cell" in report
     for warning in saved["spread_warnings"]:
         assert warning in printed and warning in report
     for model in ("MLP", "CNN"):
@@ -62,7 +68,7 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
             results["training"][model]["eager"]["kernels_per_step"]
     both = results["compiler"]["runtimes"]
     pngs = ["loss_curves.png", "time_per_step.png", "memory_per_step.png",
-            "cnn_loss_curves.png",
+            "cnn_loss_curves.png", "while_loop.png", "rnn_step.png",
             "block_before_fusion.png", "block_after_fusion.png"]
     if "skipped" in both:  # no OpenCL device: the section says how to get one
         assert "pocl-opencl-icd" in both["skipped"] and "OpenCL runtime is skipped" in printed
@@ -101,6 +107,77 @@ def test_the_digits_mlp_reaches_95_percent_in_both_modes(epochs) -> None:
     compiled_run, *_ = training.train_compiled(data, epochs, lambda k: None)
     assert eager_run.accuracy >= 0.95 and compiled_run.accuracy >= 0.95
     assert eager_run.losses == compiled_run.losses
+
+
+def _halved_in_numpy(x: np.ndarray) -> tuple[np.ndarray, int]:
+    trips = 0
+    while np.linalg.norm(x) > 1:
+        x, trips = x * np.float32(0.5), trips + 1
+    return x, trips
+
+
+def test_the_data_dependent_loop_three_ways(tmp_path) -> None:
+    flow = dynamic.control_flow(SimpleNamespace(out=tmp_path), repeats=1)
+    looped = sg.trace(dynamic.halve_while_loop, dynamic.loop_inputs()[0])
+    unrolled = sg.trace(dynamic.halve_as_graph, dynamic.loop_inputs()[0])
+    for x, trips in zip(dynamic.loop_inputs(), flow["trips"]):
+        expected, expected_trips = _halved_in_numpy(x)
+        value, graph_trips = looped(x)
+        assert trips == graph_trips == expected_trips
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
+        np.testing.assert_allclose(unrolled(x), expected, rtol=1e-6)
+    assert 0 < flow["trips"][0] < flow["trips"][1] < flow["trips"][2] <= 32
+    assert looped.traces == 1  # one graph serves every trip count
+    for way in ("eager", "sg.while_loop", "unrolled (32 steps)"):
+        for timing in flow["us"][way]:
+            assert 0 < timing["min"] <= timing["median"] <= timing["max"]
+    if plots.available():
+        assert flow["figure"].stat().st_size > 1000
+
+
+def test_the_rnn_step_as_a_scan_matches_torch_in_float64() -> None:
+    torch = pytest.importorskip("torch")
+    data = rnn.sequences()
+    mode, _ = rnn.compiled(data)
+    loss, grads = mode.gradients()
+    xs, labels, h = (torch.from_numpy(a) for a in data)
+    params = [torch.tensor(w, dtype=torch.float64, requires_grad=True)
+              for w in rnn.rnn_weights()]
+    wx, wh, b, wo, bo = params
+
+    def torch_loss():
+        state = h.double()
+        for x in xs.double():
+            state = torch.tanh(x @ wx + state @ wh + b)
+        return torch.nn.functional.cross_entropy(state @ wo + bo, labels)
+    expected = torch_loss()
+    expected.backward()
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    for ours, param in zip(grads, params):
+        np.testing.assert_allclose(ours, param.grad.numpy(), rtol=1e-4, atol=1e-6)
+    assert mode.step() == pytest.approx(expected.item(), rel=1e-5)
+    with torch.no_grad():  # the compiled step's update, by hand
+        for param in params:
+            param -= rnn.LR * param.grad
+    assert mode.gradients()[0] == pytest.approx(torch_loss().item(), rel=1e-5)
+
+
+def test_the_rnn_section_says_what_each_side_pays(tmp_path) -> None:
+    with measuring(arguments("t", ["--quick", "--threads", "1", "--out", str(tmp_path)])) as ctx:
+        section = rnn.run(ctx, repeats=3)
+    r = section["data"]
+    torch = {"torch"} if ctx.torch is not None else set()
+    assert set(r["loss_at_start"]) == {"eager", "compiled"} | torch
+    for gaps in r["gaps_from_eager"].values():
+        assert gaps["loss"] < 1e-5 and gaps["gradients_relative"] < 1e-4
+    assert r["compiled_body_calls"] == 2 * rnn.STEPS  # a forward scan and its reverse
+    assert r["eager_ops"] > 6 * rnn.STEPS > r["compiled_kernels"]
+    assert 0 < r["per_trip_bytes"] <= r["planned_peak_bytes"] and r["eager_peak_bytes"] > 0
+    assert [rnn.STEPS, rnn.BATCH, rnn.HIDDEN] in r["per_trip_arrays"]
+    for timing in r["ms"].values():
+        assert 0 < timing["min"] <= timing["median"] <= timing["max"] and timing["runs"] >= 3
+    for words in ("What each side pays", "recomputes each trip's cell", "compiling:"):
+        assert words in section["text"]
 
 
 def test_every_pool_takes_the_threads_asked_for_and_gets_its_own_back(tmp_path) -> None:
