@@ -87,7 +87,8 @@ class Compiled:
     def profile(self, feeds: Mapping[Node, np.ndarray],
                 variables: Mapping[Node, np.ndarray]) -> dict[str, float]:
         """Seconds of one run by kind of step (OpenCL: matmul, elementwise, reduction,
-        movement, host, transfers), the device finishing each step before the next."""
+        movement, host, transfers, and control: a loop's own host time, its bodies' kernels
+        counted by their kinds), the device finishing each step before the next."""
         if self.backend != "opencl":
             raise ValueError(f"profile is for backend='opencl', not {self.backend!r}")
         timings: dict[str, float] = {}

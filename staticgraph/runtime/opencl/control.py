@@ -26,6 +26,7 @@ from ..interpreter import RunError, wanted_outputs
 from .device import Device
 from .placement import OpenCLAliasing, place
 
+
 class CompiledBody:
     """A body as its own OpenCL executable (made once: its buffers and kernels serve every
     trip); calling it runs that executable on the trip's arguments."""

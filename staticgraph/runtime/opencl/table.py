@@ -328,6 +328,8 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     # convolutions' windows: a gather each (see codegen's im2col_launch, col2im_launch)
     P.im2col: OpenCLLowering(How.IM2COL), P.col2im: OpenCLLowering(How.COL2IM),
     P.after: VIEW, P.uniform_like: HOST, P.check_range: HOST,
+    # MPI collectives: on host arrays, between device kernels
+    P.allreduce: HOST, P.broadcast: HOST, P.allgather: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
