@@ -10,6 +10,7 @@ import numpy as np
 
 from .graph import Node, Role
 from .passes import optimize, specialize
+from .passes.collectives import order_collectives
 from .passes.decompose import decompose
 from .passes.memory import check_plan, format_bytes, no_reuse_bytes, plan_memory
 from .runtime.interpreter import Executable, InterpretedExecutable
@@ -42,6 +43,7 @@ class Compiled:
         self.passes = tuple(passes)  # checked by the Session
         self.specialized = specialize(fetches, feed_shapes)
         self.graph, self.report = optimize(self.specialized, self.passes, debug)
+        self.graph = order_collectives(self.graph)  # (MPI matches them by order)
         self.backend = backend
         # The interpreter runs the same numpy kernels: the plan it reports is numpy's.
         aliasing = NumpyAliasing

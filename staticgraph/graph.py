@@ -104,6 +104,9 @@ class Node(Surface):
                                  f"{self.name!r}{_body_hint(x, graph)}; built at "
                                  f"{user_location()}")
         location, origin = graph._building_for or (user_location(), None)
+        if prim.collective and "order" not in params:
+            graph._collectives += 1
+            params["order"] = graph._collectives
         shape, dtype = infer(prim, inputs, params, location)
         return graph.add(Node(graph, Role.OP, inputs, params, shape, dtype,
                               graph.unique_name(prim.name), prim, location=location,
@@ -229,6 +232,7 @@ class Graph:
         self.seed: int | None = None  # the graph-level random seed (TF1's tf.set_random_seed)
         self._random_key: Node | None = None
         self._streams = 0
+        self._collectives = 0  # MPI collectives built so far: their order on every rank
         # (location, origin) for nodes built by a pass on behalf of an earlier graph's node
         self._building_for: tuple[str, Node | None] | None = None
         # While sg.trace builds this graph: the eager tensors the function reads (a module's

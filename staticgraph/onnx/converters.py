@@ -351,11 +351,15 @@ CONVERTERS: dict[Primitive, Converter] = {
     **CONV_CONVERTERS,
 }
 
+_COLLECTIVE = ("ONNX has no collectives across processes: export the model without "
+               "sg.distributed's all-reduce (a DistributedOptimizer's update is for training)")
+
 # Primitives ONNX cannot express, with the reason export gives; a new primitive goes either
 # above or here.
 NOT_EXPORTABLE: dict[Primitive, str] = {
     P.after: "a model file holds no state updates (batch norm's running statistics in "
              "training): export the graph built with training=False",
+    P.allreduce: _COLLECTIVE, P.broadcast: _COLLECTIVE, P.allgather: _COLLECTIVE,
     P.uniform_like: "random draws (dropout in training) are not exported: export the graph "
                     "built with training=False, where dropout is the identity",
 }

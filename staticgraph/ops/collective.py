@@ -69,7 +69,7 @@ def _sendable(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def allreduce_into(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
+def allreduce_into(x: np.ndarray, out: np.ndarray, op: str, order: int = 0) -> np.ndarray:
     MPI = mpi()
     world = MPI.COMM_WORLD
     wait(world.Iallreduce(_sendable(x), out, op=MPI.SUM), f"allreduce of {x.shape}")
@@ -78,11 +78,11 @@ def allreduce_into(x: np.ndarray, out: np.ndarray, op: str) -> np.ndarray:
     return out
 
 
-def _allreduce(x: np.ndarray, op: str) -> np.ndarray:
+def _allreduce(x: np.ndarray, op: str, order: int = 0) -> np.ndarray:
     return allreduce_into(x, np.empty(np.shape(x), np.asarray(x).dtype), op)
 
 
-def _allreduce_shape(x, op: str) -> Shape:
+def _allreduce_shape(x, op: str, order: int = 0) -> Shape:
     if op not in ("sum", "mean"):
         raise ValueError(f"allreduce: op must be 'sum' or 'mean', got {op!r}")
     return x.shape
@@ -97,27 +97,28 @@ def _numeric_dtype(x, **params) -> np.dtype:
     return x.dtype
 
 
-def _allreduce_vjp(g, out, x, op):
+def _allreduce_vjp(g, out, x, op, order=0):
     return g._apply(allreduce, g, op=op)
 
 
 allreduce = Primitive(
     name="allreduce", kind=Kind.OPAQUE, kernel=_allreduce, shape_rule=_allreduce_shape,
-    dtype_rule=_numeric_dtype, vjps=(_allreduce_vjp,), grad_name="AllreduceBackward")
+    dtype_rule=_numeric_dtype, vjps=(_allreduce_vjp,), grad_name="AllreduceBackward",
+    collective=True)
 
 
-def _broadcast(x: np.ndarray, root: int, rank: int) -> np.ndarray:
+def _broadcast(x: np.ndarray, root: int, rank: int, order: int = 0) -> np.ndarray:
     world = mpi().COMM_WORLD
     buffer = np.array(x, copy=True, order="C")
     wait(world.Ibcast(buffer, root=root), f"broadcast of {buffer.shape} from rank {root}")
     return buffer
 
 
-def _broadcast_shape(x, root: int, rank: int) -> Shape:
+def _broadcast_shape(x, root: int, rank: int, order: int = 0) -> Shape:
     return x.shape
 
 
-def _broadcast_vjp(g, out, x, root, rank):
+def _broadcast_vjp(g, out, x, root, rank, order=0):
     """Every rank's copy came from the root's: the root's input gets their cotangents'
     sum, the others' none."""
     total = g._apply(allreduce, g, op="sum")
@@ -126,10 +127,11 @@ def _broadcast_vjp(g, out, x, root, rank):
 
 broadcast = Primitive(
     name="broadcast", kind=Kind.OPAQUE, kernel=_broadcast, shape_rule=_broadcast_shape,
-    dtype_rule=_numeric_dtype, vjps=(_broadcast_vjp,), grad_name="BroadcastBackward")
+    dtype_rule=_numeric_dtype, vjps=(_broadcast_vjp,), grad_name="BroadcastBackward",
+    collective=True)
 
 
-def _allgather(x: np.ndarray, size: int, rank: int) -> np.ndarray:
+def _allgather(x: np.ndarray, size: int, rank: int, order: int = 0) -> np.ndarray:
     world = mpi().COMM_WORLD
     if world.size != size:
         raise RuntimeError(f"allgather was built for {size} ranks but runs on {world.size}")
@@ -139,7 +141,7 @@ def _allgather(x: np.ndarray, size: int, rank: int) -> np.ndarray:
     return out
 
 
-def _allgather_shape(x, size: int, rank: int) -> Shape:
+def _allgather_shape(x, size: int, rank: int, order: int = 0) -> Shape:
     if x.ndim == 0:
         raise ShapeError("allgather joins the ranks' values along their first axis: give a "
                          "value with at least one dimension")
@@ -147,7 +149,7 @@ def _allgather_shape(x, size: int, rank: int) -> Shape:
     return (None if rows is None else rows * size, *x.shape[1:])
 
 
-def _allgather_vjp(g, out, x, size, rank):
+def _allgather_vjp(g, out, x, size, rank, order=0):
     """This rank's rows of every rank's cotangent, summed."""
     total = g._apply(allreduce, g, op="sum")
     return total.reshape(size, -1, *x.shape[1:])[rank]
@@ -155,6 +157,7 @@ def _allgather_vjp(g, out, x, size, rank):
 
 allgather = Primitive(
     name="allgather", kind=Kind.OPAQUE, kernel=_allgather, shape_rule=_allgather_shape,
-    dtype_rule=_numeric_dtype, vjps=(_allgather_vjp,), grad_name="AllgatherBackward")
+    dtype_rule=_numeric_dtype, vjps=(_allgather_vjp,), grad_name="AllgatherBackward",
+    collective=True)
 
 PRIMITIVES = [allreduce, broadcast, allgather]

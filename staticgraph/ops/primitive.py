@@ -83,6 +83,10 @@ class Primitive:
     # shift. Both build with the shared surface.
     channel_affine: Callable[..., Any] | None = None
     absorb_channel_affine: Callable[..., Any] | None = None
+    # A collective across MPI ranks: every rank must run the collectives of a program in the
+    # same order, so a graph numbers them as they are built (param ``order``) and the
+    # compiler schedules them in that order, whatever else differs between the ranks' graphs.
+    collective: bool = False
 
     def __post_init__(self) -> None:
         # Plain values: eager reads them on every recorded op.

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from . import composite, conv, elementwise, indexing, linalg, movement, reduce
+from . import collective, composite, conv, elementwise, indexing, linalg, movement, reduce
 from .primitive import Kind, Primitive, Saves
 
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for family in (elementwise, reduce, movement, indexing, linalg, composite, conv)
+    p.name: p for family in (elementwise, reduce, movement, indexing, linalg, composite, conv,
+                             collective)
     for p in family.PRIMITIVES
 }
 P = SimpleNamespace(**PRIMITIVES)

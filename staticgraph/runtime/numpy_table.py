@@ -31,6 +31,7 @@ from ..graph import Node, Role
 from ..ops import P, Primitive
 from ..ops.elementwise import (clamp_bounds, sigmoid_kernel, sign_kernel, softplus_kernel,
                                threshold_backward_into, where_into)
+from ..ops.collective import allreduce_into
 from ..ops.reduce import sum_to_into
 
 
@@ -167,6 +168,9 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     P.batch_norm: ALLOCATES,
     # a control dependency returns its first input; random numbers are drawn anew
     P.after: VIEWS, P.uniform_like: ALLOCATES, P.check_range: VIEWS,
+    # MPI collectives: an all-reduce receives into the planned buffer
+    P.allreduce: NumpyLowering(into=allreduce_into), P.broadcast: ALLOCATES,
+    P.allgather: ALLOCATES,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }
