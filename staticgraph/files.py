@@ -23,6 +23,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         with open(tmp, "xb") as out:
             yield out
+            out.flush()
+            os.fsync(out.fileno())  # on disk before it is renamed: a power cut leaves old or new
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

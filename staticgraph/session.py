@@ -237,7 +237,7 @@ class Session:
         ``save``; every one is checked before any is changed."""
         self._check_open()
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
                 stored = {name: data[name] for name in data.files}
         except (EOFError, zipfile.BadZipFile, ValueError) as exc:  # (numpy's words for junk)
             raise ValueError(f"cannot restore from {os.fspath(path)}: not a checkpoint written "

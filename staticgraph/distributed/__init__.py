@@ -19,9 +19,10 @@ from ..graph import Node
 from ..ops import collective
 from ..ops.primitives import P
 from ..optim import Optimizer
+from .checkpoint import Checkpointer
 
 __all__ = ["init", "rank", "size", "allreduce", "broadcast", "allgather",
-           "DistributedOptimizer", "broadcast_variables", "shard"]
+           "DistributedOptimizer", "broadcast_variables", "shard", "Checkpointer"]
 
 
 def init(timeout: float | None = None) -> tuple[int, int]:
@@ -89,18 +90,36 @@ def _apply(x: Any, prim, **params) -> Any:
     return prim.kernel(np.asarray(x), **params)  # an array: now
 
 
+BUCKET_BYTES = 25 * 2**20  # torch DDP's default bucket (Horovod's fusion buffer: 64 MiB)
+
+
 class DistributedOptimizer(Optimizer):
     """Horovod's name: ``optimizer``'s updates with every gradient averaged across ranks
-    first, so each rank takes the same step, the one of the whole global batch."""
+    first, so each rank takes the same step, the one of the whole global batch.
 
-    def __init__(self, optimizer: Optimizer) -> None:
+    ``bucket_bytes``: the compiler's "bucket" pass packs the gradients into buckets of at
+    most this many bytes (a larger gradient is a bucket of its own), each reduced by one
+    non-blocking all-reduce that starts as soon as its gradients are computed and is waited
+    for where the update first reads one, so communication overlaps the rest of the
+    backward pass (docs/compiler.md, "Gradient buckets"). Fewer, larger all-reduces pay
+    the per-call latency fewer times; smaller ones start sooner. ``None``: one blocking
+    all-reduce per gradient."""
+
+    def __init__(self, optimizer: Optimizer, bucket_bytes: int | None = BUCKET_BYTES) -> None:
+        if bucket_bytes is not None and not (isinstance(bucket_bytes, int) and
+                                             bucket_bytes >= 0):
+            raise ValueError(f"DistributedOptimizer: bucket_bytes must be a number of bytes "
+                             f"(an int >= 0) or None, got {bucket_bytes!r}")
         self.optimizer = optimizer
+        self.bucket_bytes = bucket_bytes
 
     def compute_gradients(self, loss: Node, var_list: Sequence[Node] | None = None
                           ) -> list[tuple[Node | None, Node]]:
         pairs = self.optimizer.compute_gradients(loss, var_list)
+        bucket = {} if self.bucket_bytes is None else {"bucket_bytes": self.bucket_bytes}
         with loss.graph.as_default():
-            return [(None if g is None else allreduce(g, "mean"), v) for g, v in pairs]
+            return [(None if g is None else _apply(g, P.allreduce, op="mean", **bucket), v)
+                    for g, v in pairs]
 
     def apply_gradients(self, grads_and_vars: Sequence[tuple[Node | None, Node]]) -> Node:
         return self.optimizer.apply_gradients(grads_and_vars)
