@@ -6,16 +6,19 @@ flow nests to any depth:
 - ``WhileLoop`` -> the test body written in the enclosing graph (the first condition), then
   ``Loop(M, cond, *vars)`` whose body is the step, (iteration, cond, *vars) -> (next cond,
   *new vars); M is ``maximum_iterations`` or omitted;
-- ``Scan`` -> ``Scan`` (state = the carry, scan inputs = the xs, scan outputs = the ys),
-  every direction 1 for a reverse scan.
+- ``Scan`` -> ``Loop(M = number of elements, true, *carry)`` whose body gathers element k
+  of each sequence (M-1-k for a reverse scan); the ys are scan outputs, flipped back by a
+  Slice for a reverse scan. Not ONNX's Scan: onnxruntime 1.32's fails on a sequence of
+  length 0 (an empty batch; the reverse scan of a loop's gradient after zero trips), where
+  its Loop runs zero trips; and onnx's reference evaluator runs Scan only forward.
 
 A body reads what it captured from the enclosing graph by the outer names (ONNX subgraphs see
-their enclosing scopes), so only a loop's variables and a scan's state and elements are
-subgraph inputs. Every value name in every subgraph comes from the model's one set of names:
-no name is assigned twice in any scope, as onnx's checker requires. Only the results the
-graph uses are written (a cond's unused results, a scan's unused ys are left out); a loop's
-recorded histories (what its gradient reads) are Loop or Scan scan outputs of the inputs of
-each trip. Constants of bodies are initializers of the main graph, which subgraphs see.
+their enclosing scopes), so only a loop's state is a subgraph input. Every value name in
+every subgraph comes from the model's one set of names: no name is assigned twice in any
+scope, as onnx's checker requires. Only the results the graph uses are written (a cond's
+unused results, a scan's unused ys are left out); a loop's recorded histories (what its
+gradient reads) are more scan outputs: each trip's input values. Constants of bodies are
+initializers of the main graph, which subgraphs see.
 """
 
 from __future__ import annotations

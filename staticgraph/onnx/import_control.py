@@ -160,7 +160,7 @@ def _loop(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope)
 
     def step(inner: Builder, args: list[Node]) -> list[Node]:
         cond_out, *new = _import_graph(inner, body, scope, args)[:n + 1]
-        return [args[0] + 1, args[1], *new]
+        return [args[0] + 1, _scalar(cond_out), *new]
 
     finals = while_loop(test, _body(b, start, [], step), start)
     for final, value in zip(finals, start):
@@ -201,8 +201,11 @@ def _counted_loop(b: Builder, node: onnx.NodeProto, body: onnx.GraphProto, scope
             raise _Uncounted
         return outs
 
-    return _scan_node(b, initial, [b.arange(count, "Loop's iteration numbers")], make,
-                      describe(node))
+    try:
+        iterations = b.arange(count, "Loop's iteration numbers")
+    except ONNXError:  # too many to list (M = INT64_MAX, how exporters write a while loop)
+        raise _Uncounted from None
+    return _scan_node(b, initial, [iterations], make, describe(node))
 
 
 def _scan(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope) -> list[Node]:
@@ -222,7 +225,7 @@ def _scan(b: Builder, node: onnx.NodeProto, xs: list, attrs: dict, scope: Scope)
         axis = axis_index(in_axes[k], x.ndim, "scan_input_axes")
         x = x.permute(axis, *(a for a in range(x.ndim) if a != axis)) if axis else x
         seqs[k] = _flipped(x) if bool(in_dirs[k]) != reverse else x
-    lengths = {tuple(b.shape(x)[0]) for x in seqs}
+    lengths = {b.shape(x)[0] for x in seqs}
     if len(lengths) > 1:
         raise ONNXError(f"the scan inputs have different lengths {sorted(lengths)} (at the "
                         "probe points)")
