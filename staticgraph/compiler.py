@@ -10,6 +10,7 @@ import numpy as np
 
 from .graph import Node, Role
 from .passes import optimize, specialize
+from .passes.bucketing import describe_buckets
 from .passes.collectives import order_collectives
 from .passes.decompose import decompose
 from .passes.memory import check_plan, format_bytes, no_reuse_bytes, plan_memory
@@ -114,9 +115,11 @@ class Compiled:
         return [n for n in self.graph.nodes if n.role is Role.FUSED]
 
     def explain(self) -> str:
-        """Pass by pass: node counts, the fused kernels and what is in them, the memory plan;
-        each control-flow body's own, nested under its node."""
+        """Pass by pass: node counts, the fused kernels and what is in them, the gradient
+        buckets (where each all-reduce starts and waits), the memory plan; each control-flow
+        body's own, nested under its node."""
         lines = ["passes: " + " -> ".join(f"{name} {count}" for name, count in self.report.nodes)]
+        lines += describe_buckets(self.graph)
         lines += _schedule(self.graph, self.executable, self.memory, "run")
         scratch = getattr(self.executable, "scratch_bytes", 0)
         lines.append(f"  fused kernels' scratch and bodies' memory: {format_bytes(scratch)}; "

@@ -32,11 +32,12 @@ def _gradient_graph():
 PIPELINES = [(), ("plan_memory",), ("cse", "fuse", "plan_memory"), ("fuse", "cse"),
              ("fuse", "simplify", "dce"), ("fuse", "fuse", "plan_memory")]
 # Every order of the passes that rewrite this graph (fold_channel_affine has no conv and batch
-# norm to fold here, hoist no loop; tests/test_passes.py runs them on every spec,
-# tests/test_cnn.py and tests/test_control_flow.py where they rewrite).
+# norm to fold here, hoist no loop, bucket no all-reduce; tests/test_passes.py runs them on
+# every spec, tests/test_cnn.py, tests/test_control_flow.py and tests/test_bucketing.py where
+# they rewrite).
 ORDERS = [(*order, "plan_memory")
-          for order in itertools.permutations(p for p in PASSES
-                                              if p not in ("fold_channel_affine", "hoist"))]
+          for order in itertools.permutations(
+              p for p in PASSES if p not in ("fold_channel_affine", "hoist", "bucket"))]
 
 
 @pytest.mark.parametrize("passes", PIPELINES + ORDERS, ids=lambda p: "-".join(p) or "none")

@@ -10,6 +10,8 @@ did not start, the world is that one process."""
 from __future__ import annotations
 
 import sys
+import time
+import traceback as tb
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,11 +47,14 @@ def _abort_job(kind, value, traceback) -> None:
     """One rank's uncaught exception ends every rank (MPI_Abort), not only this one: the
     others would wait for it in their next collective forever."""
     world = _world()
-    print(f"rank {world.rank} of {world.size} failed; ending the job:", file=sys.stderr)
-    _hooks[-1](kind, value, traceback)
+    if world.size == 1:
+        _hooks[-1](kind, value, traceback)
+        return
+    report = "".join(tb.format_exception(kind, value, traceback))
+    sys.stderr.write(f"rank {world.rank} of {world.size} failed; ending the job:\n{report}")
     sys.stderr.flush()
-    if world.size > 1:
-        world.Abort(1)
+    time.sleep(0.5)  # mpiexec forwards our stderr; MPI_Abort kills what it has not yet sent
+    world.Abort(1)
 
 
 def _world() -> Any:

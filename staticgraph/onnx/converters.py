@@ -360,6 +360,7 @@ NOT_EXPORTABLE: dict[Primitive, str] = {
     P.after: "a model file holds no state updates (batch norm's running statistics in "
              "training): export the graph built with training=False",
     P.allreduce: _COLLECTIVE, P.broadcast: _COLLECTIVE, P.allgather: _COLLECTIVE,
+    P.allreduce_start: _COLLECTIVE, P.allreduce_wait: _COLLECTIVE,
     P.uniform_like: "random draws (dropout in training) are not exported: export the graph "
                     "built with training=False, where dropout is the identity",
 }

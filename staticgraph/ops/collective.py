@@ -62,14 +62,15 @@ def wait(request: Any, what: str) -> None:
             world.Abort(1)
             raise CollectiveTimeout(message)
         time.sleep(pause)
-        pause = min(pause * 2, 1e-3)
+        pause = min(pause * 2, 5e-5)
 
 
 def _sendable(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def allreduce_into(x: np.ndarray, out: np.ndarray, op: str, order: int = 0) -> np.ndarray:
+def allreduce_into(x: np.ndarray, out: np.ndarray, op: str, order: int = 0,
+                   bucket_bytes: int | None = None) -> np.ndarray:
     MPI = mpi()
     world = MPI.COMM_WORLD
     wait(world.Iallreduce(_sendable(x), out, op=MPI.SUM), f"allreduce of {x.shape}")
@@ -78,11 +79,12 @@ def allreduce_into(x: np.ndarray, out: np.ndarray, op: str, order: int = 0) -> n
     return out
 
 
-def _allreduce(x: np.ndarray, op: str, order: int = 0) -> np.ndarray:
+def _allreduce(x: np.ndarray, op: str, order: int = 0,
+               bucket_bytes: int | None = None) -> np.ndarray:
     return allreduce_into(x, np.empty(np.shape(x), np.asarray(x).dtype), op)
 
 
-def _allreduce_shape(x, op: str, order: int = 0) -> Shape:
+def _allreduce_shape(x, op: str, order: int = 0, bucket_bytes: int | None = None) -> Shape:
     if op not in ("sum", "mean"):
         raise ValueError(f"allreduce: op must be 'sum' or 'mean', got {op!r}")
     return x.shape
@@ -97,10 +99,12 @@ def _numeric_dtype(x, **params) -> np.dtype:
     return x.dtype
 
 
-def _allreduce_vjp(g, out, x, op, order=0):
+def _allreduce_vjp(g, out, x, op, order=0, bucket_bytes=None):
     return g._apply(allreduce, g, op=op)
 
 
+# ``bucket_bytes`` (DistributedOptimizer sets it on the gradients it averages) lets the
+# compiler's bucketing pass (passes/bucketing.py) reduce this value in a bucket of others.
 allreduce = Primitive(
     name="allreduce", kind=Kind.OPAQUE, kernel=_allreduce, shape_rule=_allreduce_shape,
     dtype_rule=_numeric_dtype, vjps=(_allreduce_vjp,), grad_name="AllreduceBackward",
@@ -160,4 +164,97 @@ allgather = Primitive(
     dtype_rule=_numeric_dtype, vjps=(_allgather_vjp,), grad_name="AllgatherBackward",
     collective=True)
 
-PRIMITIVES = [allreduce, broadcast, allgather]
+# -- a bucket's all-reduce, split in two: the compiler's bucketing pass builds these ----------
+# allreduce_start packs its values into one flat buffer and starts a non-blocking all-reduce
+# on it; allreduce_wait, placed where the first value is read, completes it. What runs
+# between the two overlaps the communication.
+
+# The all-reduces in flight: the address of the buffer each reduces in place -> (request,
+# buffer). Only the buffer travels from start to wait (the runtimes pass plain arrays: the
+# numpy runtime's planned buffer, the interpreter's and OpenCL host steps' values), so its
+# address is what both kernels see; the entry also keeps the buffer alive while MPI writes
+# into it. Process state, as MPI's own requests are: each thread running a plan has its
+# own buffers, so addresses never collide.
+_IN_FLIGHT: dict[int, tuple[Any, np.ndarray]] = {}
+
+
+def _address(x: np.ndarray) -> int:
+    return x.__array_interface__["data"][0]
+
+
+def allreduce_start_into(*values: np.ndarray, out: np.ndarray, order: int = 0) -> np.ndarray:
+    """Pack ``values`` into ``out`` (flat, one after the other) and start summing it across
+    the ranks in place (MPI_Iallreduce); ``allreduce_wait(out)`` completes it."""
+    at = 0
+    for v in values:
+        out[at:at + np.size(v)].reshape(np.shape(v))[...] = v
+        at += np.size(v)
+    if not out.size:
+        return out  # nothing to send (every rank agrees: the shapes are the same)
+    stale = _IN_FLIGHT.pop(_address(out), None)
+    if stale is not None:  # a run that failed between start and wait left it: finish it
+        wait(stale[0], f"all-reduce of a bucket of {out.size} values, left by a failed run")
+    MPI = mpi()
+    request = MPI.COMM_WORLD.Iallreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+    _IN_FLIGHT[_address(out)] = (request, out)
+    return out
+
+
+def _allreduce_start(*values: np.ndarray, order: int = 0) -> np.ndarray:
+    out = np.empty(sum(np.size(v) for v in values), np.asarray(values[0]).dtype)
+    return allreduce_start_into(*values, out=out)
+
+
+def _allreduce_start_shape(*values, order: int = 0) -> Shape:
+    if not values:
+        raise ValueError("allreduce_start packs one or more values, got none")
+    unknown = [v.shape for v in values if None in v.shape]
+    if unknown:
+        raise ShapeError(f"allreduce_start packs values of known sizes, got shapes {unknown}")
+    return (sum(int(np.prod(v.shape, dtype=np.int64)) for v in values),)
+
+
+def _allreduce_start_dtype(*values, order: int = 0) -> np.dtype:
+    kinds = sorted({v.dtype.name for v in values})
+    if len(kinds) > 1:
+        raise dtypes.DTypeError(f"allreduce_start packs values of one dtype, got {kinds}")
+    return _numeric_dtype(values[0])
+
+
+def _allreduce_wait(flat: np.ndarray, op: str) -> np.ndarray:
+    """The all-reduce ``allreduce_start`` began on ``flat``, completed (honouring
+    ``sg.distributed.init(timeout=...)``); ``op="mean"`` divides by the ranks. Returns
+    ``flat`` itself: the reduced values are in it."""
+    if not flat.size:
+        return flat
+    entry = _IN_FLIGHT.pop(_address(flat), None)
+    if entry is None:
+        raise RuntimeError(f"allreduce_wait: no all-reduce is in flight on this buffer of "
+                           f"{flat.size} values; it must be given what allreduce_start "
+                           "returned, unchanged and once")
+    wait(entry[0], f"all-reduce of a bucket of {flat.size} {flat.dtype.name} values")
+    if op == "mean":
+        np.divide(flat, mpi().COMM_WORLD.size, out=flat, casting="unsafe")
+    return flat
+
+
+def _allreduce_wait_shape(flat, op: str) -> Shape:
+    _allreduce_shape(flat, op)
+    if flat.ndim != 1:
+        raise ShapeError(f"allreduce_wait takes allreduce_start's flat buffer, got shape "
+                         f"{flat.shape}")
+    return flat.shape
+
+
+# No VJPs: only the compiler's pass builds these, after the gradients were built, and no API
+# puts them in a graph a user differentiates.
+allreduce_start = Primitive(
+    name="allreduce_start", kind=Kind.OPAQUE, kernel=_allreduce_start,
+    shape_rule=_allreduce_start_shape, dtype_rule=_allreduce_start_dtype, collective=True)
+# Not ``collective``: MPI matches the calls that start collectives; a wait is local, and
+# waits may run in any order on each rank.
+allreduce_wait = Primitive(
+    name="allreduce_wait", kind=Kind.OPAQUE, kernel=_allreduce_wait,
+    shape_rule=_allreduce_wait_shape, dtype_rule=_numeric_dtype)
+
+PRIMITIVES = [allreduce, broadcast, allgather, allreduce_start, allreduce_wait]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..graph import GraphError, Node, Role, infer
 from ..ops.autodiff import toposort
+from .bucketing import bucket_allreduces
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_code
@@ -32,9 +33,10 @@ PASSES: dict[str, Callable[[Program], Program]] = {
     "hoist": hoist_invariants,
     "dce": eliminate_dead_code,
     "fuse": fuse,
+    "bucket": bucket_allreduces,  # (after fuse: it makes the schedule, which fuse re-derives)
 }
 DEFAULT_PASSES = ("fold_channel_affine", "decompose", "simplify", "fold_constants", "cse",
-                  "hoist", "dce", "fuse", "plan_memory")
+                  "hoist", "dce", "fuse", "bucket", "plan_memory")
 
 
 @dataclass

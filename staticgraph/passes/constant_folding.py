@@ -17,9 +17,9 @@ MAX_ELEMENTS = 1 << 16
 
 def fold_constants(graph: Program) -> Program:
     def rule(node: Node, inputs: tuple[Node, ...], new: Program) -> Node | None:
-        if node.role is not Role.OP or not inputs or \
+        if node.role is not Role.OP or not inputs or node.prim.collective or \
                 any(i.role is not Role.CONSTANT for i in inputs):
-            return None
+            return None  # (a collective talks to the other ranks: only when the graph runs)
         if None in node.shape or np.prod(node.shape, dtype=np.int64) > MAX_ELEMENTS:
             return None  # too big to keep as a constant, or a size only the data decides
         try:

@@ -31,7 +31,7 @@ from ..graph import Node, Role
 from ..ops import P, Primitive
 from ..ops.elementwise import (clamp_bounds, sigmoid_kernel, sign_kernel, softplus_kernel,
                                threshold_backward_into, where_into)
-from ..ops.collective import allreduce_into
+from ..ops.collective import allreduce_into, allreduce_start_into
 from ..ops.reduce import sum_to_into
 
 
@@ -171,6 +171,8 @@ NUMPY: dict[Primitive, NumpyLowering] = {
     # MPI collectives: an all-reduce receives into the planned buffer
     P.allreduce: NumpyLowering(into=allreduce_into), P.broadcast: ALLOCATES,
     P.allgather: ALLOCATES,
+    # a bucket packed into its planned buffer, reduced there; the wait returns that buffer
+    P.allreduce_start: NumpyLowering(into=allreduce_start_into), P.allreduce_wait: VIEWS,
     # linear algebra
     P.matmul: NumpyLowering(functools.partial(np.matmul, casting="unsafe")),
 }

@@ -330,6 +330,7 @@ OPENCL: dict[Primitive, OpenCLLowering] = {
     P.after: VIEW, P.uniform_like: HOST, P.check_range: HOST,
     # MPI collectives: on host arrays, between device kernels
     P.allreduce: HOST, P.broadcast: HOST, P.allgather: HOST,
+    P.allreduce_start: HOST, P.allreduce_wait: HOST,
     # linear algebra
     P.matmul: OpenCLLowering(How.MATMUL),
 }
