@@ -70,6 +70,15 @@ def test_a_failing_rank_ends_the_job_on_every_rank_naming_it() -> None:
     assert time.monotonic() - start < 30
 
 
+def test_a_killed_rank_ends_the_job_and_the_launcher_names_it() -> None:
+    start = time.monotonic()
+    done = launch(2, "killed_job.py", timeout=60)
+    assert done.returncode != 0
+    assert "rank 1 (process" in done.stderr and "died without raising" in done.stderr
+    assert "unreachable" not in done.stdout
+    assert time.monotonic() - start < 30
+
+
 def test_one_process_is_a_world_of_one() -> None:
     """Without mpiexec every collective is the identity, in graphs and on arrays."""
     assert dist.init() == (0, 1)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from ..ops.collective import INSTALL
 
@@ -41,7 +43,29 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.ranks < 1:
         parser.error(f"-n must be at least 1, got {options.ranks}")
-    return subprocess.call(command(options.ranks, options.script, options.args, options.timeout))
+    return run(command(options.ranks, options.script, options.args, options.timeout))
+
+
+def run(argv: list[str]) -> int:
+    """Run the mpiexec command, passing its output through. A rank that dies without a word
+    (killed by a signal, or a crash in native code) is reported by mpiexec with its process
+    id only: each rank records its id (worker.py), so this names the rank too."""
+    with tempfile.TemporaryDirectory(prefix="staticgraph-ranks-") as ranks:
+        environment = {**os.environ, "STATICGRAPH_RANK_PIDS": ranks}
+        dead: list[str] = []
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                              env=environment) as job:
+            for line in job.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                dead += re.findall(r"PID (\d+) RUNNING", line)
+        pids = {open(os.path.join(ranks, f)).read(): f for f in os.listdir(ranks)}
+        for pid in dead:
+            if pid in pids:
+                print(f"python -m staticgraph.distributed: rank {pids[pid]} (process {pid}) "
+                      f"died without raising (killed by a signal, or a crash in native code); "
+                      "the job was ended on every rank", file=sys.stderr)
+        return job.returncode
 
 
 if __name__ == "__main__":

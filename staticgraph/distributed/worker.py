@@ -4,6 +4,7 @@ fault handling (staticgraph.distributed.init), then the user's script as ``__mai
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 
@@ -16,7 +17,11 @@ def main() -> None:
     parser.add_argument("script")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
-    init(timeout=options.timeout)
+    rank, _ = init(timeout=options.timeout)
+    pids = os.environ.get("STATICGRAPH_RANK_PIDS")
+    if pids:  # so the launcher can name a rank that dies without a word
+        with open(os.path.join(pids, str(rank)), "w") as f:
+            f.write(str(os.getpid()))
     sys.argv = [options.script, *options.args]
     runpy.run_path(options.script, run_name="__main__")
 
