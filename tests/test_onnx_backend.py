@@ -28,7 +28,7 @@ OPS = {
     "HardSigmoid": "hardsigmoid", "LeakyRelu": "leakyrelu", "MaxPool": "maxpool", "Pad": "pad",
     "If": "if_", "Scan": "scan",
     "Cast": "cast", "Clip": "clip", "Concat": "concat", "Constant": "constant",
-    "Cos": "cos", "CumSum": "cumsum", "Floor": "floor", "GatherElements": "gatherelements",
+    "Ceil": "ceil", "Cos": "cos", "CumSum": "cumsum", "Floor": "floor", "GatherElements": "gatherelements",
     "Sin": "sin",
     "ConstantOfShape": "constantofshape", "Div": "div", "Dropout": "dropout", "Equal": "equal",
     "Erf": "erf", "Exp": "exp", "Expand": "expand", "Flatten": "flatten", "Gather": "gather",
@@ -61,10 +61,6 @@ EXCLUDED = {
     **dict.fromkeys(["test_identity_sequence", "test_if_seq"],
                     "sequence values are not supported"),
     **dict.fromkeys(["test_identity_opt", "test_if_opt"], "optional values are not supported"),
-    **dict.fromkeys(["test_range_float_type_positive_delta_expanded",
-                     "test_range_int32_type_negative_delta_expanded"],
-                    "Range's expansion (a Loop) computes its trip count with Ceil, which is not "
-                    "imported"),
     "test_scan_sum": "Scan before opset 9 (a batch axis and sequence_lens) is not imported",
 }
 

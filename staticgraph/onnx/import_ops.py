@@ -42,6 +42,11 @@ def _method(name: str) -> Converter:
     return convert
 
 
+def _ceil(b, node, xs, attrs):
+    """ceil(x) = -floor(-x): no primitive of its own for what one identity gives."""
+    return -((-xs[0]).floor())
+
+
 def _div(b, node, xs, attrs):
     x, y = xs
     if x.dtype.kind == "f":
@@ -277,7 +282,7 @@ CONVERTERS: dict[str, Converter] = {
     "Pow": _pow, "Neg": _method("neg"), "Abs": _method("abs"), "Exp": _method("exp"),
     "Log": _method("log"), "Sqrt": _method("sqrt"), "Tanh": _method("tanh"),
     "Sigmoid": _method("sigmoid"), "Relu": _method("relu"), "Erf": _method("erf"),
-    "Floor": _method("floor"), "Sin": _method("sin"), "Cos": _method("cos"), "CumSum": _cumsum,
+    "Floor": _method("floor"), "Ceil": _ceil, "Sin": _method("sin"), "Cos": _method("cos"), "CumSum": _cumsum,
     "GatherElements": _gather_elements,
     "Sign": _method("sign"), "Reciprocal": _reciprocal, "Equal": _method("eq"),
     "Less": _method("lt"), "Greater": _method("gt"), "LessOrEqual": _method("le"),
