@@ -105,10 +105,13 @@ def _allreduce_vjp(g, out, x, op, order=0, bucket_bytes=None):
 
 # ``bucket_bytes`` (DistributedOptimizer sets it on the gradients it averages) lets the
 # compiler's bucketing pass (passes/bucketing.py) reduce this value in a bucket of others.
-allreduce = Primitive(
-    name="allreduce", kind=Kind.OPAQUE, kernel=_allreduce, shape_rule=_allreduce_shape,
-    dtype_rule=_numeric_dtype, vjps=(_allreduce_vjp,), grad_name="AllreduceBackward",
-    collective=True)
+def _collective(name: str, kernel, shape_rule, vjp) -> Primitive:
+    return Primitive(name=name, kind=Kind.OPAQUE, kernel=kernel, shape_rule=shape_rule,
+                     dtype_rule=_numeric_dtype, vjps=(vjp,),
+                     grad_name=f"{name.capitalize()}Backward", collective=True)
+
+
+allreduce = _collective("allreduce", _allreduce, _allreduce_shape, _allreduce_vjp)
 
 
 def _broadcast(x: np.ndarray, root: int, rank: int, order: int = 0) -> np.ndarray:
@@ -129,10 +132,7 @@ def _broadcast_vjp(g, out, x, root, rank, order=0):
     return total if rank == root else total * 0
 
 
-broadcast = Primitive(
-    name="broadcast", kind=Kind.OPAQUE, kernel=_broadcast, shape_rule=_broadcast_shape,
-    dtype_rule=_numeric_dtype, vjps=(_broadcast_vjp,), grad_name="BroadcastBackward",
-    collective=True)
+broadcast = _collective("broadcast", _broadcast, _broadcast_shape, _broadcast_vjp)
 
 
 def _allgather(x: np.ndarray, size: int, rank: int, order: int = 0) -> np.ndarray:
@@ -159,10 +159,7 @@ def _allgather_vjp(g, out, x, size, rank, order=0):
     return total.reshape(size, -1, *x.shape[1:])[rank]
 
 
-allgather = Primitive(
-    name="allgather", kind=Kind.OPAQUE, kernel=_allgather, shape_rule=_allgather_shape,
-    dtype_rule=_numeric_dtype, vjps=(_allgather_vjp,), grad_name="AllgatherBackward",
-    collective=True)
+allgather = _collective("allgather", _allgather, _allgather_shape, _allgather_vjp)
 
 # -- a bucket's all-reduce, split in two: the compiler's bucketing pass builds these ----------
 # allreduce_start packs its values into one flat buffer and starts a non-blocking all-reduce
