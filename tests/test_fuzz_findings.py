@@ -350,3 +350,90 @@ def test_comparisons_promote_as_torch() -> None:
     b = np.array(float(a[0]) + 1e-12)
     for values in _both_modes(lambda x, y: (x != y).to(eager.float64), a, b, grad=False):
         assert values[0].tolist() == [0.0]
+
+
+# Control flow: a result nothing reads got a zero cotangent, and an operand no wanted result
+# reads a zero gradient; pulled back through `* c` with c = inf, 0 * inf made the gradient
+# NaN where eager (and torch) send none.
+def _unread_scan_carry(x, c):
+    return sg.scan(lambda acc, e: (acc[0] * c, acc[1] + e), x,
+                   initializer=(x.sum(), x.sum() * 0))[1]
+
+
+def _unread_loop_variable(x, c):
+    return sg.while_loop(lambda p, s: s < 3.0, lambda p, s: (p * c, s + x.sum()),
+                         (x.sum(), x.sum() * 0), maximum_iterations=2)[1]
+
+
+def _operand_no_wanted_branch_result_reads(x, c):
+    y = x * c
+    return sg.cond(x.sum() > 0, lambda: (y.sum(), x.exp()), lambda: (y.sum(), x))[1]
+
+
+@pytest.mark.parametrize("fn", [_unread_scan_carry, _unread_loop_variable,
+                                _operand_no_wanted_branch_result_reads],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_control_flow_gradients_send_nothing_where_nothing_is_read(fn) -> None:
+    x_value, c_value = np.array([0.5, 1.0]), np.array(np.inf)
+    x = eager.tensor(x_value, requires_grad=True)
+    (expected,) = eager.autograd.grad(fn(x, eager.tensor(c_value)).sum(), [x])
+    assert np.isfinite(expected.numpy()).all()
+    g = sg.Graph()
+    with g.as_default():
+        xs, c = sg.placeholder((2,), "float64"), sg.placeholder((), "float64")
+        (dx,) = sg.gradients(fn(xs, c).sum(), [xs])
+    for session in (sg.Session(g, backend="interpreter", passes=()), sg.Session(g)):
+        np.testing.assert_allclose(session.run(dx, {xs: x_value, c: c_value}), expected.numpy())
+
+
+def test_a_branch_returning_one_array_twice_gives_two() -> None:
+    """A branch whose two results are one node handed out the same array twice; an in-place
+    kernel on one result then overwrote the other."""
+    def twice():
+        z = x * 2
+        return z, z
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((3,), "float64")
+        a, b = sg.cond(x.sum() > 0, twice, lambda: (x, x))
+        fetches = [(a + 1).exp(), b]
+    feeds = {x: np.array([1.0, 2.0, 3.0])}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(fetches, feeds)
+    for got, want in zip(sg.Session(g).run(fetches, feeds), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_equal_gradients_of_a_branch_inside_a_scan_stay_apart() -> None:
+    """How the fuzzer met the bug above: CSE made a cond gradient branch's cotangents of x and
+    c (both -g) one node, and the reverse scan's in-place running sum of one changed the
+    other: c's gradient came out as x's."""
+    g = sg.Graph()
+    with g.as_default():
+        x, c = sg.placeholder((), "float64"), sg.placeholder((), "float64")
+        v = sg.placeholder((2,), "float64")
+        out = sg.scan(lambda a, e: sg.cond(a > -0.7, lambda: a - x - c, lambda: a - x), v,
+                      initializer=v[0])
+        grads = sg.gradients(out.sum(), [x, c])
+    feeds = {x: np.array(1.0), c: np.array(0.0), v: np.array([0.0, -0.1])}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(grads, feeds)
+    assert [float(e) for e in expected] == [-3.0, -2.0]
+    for got, want in zip(sg.Session(g, passes=("cse", "plan_memory")).run(grads, feeds),
+                         expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("inner", [
+    lambda e: sg.cond(e < 0.3, lambda: e * 2, lambda: e),
+    lambda e: sg.while_loop(lambda u: u < 0.3, lambda u: u * 2, e)], ids=["cond", "while_loop"])
+def test_a_scan_over_a_vector_adds_what_a_body_hands_back_to_its_carry(inner) -> None:
+    """An element of a vector reached the scan's body as a numpy scalar, not a 0-d array; a
+    cond (or a loop of no trips) handed it back as its result, and the in-place add into that
+    result raised "return arrays must be of ArrayType"."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder((None,), "float64")
+        out = sg.scan(lambda a, e: a + inner(e), x, initializer=sg.constant(np.float64(0)))
+    feeds = {x: np.ones(2)}
+    expected = sg.Session(g, backend="interpreter", passes=()).run(out, feeds)
+    assert expected.tolist() == [1.0, 2.0]
+    np.testing.assert_array_equal(sg.Session(g).run(out, feeds), expected)

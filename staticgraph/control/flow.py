@@ -65,12 +65,18 @@ def _check_carried(kind: str, body: Body, before: Sequence[Shape], location: str
 
 
 def _owned(outputs: list, args: Sequence) -> list:
-    """Results that are an argument (a loop that ran no step), a view of one, or read-only
-    (a body's constant) are copied: a later kernel may write over a result in place."""
-    arrays = [a for a in args if isinstance(a, np.ndarray)]
-    return [o.copy() if isinstance(o, np.ndarray) and (
-        not o.flags.writeable or any(np.may_share_memory(o, a) for a in arrays)) else o
-        for o in outputs]
+    """Results that are an argument (a loop that ran no step), a view of one, read-only (a
+    body's constant) or another result (a body returning one value twice) are copied: a
+    later kernel may write over a result in place."""
+    taken = [a for a in args if isinstance(a, np.ndarray)]
+    owned = []
+    for o in outputs:
+        if isinstance(o, np.ndarray):
+            if not o.flags.writeable or any(np.may_share_memory(o, a) for a in taken):
+                o = o.copy()
+            taken.append(o)
+        owned.append(o)
+    return owned
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,7 +236,7 @@ class Scan(ControlFlow):
             if record:
                 for history, value in zip(histories, carry):
                     history[k] = value
-            out = call(0, carry + [x[k] for x in xs] + captured)
+            out = call(0, carry + [x[k, ...] for x in xs] + captured)  # (0-d arrays, too)
             carry = out[:nc]
             for j, y in enumerate(out[nc:]):
                 if ys[j] is None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..gradients import gradients
-from ..graph import Node
+from ..graph import Node, Role
 from ..ops import dtypes
+from ..ops.autodiff import toposort
+from ..program import origin_of
 from .body import Body, Subgraph, inline
 from .flow import Cond, ControlFlow, Scan, WhileLoop, add_control, output_of
 
@@ -39,6 +41,26 @@ def _floating(values: Sequence[Node], wanted: Callable[[int], bool] = lambda k: 
     return [k for k, v in enumerate(values) if dtypes.is_floating(v.dtype) and wanted(k)]
 
 
+def _reads(body: Body, outputs: Sequence[int]) -> set[int]:
+    """The parameters (by position) the body's results at ``outputs`` depend on: a gradient
+    flows only there (eager and torch send none elsewhere: a zero pulled back through
+    ``* inf`` would be NaN)."""
+    index = {p: i for i, p in enumerate(body.params)}
+    reached = toposort([body.outputs[i] for i in outputs], lambda n: n.inputs)
+    return {index[origin_of(n)] for n in reached if n.role is Role.PLACEHOLDER}
+
+
+def _carried(body: Body, n: int, wanted: set[int]) -> set[int]:
+    """Loop variables (the first ``n`` parameters and results) whose cotangent can be
+    nonzero: those ``wanted`` and, trip after trip, those they read."""
+    found = set(wanted)
+    while True:
+        more = {i for i in _reads(body, sorted(found)) if i < n} - found
+        if not more:
+            return found
+        found |= more
+
+
 def _backward_body(graph, name: str, params: Sequence[Node],
                    make: Callable[[list[Node]], list[Node]]) -> Body:
     """A body of ``graph`` with parameters like ``params`` whose outputs ``make`` builds."""
@@ -52,8 +74,9 @@ def _backward_body(graph, name: str, params: Sequence[Node],
 
 def _cond_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
     pred, operands = node.inputs[0], list(node.inputs[1:])
-    wrt = _floating(operands, lambda k: needs[k + 1])
     given = sorted(cts)
+    read = set().union(*(_reads(b, given) for b in node.control.branches))
+    wrt = _floating(operands, lambda k: needs[k + 1] and k in read)
     if not wrt:
         return [None] * len(node.inputs)
     seeds = [cts[i] for i in given]
@@ -120,8 +143,10 @@ def _while_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
     loop: WhileLoop = node.control
     n = loop.n_vars
     start, captured = list(node.inputs[:n]), list(node.inputs[n:])
-    carried = _floating(start)
-    summed = _floating(captured, lambda j: needs[n + j])
+    wanted = _carried(loop.step, n, {i for i in range(n) if i in cts or n + i in cts})
+    carried = _floating(start, lambda i: i in wanted)
+    read = _reads(loop.step, carried)
+    summed = _floating(captured, lambda j: needs[n + j] and n + j in read)
     if not carried or not (summed or any(needs[i] for i in carried)):
         return [None] * len(node.inputs)
     histories = [output_of(node, n + i) for i in range(n)]
@@ -153,10 +178,13 @@ def _scan_vjp(node: Node, cts: Cotangents, needs: Sequence[bool]) -> list:
     nc, nx, ny = scan.n_carry, scan.n_xs, scan.n_ys
     start, xs = list(node.inputs[:nc]), list(node.inputs[nc:nc + nx])
     captured = list(node.inputs[nc + nx:])
-    carried = _floating(start)
-    into_xs = _floating(xs, lambda k: needs[nc + k])
-    summed = _floating(captured, lambda j: needs[nc + nx + j])
     ys_given = [j for j in range(ny) if nc + j in cts]
+    wanted = {i for i in range(nc) if i in cts or nc + ny + i in cts}
+    wanted |= {i for i in _reads(scan.body, [nc + j for j in ys_given]) if i < nc}
+    carried = _floating(start, lambda i: i in _carried(scan.body, nc, wanted))
+    read = _reads(scan.body, [*carried, *(nc + j for j in ys_given)])
+    into_xs = _floating(xs, lambda k: needs[nc + k] and nc + k in read)
+    summed = _floating(captured, lambda j: needs[nc + nx + j] and nc + nx + j in read)
     seen = [i for i in carried if nc + ny + i in cts]
     if not (carried or ys_given) or not (into_xs or summed or any(needs[i] for i in carried)):
         return [None] * len(node.inputs)

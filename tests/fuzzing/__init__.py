@@ -3,7 +3,9 @@
 Each random program is one Python function ``program(F, *inputs)`` written with the shared
 operator surface (torch's method names), so the same source runs on ``sg.Node`` (building a
 graph), on ``eager.Tensor`` and on ``torch.Tensor``; ``F`` supplies the few free functions of the
-mode (``F.softmax``, ``F.cat``, ``F.tensor``, ``F.float64``...), as ``tests/opspecs.py`` does.
+mode (``F.softmax``, ``F.cat``, ``F.tensor``, ``F.float64``...), as ``tests/opspecs.py`` does,
+and control flow: ``F.cond``, ``F.while_loop`` and ``F.scan`` are staticgraph's (CONTROL nodes
+on graph nodes, Python on eager tensors), and a plain-Python equivalent on torch.
 The first dimension of the batch inputs is ``None`` in ``sg.placeholder`` and is fed with 0, 1
 and several rows, some feeds as non-contiguous views.
 

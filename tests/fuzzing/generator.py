@@ -11,11 +11,12 @@ import numpy as np
 
 import eager
 
+from .ops_control import t_cond, t_scan, t_while_loop
 from .ops_elementwise import t_binary, t_cast, t_intmix, t_unary, t_where
 from .ops_layers import t_assign, t_composite, t_conv, t_matmul
 from .ops_shapes import t_concat, t_index, t_movement, t_reduce
 from .programs import BATCH, NEEDED_B, PROBE_B, In, Info, K, Op, Program, Run, const, prune, sample
-from .surface import DTYPES, EAGER_F, TORCH_F, torch
+from .surface import DTYPES, PROBE_F, torch
 
 # Ties: torch's SIMD and scalar paths may round one transcendental function of equal inputs
 # differently (exp, gelu of the same number in two places), so an extremum over values that
@@ -34,12 +35,12 @@ EXTREMUM_TAGS = {"max", "min", "amax", "amin", "max_dim", "min_dim", "argmax", "
 
 class Generator:
     """Grows a program op by op; each op is tried on the probe mode (torch if installed, else
-    eager) at every batch size of PROBE_B, so every op it keeps is valid and its shape is known
-    at each of them."""
+    eager, its control flow checked as a graph's is: surface.PROBE_F) at every batch size of
+    PROBE_B, so every op it keeps is valid and its shape is known at each of them."""
 
     def __init__(self, rng: np.random.Generator, variables: bool) -> None:
         self.rng, self.variables = rng, variables
-        self.F = TORCH_F if torch is not None else EAGER_F
+        self.F = PROBE_F
         self.inputs: list[In] = []
         self.ops: list[Op] = []
         self.info: dict[str, Info] = {}
@@ -101,7 +102,9 @@ class Generator:
     def dtype(self, name):
         return self.info[name].dtype
 
-    def try_op(self, expr, args, tag, view=False) -> bool:
+    def try_op(self, expr, args, tag, view=False, decides=False) -> bool:
+        """Add ``out = expr(*args)`` if it is valid; ``decides``: it branches on data (a cond,
+        a loop's test), so it is fragile as a comparison is."""
         out = f"v{next(self.counter)}"
         fn_source = f"def f(F, {', '.join(f'_{k}' for k in range(len(args)))}):\n" \
                     f"    return {expr.format(*(f'_{k}' for k in range(len(args))))}\n"
@@ -141,8 +144,8 @@ class Generator:
         self.commit_inputs()
         low = dtype == "float32" or any(i.low for i in infos)
         exact = tag in EXACT_TAGS and all(i.exact for i in infos)
-        fragile = any(i.fragile for i in infos) or (tag in EXTREMUM_TAGS and not all(
-            i.exact for i in infos))
+        decision = tag in EXTREMUM_TAGS or decides
+        fragile = any(i.fragile for i in infos) or (decision and not all(i.exact for i in infos))
         self.info[out] = Info(tuple(formula), dtype, root, assigned, low, exact, fragile)
         self.ops.append(Op(out, expr, tuple(args), tag, view))
         return True
@@ -195,7 +198,7 @@ GENERATOR_ERRORS: Counter = Counter()  # the fuzzer's own bugs while generating
 
 TEMPLATES = [(t_unary, 6), (t_binary, 6), (t_where, 2), (t_reduce, 3), (t_movement, 3),
              (t_index, 2), (t_matmul, 2), (t_cast, 1.5), (t_intmix, 0.7), (t_concat, 1),
-             (t_composite, 2.5), (t_conv, 1)]
+             (t_composite, 2.5), (t_conv, 1), (t_cond, 1.5), (t_while_loop, 1.2), (t_scan, 1.2)]
 
 
 def generate(seed: int, max_ops: int = 40, min_ops: int = 5) -> tuple[Program, list[Run]]:

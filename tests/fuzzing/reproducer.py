@@ -3,19 +3,21 @@ Variables, and the runs of the modes that disagree, printing where they differ."
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .failures import ORACLES, Failure
 from .programs import Program, Run, diff_inputs, dims_at, grad_targets
-from .surface import DTYPES, FUNCS, torch_side
+from .surface import DTYPES, FUNCS, python_control, torch_side
 
 
 def _literal(array: np.ndarray) -> str:
     array = np.asarray(array)
+    if array.size == 0:  # (before bool: an empty list loses the shape)
+        return f"np.zeros({array.shape}, {str(array.dtype)!r})"
     if array.dtype == np.bool_:
         return f"np.array({array.tolist()!r}, bool)"
-    if array.size == 0:
-        return f"np.zeros({array.shape}, {str(array.dtype)!r})"
     return f"np.array({array.tolist()!r}, {str(array.dtype)!r})"
 
 
@@ -32,19 +34,23 @@ from staticgraph.ops import functional as shared
 nan, inf = float("nan"), float("inf")
 FUNCS = {funcs!r}
 DTYPES = {dtypes!r}
+CONTROL = dict(cond=sg.cond, while_loop=sg.while_loop, scan=sg.scan)
 G = SimpleNamespace(**{{n: getattr(shared, n) for n in FUNCS}}, tensor=sg.constant,
-                    assign=sg.assign, **{{d: np.dtype(d) for d in DTYPES}})
+                    assign=sg.assign, **CONTROL, **{{d: np.dtype(d) for d in DTYPES}})
 E = SimpleNamespace(**{{n: getattr(shared, n) for n in FUNCS}}, tensor=eager.tensor,
-                    assign=lambda v, x: x.to(v.dtype), **{{d: np.dtype(d) for d in DTYPES}})
+                    assign=lambda v, x: x.to(v.dtype), **CONTROL,
+                    **{{d: np.dtype(d) for d in DTYPES}})
 """
 TORCH_HEADER = """\
 import torch
 import torch.nn.functional as tf
+""" + inspect.getsource(python_control) + """\
 T = SimpleNamespace(gelu=tf.gelu, layer_norm=tf.layer_norm, cross_entropy=tf.cross_entropy,
                     mse_loss=tf.mse_loss, linear=tf.linear, cat=torch.cat, stack=torch.stack,
                     where=torch.where, softmax=torch.softmax, log_softmax=torch.log_softmax,
                     softplus=tf.softplus, relu=torch.relu, tensor=torch.tensor,
-                    assign=lambda v, x: x.to(v.dtype), **{d: getattr(torch, d) for d in DTYPES})
+                    assign=lambda v, x: x.to(v.dtype), **vars(python_control(torch.stack)),
+                    **{d: getattr(torch, d) for d in DTYPES})
 def torch_tensor(a, requires_grad=False):  # torch.tensor refuses negative strides: a copy
     return torch.tensor(np.array(a), requires_grad=requires_grad)
 """
