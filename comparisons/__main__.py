@@ -11,7 +11,8 @@ import json
 import sys
 import time
 
-from . import compiler, dynamic, eager_overhead, onnx_both_ways, plots, seeds, training
+from . import (compiler, dynamic, eager_overhead, onnx_both_ways, plots, scale_out, seeds,
+               training)
 from .common import SPREAD_WARNINGS, arguments, how_timed, measuring
 
 
@@ -28,7 +29,7 @@ def _run(ctx) -> dict:
     results, markdown = {"threads": {"--threads": ctx.threads, **ctx.thread_counts}}, []
 
     def section(number: str, title: str, run) -> dict:
-        print(f"\n[{number}/5] {title}", flush=True)
+        print(f"\n[{number}/6] {title}", flush=True)
         out = run()
         print(out["text"], flush=True)
         markdown.extend([f"## {number}. {title}", "", out["markdown"], ""])
@@ -42,6 +43,7 @@ def _run(ctx) -> dict:
     results["compiler"] = compiled["data"]
     results["dynamic"] = section("4", "Where define-by-run wins", lambda: dynamic.run(ctx))["data"]
     results["onnx"] = section("5", "ONNX, both ways", lambda: onnx_both_ways.run(ctx))["data"]
+    results["scale_out"] = section("6", "Scale-out", lambda: scale_out.run(ctx))["data"]
     if plots.SKIPPED:
         note = "skipped pictures: " + "; ".join(plots.SKIPPED)
         print(f"\n{note}")

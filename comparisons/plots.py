@@ -69,6 +69,29 @@ def bars(path: Path, title: str, values: dict[str, float], ylabel: str) -> Path 
     return path
 
 
+def stacked_bars(path: Path, title: str, stacks: dict[str, dict[str, float]],
+                 ylabel: str) -> Path | None:
+    """One bar per name, stacked from its parts (the same parts, in order, in every bar)."""
+    plt = _pyplot()
+    if plt is None:
+        SKIPPED.append(f"{path.name} (needs matplotlib: pip install -e '.[plots]')")
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bottoms = [0.0] * len(stacks)
+    parts = list(next(iter(stacks.values()), {}))
+    for part, color in zip(parts, ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]):
+        heights = [bar[part] for bar in stacks.values()]
+        ax.bar(list(stacks), heights, bottom=bottoms, label=part, color=color)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set(title=title, ylabel=ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def graph(path: Path, dot_source: str, title: str) -> Path | None:
     """Draw Graphviz text: with ``dot`` if installed, else a layered matplotlib drawing."""
     if shutil.which("dot"):

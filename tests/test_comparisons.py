@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,7 @@ import threadpoolctl
 
 import staticgraph as sg
 from comparisons import __main__ as main_job
-from comparisons import common, dynamic, plots, rnn, training
+from comparisons import common, dynamic, plots, rnn, scale_out, training
 from comparisons.common import Timing, arguments, how_timed, interleaved, measuring, shown
 
 
@@ -31,9 +32,9 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
     assert _torch_threads() == threads_before  # the pools are given back as they were
     assert set(results["threads"].values()) == {1} and "numpy's openblas" in results["threads"]
     assert "Threads: --threads 1 (default: half of this machine's" in printed
-    for heading in ("[1/5] The seeds, both ways", "[2/5] Training, both ways",
-                    "[3/5] What the compiler did", "[4/5] Where define-by-run wins",
-                    "[5/5] ONNX, both ways"):
+    for heading in ("[1/6] The seeds, both ways", "[2/6] Training, both ways",
+                    "[3/6] What the compiler did", "[4/6] Where define-by-run wins",
+                    "[5/6] ONNX, both ways", "[6/6] Scale-out"):
         assert heading in printed
     onnx = results["onnx"]
     assert onnx["eager model exported and imported back"]["imported vs eager"] < 1e-5
@@ -78,6 +79,13 @@ def test_the_quick_main_job_writes_a_report(tmp_path, capsys) -> None:
         assert abs(sum(both["mlp"]["opencl_share"].values()) - 1) < 1e-9
         assert "OpenCL device:" in printed
         pngs.append("runtimes_crossover.png")
+    scaled = results["scale_out"]
+    assert scaled["allreduces_per_step"]["without"] == 4
+    if "skipped" in scaled:  # no MPI: the section says how to install it
+        assert "pip install -e '.[distributed]'" in scaled["skipped"]
+    else:
+        assert max(scaled["loss_gap_vs_1_rank"].values()) < 1e-10
+        pngs += ["scale_out_loss.png", "scale_out_step.png"]
     if plots.available():
         for png in pngs:
             assert (tmp_path / png).stat().st_size > 1000
@@ -229,3 +237,36 @@ def test_a_timing_shows_its_median_with_the_fastest_and_slowest_run() -> None:
     assert timing.median == 0.00041
     assert shown(timing.summary("ms")) == "0.410 ms (0.390-0.520)"
     assert shown(Timing((0.12, 0.125, 0.2)).summary("ms")) == "125 ms (120-200)"
+
+
+def test_scale_out_counts_an_allreduce_per_parameter_and_fewer_when_bucketed() -> None:
+    counts = scale_out.allreduces_per_step()
+    assert counts["without"] == counts["parameters"] == 4
+    if counts["bucketing_pass"] is not None:
+        assert counts["with"] <= 3
+
+
+def test_scale_out_on_two_ranks_follows_one_process_on_the_whole_batch() -> None:
+    """Rank 0's losses (each the mean over both ranks' halves of the global batch) against
+    one process training on the whole batch without MPI, in float64."""
+    if scale_out.missing():
+        pytest.skip(scale_out.missing())
+    found = scale_out.launch(2, "--steps", "6", "--repeats", "3")
+    g, x, y, loss, step = scale_out.mlp_step(training.SIZES, "float64", distributed=False)
+    session = sg.Session(g)
+    images, labels, *_ = training.load_digits()
+    expected = [float(session.run([loss, step], {x: images[i], y: labels[i]})[0])
+                for i in itertools.islice(training.batches(len(labels), 1), 6)]
+    np.testing.assert_allclose(found["digits"]["losses"], expected, rtol=0, atol=1e-10)
+    assert found["ranks"] == 2 and found["digits"]["rows_per_rank"] == training.BATCH // 2
+    for timing in found["digits"]["ms"].values():
+        assert 0 < timing["min"] <= timing["median"] <= timing["max"]
+
+
+def test_without_mpi4py_scale_out_says_how_to_install(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # as if not installed
+    with measuring(arguments("t", ["--quick", "--out", str(tmp_path)])) as ctx:
+        section = scale_out.run(ctx)
+    assert "pip install -e '.[distributed]'" in section["data"]["skipped"]
+    assert section["text"].startswith("skipped: mpi4py is not installed")
+    assert section["data"]["allreduces_per_step"]["without"] == 4

@@ -27,13 +27,18 @@ __all__ = ["init", "rank", "size", "allreduce", "broadcast", "allgather",
            "DistributedOptimizer", "broadcast_variables", "shard", "Checkpointer"]
 
 
-def init(timeout: float | None = None) -> tuple[int, int]:
-    """Start MPI (once; later calls only change ``timeout``) and return (rank, size).
-    ``timeout``: seconds any collective may wait for the other ranks before this rank says so
-    and ends the job on every rank (a rank that failed or hangs), instead of waiting forever.
-    An uncaught exception on any rank ends the job on every rank too, naming the rank."""
+_UNCHANGED: Any = object()
+
+
+def init(timeout: float | None = _UNCHANGED) -> tuple[int, int]:
+    """Start MPI (once) and return (rank, size). ``timeout``: seconds any collective may wait
+    for the other ranks before this rank says so and ends the job on every rank (a rank that
+    failed or hangs); None waits forever (the default), and leaving it out keeps what was set
+    (the launcher's ``--timeout``). An uncaught exception on any rank ends the job on every
+    rank too, naming the rank."""
     world = _world()
-    collective.TIMEOUT[0] = timeout
+    if timeout is not _UNCHANGED:
+        collective.TIMEOUT[0] = timeout
     if sys.excepthook is not _abort_job:
         _hooks.append(sys.excepthook)
         sys.excepthook = _abort_job

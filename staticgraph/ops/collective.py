@@ -51,10 +51,13 @@ def wait(request: Any, what: str) -> None:
     if limit is None:
         request.Wait()
         return
-    deadline = time.monotonic() + limit
-    pause = 1e-6
+    start = time.monotonic()
+    deadline, pause = start + limit, 1e-6
     while not request.Test():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now < start + 1e-4:  # spin first: most collectives finish within microseconds
+            continue
+        if now > deadline:
             world = mpi().COMM_WORLD
             message = (f"rank {world.rank} of {world.size}: {what} waited over {limit:g} s for "
                        "the other ranks (one failed or is stuck); ending the job")
@@ -73,7 +76,8 @@ def allreduce_into(x: np.ndarray, out: np.ndarray, op: str, order: int = 0,
                    bucket_bytes: int | None = None) -> np.ndarray:
     MPI = mpi()
     world = MPI.COMM_WORLD
-    wait(world.Iallreduce(_sendable(x), out, op=MPI.SUM), f"allreduce of {x.shape}")
+    send = _sendable(x)  # (held until the wait: mpi4py does not keep buffers alive)
+    wait(world.Iallreduce(send, out, op=MPI.SUM), f"allreduce of {x.shape}")
     if op == "mean":
         np.divide(out, world.size, out=out, casting="unsafe")
     return out
