@@ -91,6 +91,16 @@ class Session:
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
         self._runs = 0
 
+    @property
+    def random_state(self) -> tuple[int, int]:
+        """(seed, runs so far): what the next run's random draws follow. Setting it back (a
+        checkpoint restored) makes the runs after it draw as they drew the first time."""
+        return self.seed, self._runs
+
+    @random_state.setter
+    def random_state(self, state: tuple[int, int]) -> None:
+        self.seed, self._runs = (int(v) for v in state)
+
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
         """Free the Variables' values and the compiled plans; a closed Session runs nothing."""

@@ -84,7 +84,7 @@ class Checkpointer:
         every rank, so that no rank goes on while the job's last checkpoint is half written:
         a failure from here on resumes at ``step`` at the latest."""
         rank, size = _world()
-        states = np.array([[self.session.seed, self.session._runs]], np.int64)
+        states = np.array([self.session.random_state], np.int64)
         if size > 1:
             states = dist.allgather(states)
         path = self.path(step)
@@ -113,8 +113,7 @@ class Checkpointer:
         if step == 0:
             return 0
         if len(states) == size:
-            seed, runs = states[rank].tolist()
-            self.session.seed, self.session._runs = seed, runs
+            self.session.random_state = states[rank].tolist()
         elif rank == 0:
             warnings.warn(f"checkpoint step {step} was saved by a job of {len(states)} ranks, "
                           f"restored on {size}: the Variables and the step continue, but the "
